@@ -1,0 +1,79 @@
+/* misc.c - strict number parsing, human formatting, a progress line. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+int ts_parse_i64(const char *s, int64_t *out) {
+    if (!s || !*s) return TS_EINVAL;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) return TS_EINVAL;
+    *out = v;
+    return TS_OK;
+}
+
+int ts_parse_f64(const char *s, double *out) {
+    if (!s || !*s) return TS_EINVAL;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v)) return TS_EINVAL;
+    *out = v;
+    return TS_OK;
+}
+
+void ts_fmt_bytes(char *out, size_t cap, double b) {
+    const char *u[] = {"B", "KB", "MB", "GB", "TB"};
+    int i = 0;
+    while (fabs(b) >= 1000 && i < 4) {
+        b /= 1000;
+        i++;
+    }
+    if (i == 0) snprintf(out, cap, "%.0f B", b);
+    else snprintf(out, cap, "%.*f %s", b < 10 ? 2 : b < 100 ? 1 : 0, b, u[i]);
+}
+
+void ts_fmt_duration(char *out, size_t cap, double s) {
+    if (!isfinite(s) || s < 0) s = 0;
+    if (s < 60) snprintf(out, cap, "%.1fs", s);
+    else if (s < 3600) snprintf(out, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, cap, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
+}
+
+static int g_progress_tty = -1;
+static double g_progress_last;
+static size_t g_progress_width;
+
+void ts_progress(const char *fmt, ...) {
+    if (g_progress_tty < 0) g_progress_tty = isatty(STDERR_FILENO);
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (g_progress_tty) {
+        size_t n = strlen(line);
+        fprintf(stderr, "\r%s", line);
+        for (size_t i = n; i < g_progress_width; i++) fputc(' ', stderr);
+        g_progress_width = n;
+        fflush(stderr);
+    } else {
+        double now = ts_mono();
+        if (now - g_progress_last >= 5.0) {
+            g_progress_last = now;
+            fprintf(stderr, "%s\n", line);
+        }
+    }
+}
+
+void ts_progress_done(void) {
+    if (g_progress_tty > 0 && g_progress_width) fputc('\n', stderr);
+    g_progress_width = 0;
+    g_progress_last = 0;
+}

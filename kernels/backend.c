@@ -1,0 +1,199 @@
+/* backend.c - choosing a backend, and the CPU one. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "kernels.h"
+#include "cuda_api.h"
+
+/* ------------------------------------------------------------------- CPU */
+
+void kn_cpu_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) dst[i] = ts_f32_to_bf16(src[i]);
+}
+
+void kn_cpu_bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) dst[i] = ts_bf16_to_f32(src[i]);
+}
+
+static void *cpu_alloc(const kn_backend *b, size_t bytes) {
+    (void)b;
+    return malloc(bytes ? bytes : 1);
+}
+static void cpu_free(const kn_backend *b, void *p) {
+    (void)b;
+    free(p);
+}
+static int cpu_copy(const kn_backend *b, void *dst, const void *src, size_t bytes) {
+    (void)b;
+    if (bytes) memmove(dst, src, bytes);
+    return TS_OK;
+}
+static int cpu_sync(const kn_backend *b) {
+    (void)b;
+    return TS_OK;
+}
+static int cpu_f32_to_bf16(const kn_backend *b, uint16_t *dst, const float *src, size_t n) {
+    (void)b;
+    kn_cpu_f32_to_bf16(dst, src, n);
+    return TS_OK;
+}
+static int cpu_bf16_to_f32(const kn_backend *b, float *dst, const uint16_t *src, size_t n) {
+    (void)b;
+    kn_cpu_bf16_to_f32(dst, src, n);
+    return TS_OK;
+}
+
+static const kn_backend cpu_backend = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .sync = cpu_sync,
+    .f32_to_bf16 = cpu_f32_to_bf16,
+    .bf16_to_f32 = cpu_bf16_to_f32,
+};
+
+const kn_backend *kn_cpu(void) { return &cpu_backend; }
+
+/* ------------------------------------------------------------------ CUDA
+ *
+ * The CUDA code lives in libtessera_cuda.so next to the binaries
+ * (build/lib/, found through /proc/self/exe, or $TESSERA_CUDA_LIB) and is
+ * loaded on first use.  A binary with no GPU, no driver or no library just
+ * reports why and uses the CPU. */
+
+static const kn_cu_api *cu;
+static const char *cu_why;
+static pthread_once_t cu_once = PTHREAD_ONCE_INIT;
+static char cu_why_buf[512];
+
+static void cu_load(void) {
+#ifdef TS_HAVE_CUDA
+    char path[4096];
+    const char *env = getenv("TESSERA_CUDA_LIB");
+    if (env && *env) {
+        snprintf(path, sizeof path, "%s", env);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
+        if (n <= 0) {
+            cu_why = "cannot locate the running binary";
+            return;
+        }
+        path[n] = 0;
+        char *slash = strrchr(path, '/');
+        if (slash) *slash = 0;
+        /* build/bin/tessera -> build/lib; build/tests/x -> build/lib */
+        slash = strrchr(path, '/');
+        if (slash) *slash = 0;
+        strcat(path, "/lib/libtessera_cuda.so");
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(cu_why_buf, sizeof cu_why_buf, "cannot load %s: %s", path, dlerror());
+        cu_why = cu_why_buf;
+        return;
+    }
+    const kn_cu_api *(*get)(void) = (const kn_cu_api *(*)(void))dlsym(h, "kn_cu_get_api");
+    const kn_cu_api *api = get ? get() : NULL;
+    if (!api || api->version != KN_CU_API_VERSION) {
+        snprintf(cu_why_buf, sizeof cu_why_buf, "%s is not a matching Tessera CUDA library", path);
+        cu_why = cu_why_buf;
+        dlclose(h);
+        return;
+    }
+    cu = api;
+#else
+    cu_why = "this build has no CUDA support (built with CUDA=0 or without nvcc)";
+#endif
+}
+
+int kn_cuda_built(void) {
+#ifdef TS_HAVE_CUDA
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int kn_cuda_devices(kn_device_info *out, int max, const char **why) {
+    pthread_once(&cu_once, cu_load);
+    if (!cu) {
+        if (why) *why = cu_why;
+        return 0;
+    }
+    return cu->devices(out, max, why);
+}
+
+#define MAX_GPUS 16
+static kn_backend gpu_backends[MAX_GPUS];
+static char gpu_names[MAX_GPUS][16];
+
+static void *gpu_alloc(const kn_backend *b, size_t bytes) { return cu->alloc(b->device, bytes); }
+static void gpu_free(const kn_backend *b, void *p) { cu->free(b->device, p); }
+static int gpu_upload(const kn_backend *b, void *dst, const void *src, size_t bytes) {
+    return cu->upload(b->device, dst, src, bytes);
+}
+static int gpu_download(const kn_backend *b, void *dst, const void *src, size_t bytes) {
+    return cu->download(b->device, dst, src, bytes);
+}
+static int gpu_sync(const kn_backend *b) { return cu->sync(b->device); }
+static int gpu_f32_to_bf16(const kn_backend *b, uint16_t *dst, const float *src, size_t n) {
+    return cu->f32_to_bf16(b->device, dst, src, n);
+}
+static int gpu_bf16_to_f32(const kn_backend *b, float *dst, const uint16_t *src, size_t n) {
+    return cu->bf16_to_f32(b->device, dst, src, n);
+}
+
+int kn_backend_open(const char *spec, const kn_backend **out, ts_err *e) {
+    *out = NULL;
+    if (!spec || !strcmp(spec, "cpu")) {
+        *out = &cpu_backend;
+        return TS_OK;
+    }
+    int want = -1;
+    int is_auto = !strcmp(spec, "auto");
+    if (!strcmp(spec, "cuda") || is_auto) {
+        want = 0;
+    } else if (!strncmp(spec, "cuda:", 5)) {
+        int64_t v;
+        if (ts_parse_i64(spec + 5, &v) || v < 0 || v >= MAX_GPUS)
+            return ts_fail(e, TS_EINVAL, "device '%s': expected cpu, auto, cuda or cuda:N", spec);
+        want = (int)v;
+    } else {
+        return ts_fail(e, TS_EINVAL, "device '%s': expected cpu, auto, cuda or cuda:N", spec);
+    }
+    kn_device_info info[MAX_GPUS];
+    const char *why = NULL;
+    int n = kn_cuda_devices(info, MAX_GPUS, &why);
+    if (want >= n) {
+        if (is_auto) {
+            *out = &cpu_backend;
+            return TS_OK;
+        }
+        if (n == 0) return ts_fail(e, TS_EUNSUPPORTED, "device '%s': no GPU (%s)", spec, why ? why : "none found");
+        return ts_fail(e, TS_EINVAL, "device '%s': only %d GPU(s) present", spec, n);
+    }
+    kn_backend *b = &gpu_backends[want];
+    snprintf(gpu_names[want], sizeof gpu_names[want], "cuda:%d", want);
+    *b = (kn_backend){
+        .name = gpu_names[want],
+        .is_gpu = 1,
+        .device = want,
+        .alloc = gpu_alloc,
+        .free = gpu_free,
+        .upload = gpu_upload,
+        .download = gpu_download,
+        .sync = gpu_sync,
+        .f32_to_bf16 = gpu_f32_to_bf16,
+        .bf16_to_f32 = gpu_bf16_to_f32,
+    };
+    *out = b;
+    return TS_OK;
+}

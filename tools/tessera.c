@@ -1,0 +1,91 @@
+/* tessera.c - the operator's tool: dispatches to the registered commands. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tools.h"
+
+#define MAX_COMMANDS 64
+static struct {
+    const char *name, *summary;
+    int order;
+    tool_fn fn;
+} commands[MAX_COMMANDS];
+static int ncommands;
+
+void tool_register(const char *name, const char *summary, int order, tool_fn fn) {
+    if (ncommands >= MAX_COMMANDS) return;
+    int i = ncommands++;
+    while (i > 0 && commands[i - 1].order > order) {
+        commands[i] = commands[i - 1];
+        i--;
+    }
+    commands[i].name = name;
+    commands[i].summary = summary;
+    commands[i].order = order;
+    commands[i].fn = fn;
+}
+
+int tool_error(const ts_err *e) {
+    fprintf(stderr, "tessera: %s\n", e->msg[0] ? e->msg : ts_strerror(e->code));
+    return 1;
+}
+
+int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npos) {
+    ts_err e = {0};
+    bool help;
+    if (ts_cmdline_parse(c, argc, argv, pos, npos, &help, &e)) {
+        fprintf(stderr, "%s: %s\n", c->prog, e.msg);
+        return 2;
+    }
+    return help ? -1 : 0;
+}
+
+int tool_dispatch(const char *group, const char *summary, const tool_verb *verbs, int nverbs,
+                  int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "--help")) {
+        FILE *fp = argc < 2 ? stderr : stdout;
+        fprintf(fp, "usage: %s <command> [options]\n\n%s\n\ncommands:\n", group, summary);
+        for (int i = 0; i < nverbs; i++) fprintf(fp, "  %-12s %s\n", verbs[i].name, verbs[i].summary);
+        fprintf(fp, "\nRun '%s <command> --help' for a command's options.\n", group);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < nverbs; i++)
+        if (!strcmp(argv[1], verbs[i].name)) return verbs[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "%s: unknown command '%s' (see %s --help)\n", group, argv[1], group);
+    return 2;
+}
+
+static void usage(FILE *fp) {
+    fprintf(fp,
+            "tessera %s - the operator's tool for a Tessera subnet\n\n"
+            "usage: tessera <command> [options]\n\ncommands:\n",
+            TESSERA_VERSION);
+    for (int i = 0; i < ncommands; i++) fprintf(fp, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(fp,
+            "\nRun 'tessera <command> --help' for its options.\n"
+            "The miner and validator are the separate programs tessera-miner and\n"
+            "tessera-validator.  Environment: TESSERA_HOME (default ~/.tessera).\n");
+}
+
+int main(int argc, char **argv) {
+    ts_err e = {0};
+    if (ts_init(&e)) return tool_error(&e);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("tessera %s\n", TESSERA_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < ncommands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "tessera: unknown command '%s' (see tessera --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,38 @@
+/*
+ * tools.h - the `tessera` operator command.  Each tools/cmd_*.c file
+ * registers its top-level commands with TS_COMMAND; tessera.c dispatches.
+ */
+#ifndef TESSERA_TOOLS_H
+#define TESSERA_TOOLS_H
+
+#include "common/common.h"
+
+typedef int (*tool_fn)(int argc, char **argv); /* argv[0] is the command name */
+
+void tool_register(const char *name, const char *summary, int order, tool_fn fn);
+
+#define TS_COMMAND(name, summary, order, fn)                                           \
+    __attribute__((constructor)) static void tool_reg_##fn(void) {                     \
+        tool_register(name, summary, order, fn);                                       \
+    }
+
+/* A sub-command table for commands with verbs ("tessera data prep"). */
+typedef struct tool_verb {
+    const char *name;
+    const char *summary;
+    tool_fn fn;
+} tool_verb;
+
+/* Dispatches argv[1] among verbs; prints help for "help", -h, --help or no
+ * verb.  `group` is e.g. "tessera data". */
+int tool_dispatch(const char *group, const char *summary, const tool_verb *verbs, int nverbs,
+                  int argc, char **argv);
+
+/* Parses a command line (see ts_cmdline_parse); on --help returns -1 so the
+ * caller returns 0; on error prints "prog: message" and returns 2. */
+int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npos);
+
+/* Prints "tessera: <message>" for an error and returns 1. */
+int tool_error(const ts_err *e);
+
+#endif
