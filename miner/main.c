@@ -1,4 +1,4 @@
-/* main.c - tessera-miner (the main loop arrives with the node module). */
+/* main.c - tessera-miner (placeholder until the node module lands). */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +9,10 @@ int main(int argc, char **argv) {
         printf("tessera-miner %s\n", TESSERA_VERSION);
         return 0;
     }
-    fprintf(stderr, "tessera-miner: not built yet\n");
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: tessera-miner [--config FILE] [options]\n\nThe miner's main loop is not built yet.\n");
+        return 0;
+    }
+    fprintf(stderr, "tessera-miner: the miner's main loop is not built yet\n");
     return 1;
 }

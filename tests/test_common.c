@@ -1,10 +1,363 @@
-/* test_common.c - the common core: config, files, hashing, signatures, zstd,
- * safetensors. */
+/* test_common.c - the common core: config precedence and errors, atomic
+ * writes under crashes, hashing, signatures and keys, zstd caps, tensors and
+ * safetensors validation. */
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
 
 #include "common/common.h"
 #include "harness.h"
+
+static char *path_in(const char *name) { return ts_path_join(th_tmpdir(), name); }
+
+static void write_text(const char *path, const char *text) {
+    ts_err e = {0};
+    if (ts_write_atomic(path, text, strlen(text), &e)) th_fail(__FILE__, __LINE__, "%s", e.msg);
+}
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct {
+    char *url;
+    int64_t batch;
+    double lr;
+    bool verbose;
+    char *secret;
+} cfg_t;
+
+#define CFG_OPTS(c)                                                                       \
+    {                                                                                     \
+        {"store.url", TS_OPT_STR, &(c).url, "file:///tmp/x", "store URL", 0, 0},          \
+        {"batch", TS_OPT_INT, &(c).batch, "8", "batch size", 0, 'b'},                     \
+        {"train.lr", TS_OPT_F64, &(c).lr, "0.001", "learning rate", 0, 0},                \
+        {"verbose", TS_OPT_BOOL, &(c).verbose, "false", "chatty", 0, 0},                  \
+        {"secret", TS_OPT_STR, &(c).secret, NULL, "a secret", TS_OPT_SECRET | TS_OPT_NOENV, 0}, \
+    }
+
+static int parse_cfg(cfg_t *c, int argc, char **argv, ts_err *e, char ***pos, int *npos) {
+    static ts_opt opts[5];
+    ts_opt tmp[] = CFG_OPTS(*c);
+    memcpy(opts, tmp, sizeof tmp);
+    ts_cmdline cl = {.prog = "t", .opts = opts, .nopts = 5, .config_file = true, .env = true, .max_pos = -1};
+    bool help;
+    return ts_cmdline_parse(&cl, argc, argv, pos, npos, &help, e);
+}
+
+static void free_cfg(cfg_t *c) {
+    free(c->url);
+    free(c->secret);
+    memset(c, 0, sizeof *c);
+}
+
+TEST(config_defaults) {
+    cfg_t c = {0};
+    ts_err e = {0};
+    unsetenv("TESSERA_BATCH");
+    unsetenv("TESSERA_STORE_URL");
+    char *argv[] = {"t", NULL};
+    REQUIRE(parse_cfg(&c, 1, argv, &e, NULL, NULL) == TS_OK);
+    CHECK_STR(c.url, "file:///tmp/x");
+    CHECK_EQ_INT(c.batch, 8);
+    CHECK_NEAR(c.lr, 0.001, 0);
+    CHECK(!c.verbose);
+    CHECK(c.secret == NULL);
+    free_cfg(&c);
+}
+
+TEST(config_precedence_file_env_flags) {
+    cfg_t c = {0};
+    ts_err e = {0};
+    char *cfgpath = path_in("c.json");
+    write_text(cfgpath, "{\"store\": {\"url\": \"s3://from-file\"}, \"batch\": 16, \"train\": {\"lr\": 0.5}, \"verbose\": true}");
+    /* file over defaults */
+    unsetenv("TESSERA_BATCH");
+    unsetenv("TESSERA_STORE_URL");
+    char *a1[] = {"t", "--config", cfgpath, NULL};
+    REQUIRE(parse_cfg(&c, 3, a1, &e, NULL, NULL) == TS_OK);
+    CHECK_STR(c.url, "s3://from-file");
+    CHECK_EQ_INT(c.batch, 16);
+    CHECK_NEAR(c.lr, 0.5, 0);
+    CHECK(c.verbose);
+    free_cfg(&c);
+    /* environment over file */
+    setenv("TESSERA_BATCH", "32", 1);
+    setenv("TESSERA_STORE_URL", "s3://from-env", 1);
+    REQUIRE(parse_cfg(&c, 3, a1, &e, NULL, NULL) == TS_OK);
+    CHECK_EQ_INT(c.batch, 32);
+    CHECK_STR(c.url, "s3://from-env");
+    CHECK_NEAR(c.lr, 0.5, 0);
+    free_cfg(&c);
+    /* flags over environment; --flag=value, short flags, --no-bool */
+    char *a2[] = {"t", "--config", cfgpath, "-b", "64", "--store-url=s3://from-flag", "--no-verbose", "--train-lr", "2e-4", NULL};
+    REQUIRE(parse_cfg(&c, 9, a2, &e, NULL, NULL) == TS_OK);
+    CHECK_EQ_INT(c.batch, 64);
+    CHECK_STR(c.url, "s3://from-flag");
+    CHECK(!c.verbose);
+    CHECK_NEAR(c.lr, 2e-4, 0);
+    free_cfg(&c);
+    unsetenv("TESSERA_BATCH");
+    unsetenv("TESSERA_STORE_URL");
+    /* NOENV options ignore the environment */
+    setenv("TESSERA_SECRET", "leak", 1);
+    char *a3[] = {"t", NULL};
+    REQUIRE(parse_cfg(&c, 1, a3, &e, NULL, NULL) == TS_OK);
+    CHECK(c.secret == NULL);
+    unsetenv("TESSERA_SECRET");
+    free_cfg(&c);
+    free(cfgpath);
+}
+
+TEST(config_errors_name_the_key) {
+    cfg_t c = {0};
+    ts_err e = {0};
+    char *p = path_in("bad.json");
+    char *argv[] = {"t", "--config", p, NULL};
+    struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"batchsize\": 3}", "unknown config key 'batchsize'"},
+        {"{\"store\": {\"uri\": \"x\"}}", "unknown config key 'store.uri'"},
+        {"{\"batch\": \"eight\"}", "'batch': expected an integer"},
+        {"{\"batch\": 1.5}", "'batch': expected an integer"},
+        {"{\"train\": {\"lr\": \"fast\"}}", "'train.lr': expected a number"},
+        {"{\"verbose\": 1}", "'verbose': expected true or false"},
+        {"{\"store\": 5}", "'store': expected an object"},
+        {"{\"store\": {\"url\": 5}}", "'store.url': expected a string"},
+        {"[1, 2]", "JSON object"},
+        {"{not json", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(p, cases[i].json);
+        int rc = parse_cfg(&c, 3, argv, &e, NULL, NULL);
+        CHECK_MSG(rc == TS_ECONFIG, "case %zu: rc %d (%s)", i, rc, e.msg);
+        CHECK_MSG(strstr(e.msg, cases[i].needle) != NULL, "case %zu: message '%s' lacks '%s'", i, e.msg,
+                  cases[i].needle);
+        free_cfg(&c);
+    }
+    /* bad environment and flag values, unknown flags */
+    setenv("TESSERA_BATCH", "many", 1);
+    char *a1[] = {"t", NULL};
+    CHECK_EQ_INT(parse_cfg(&c, 1, a1, &e, NULL, NULL), TS_ECONFIG);
+    CHECK(strstr(e.msg, "TESSERA_BATCH") != NULL);
+    unsetenv("TESSERA_BATCH");
+    free_cfg(&c);
+    char *a2[] = {"t", "--batch", "x1", NULL};
+    CHECK_EQ_INT(parse_cfg(&c, 3, a2, &e, NULL, NULL), TS_ECONFIG);
+    CHECK(strstr(e.msg, "'batch'") != NULL);
+    free_cfg(&c);
+    char *a3[] = {"t", "--bacth", "3", NULL};
+    CHECK_EQ_INT(parse_cfg(&c, 3, a3, &e, NULL, NULL), TS_EINVAL);
+    CHECK(strstr(e.msg, "--bacth") != NULL);
+    free_cfg(&c);
+    char *a4[] = {"t", "--batch", NULL};
+    CHECK_EQ_INT(parse_cfg(&c, 2, a4, &e, NULL, NULL), TS_EINVAL);
+    CHECK(strstr(e.msg, "needs a value") != NULL);
+    free_cfg(&c);
+    char *a5[] = {"t", "--config", "/nonexistent/c.json", NULL};
+    CHECK_EQ_INT(parse_cfg(&c, 3, a5, &e, NULL, NULL), TS_ENOTFOUND);
+    free_cfg(&c);
+    free(p);
+}
+
+TEST(config_positionals_and_required) {
+    cfg_t c = {0};
+    ts_err e = {0};
+    char **pos;
+    int npos;
+    char *argv[] = {"t", "a", "--batch", "3", "b", "--", "--not-a-flag", NULL};
+    REQUIRE(parse_cfg(&c, 7, argv, &e, &pos, &npos) == TS_OK);
+    REQUIRE(npos == 3);
+    CHECK_STR(pos[0], "a");
+    CHECK_STR(pos[1], "b");
+    CHECK_STR(pos[2], "--not-a-flag");
+    free(pos);
+    free_cfg(&c);
+
+    char *name = NULL;
+    ts_opt ro[] = {{"name", TS_OPT_STR, &name, NULL, "a name", TS_OPT_REQUIRED, 0}};
+    ts_cmdline cl = {.prog = "t", .opts = ro, .nopts = 1, .min_pos = 1, .max_pos = 1};
+    bool help;
+    char *b1[] = {"t", "x", NULL};
+    CHECK_EQ_INT(ts_cmdline_parse(&cl, 2, b1, NULL, NULL, &help, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "--name is required") != NULL);
+    char *b2[] = {"t", "--name", "n", NULL};
+    CHECK_EQ_INT(ts_cmdline_parse(&cl, 3, b2, NULL, NULL, &help, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "missing argument") != NULL);
+    char *b3[] = {"t", "--name", "n", "x", "y", NULL};
+    CHECK_EQ_INT(ts_cmdline_parse(&cl, 5, b3, NULL, NULL, &help, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "unexpected argument 'y'") != NULL);
+    ts_opts_free(ro, 1);
+}
+
+/* ------------------------------------------------------------------- files */
+
+TEST(read_file_cap) {
+    ts_err e = {0};
+    char *p = path_in("f");
+    write_text(p, "hello world");
+    uint8_t *buf;
+    size_t n;
+    REQUIRE(ts_read_file(p, 100, &buf, &n, &e) == TS_OK);
+    CHECK_EQ_INT(n, 11);
+    CHECK(memcmp(buf, "hello world", 12) == 0); /* NUL-terminated */
+    free(buf);
+    CHECK_EQ_INT(ts_read_file(p, 11, &buf, &n, &e), TS_OK);
+    free(buf);
+    CHECK_EQ_INT(ts_read_file(p, 10, &buf, &n, &e), TS_ETOOBIG);
+    CHECK(buf == NULL);
+    CHECK_EQ_INT(ts_read_file("/nonexistent/x", 10, &buf, &n, &e), TS_ENOTFOUND);
+    CHECK_EQ_INT(ts_read_file(th_tmpdir(), 10, &buf, &n, &e), TS_EINVAL);
+    free(p);
+}
+
+static void crash_hook(const char *tmp) {
+    (void)tmp;
+    raise(SIGKILL);
+}
+
+/* A crash between the write of the temporary file and the rename leaves the
+ * old content in place; the next write succeeds. */
+TEST(atomic_write_survives_crash_before_rename) {
+    ts_err e = {0};
+    char *p = path_in("state");
+    write_text(p, "old state");
+    for (int round = 0; round < 20; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            ts_write_atomic_hook = crash_hook;
+            char big[10000];
+            memset(big, 'n', sizeof big);
+            ts_write_atomic(p, big, sizeof big, NULL);
+            _exit(0); /* not reached */
+        }
+        int st;
+        waitpid(pid, &st, 0);
+        CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        uint8_t *buf;
+        size_t n;
+        REQUIRE(ts_read_file(p, 1 << 20, &buf, &n, &e) == TS_OK);
+        CHECK_EQ_INT(n, 9);
+        CHECK(memcmp(buf, "old state", 9) == 0);
+        free(buf);
+    }
+    write_text(p, "new state");
+    uint8_t *buf;
+    size_t n;
+    REQUIRE(ts_read_file(p, 1 << 20, &buf, &n, &e) == TS_OK);
+    CHECK(n == 9 && memcmp(buf, "new state", 9) == 0);
+    free(buf);
+    free(p);
+}
+
+/* Killing writers at random moments never leaves a torn file: each read
+ * sees one complete version. */
+TEST(atomic_write_random_kills) {
+    ts_err e = {0};
+    char *p = path_in("state");
+    enum { SZ = 1 << 20 };
+    uint8_t *v = malloc(SZ);
+    memset(v, 'A', SZ);
+    REQUIRE(ts_write_atomic(p, v, SZ, &e) == TS_OK);
+    srand(1234);
+    for (int round = 0; round < 30; round++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            uint8_t *w = malloc(SZ);
+            for (int k = 0;; k++) {
+                memset(w, 'B' + (k % 20), SZ);
+                ts_write_atomic(p, w, SZ, NULL);
+            }
+        }
+        usleep((useconds_t)(rand() % 20000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        uint8_t *buf;
+        size_t n;
+        REQUIRE(ts_read_file(p, 2 * SZ, &buf, &n, &e) == TS_OK);
+        CHECK_EQ_INT(n, SZ);
+        int uniform = 1;
+        for (size_t i = 1; i < n; i++) uniform &= buf[i] == buf[0];
+        CHECK_MSG(uniform, "round %d: a torn file", round);
+        free(buf);
+    }
+    free(v);
+    free(p);
+}
+
+TEST(mkdirs_and_join) {
+    ts_err e = {0};
+    char *p = path_in("a/b/c");
+    REQUIRE(ts_mkdirs(p, 0700, &e) == TS_OK);
+    CHECK(ts_path_exists(p));
+    CHECK_EQ_INT(ts_mkdirs(p, 0700, &e), TS_OK);
+    char *j = ts_path_join("/x/", "y");
+    CHECK_STR(j, "/x/y");
+    free(j);
+    j = ts_path_join("/x", "y");
+    CHECK_STR(j, "/x/y");
+    free(j);
+    free(p);
+}
+
+/* ------------------------------------------------------------------ hashing */
+
+TEST(blake2b_known_answer) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    /* BLAKE2b-512("abc"), RFC 7693 appendix A */
+    uint8_t out[64];
+    char hex[129];
+    ts_blake2b(out, 64, "abc", 3);
+    ts_hex(hex, out, 64);
+    CHECK_STR(hex, "ba80a53f981c4d0d6a2797b69f12f6e94c212f14685ac4b74b12bb6fdbffa2d1"
+                   "7d87c5392aab792dc252d5de4533cc9518d38aa8dbf1925ab92386edd4009923");
+    /* incremental == one shot */
+    ts_hasher h;
+    ts_hasher_init(&h, 32);
+    ts_hasher_update(&h, "a", 1);
+    ts_hasher_update(&h, "bc", 2);
+    uint8_t a[32], b[32];
+    ts_hasher_final(&h, a);
+    ts_blake2b(b, 32, "abc", 3);
+    CHECK(memcmp(a, b, 32) == 0);
+    /* file hash */
+    char *p = path_in("h");
+    write_text(p, "abc");
+    REQUIRE(ts_hash_file(p, a, &e) == TS_OK);
+    CHECK(memcmp(a, b, 32) == 0);
+    free(p);
+    /* hex round trip, prefix and bad input */
+    uint8_t back[32];
+    ts_hex(hex, a, 32);
+    CHECK_EQ_INT(ts_unhex(back, 32, hex), TS_OK);
+    CHECK(memcmp(back, a, 32) == 0);
+    char pref[70] = "0x";
+    strcat(pref, hex);
+    CHECK_EQ_INT(ts_unhex(back, 32, pref), TS_OK);
+    CHECK_EQ_INT(ts_unhex(back, 31, hex), TS_EINVAL);
+    hex[5] = 'g';
+    CHECK_EQ_INT(ts_unhex(back, 32, hex), TS_EINVAL);
+}
+
+TEST(deterministic_stream) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    uint8_t seed[32] = {1, 2, 3}, a[64], b[64];
+    ts_det_bytes(a, sizeof a, seed);
+    ts_det_bytes(b, sizeof b, seed);
+    CHECK(memcmp(a, b, sizeof a) == 0);
+    seed[31] = 1;
+    ts_det_bytes(b, sizeof b, seed);
+    CHECK(memcmp(a, b, sizeof a) != 0);
+}
+
+/* --------------------------------------------------------------- signatures */
 
 TEST(sign_verify_domain_tags) {
     ts_err e = {0};
@@ -12,10 +365,414 @@ TEST(sign_verify_domain_tags) {
     ts_keypair a, b;
     ts_keypair_generate(&a);
     ts_keypair_generate(&b);
-    const char msg[] = "window 7 gradient";
+    uint8_t msg[200];
+    for (int i = 0; i < 200; i++) msg[i] = (uint8_t)(i * 7);
     uint8_t sig[TS_SIG_BYTES];
     REQUIRE(ts_sign(&a, "gradient", msg, sizeof msg, sig, &e) == TS_OK);
     CHECK_EQ_INT(ts_verify(a.pk, "gradient", msg, sizeof msg, sig, &e), TS_OK);
+    /* wrong key */
     CHECK_EQ_INT(ts_verify(b.pk, "gradient", msg, sizeof msg, sig, &e), TS_ESIG);
+    /* wrong domain tag, including a prefix of the right one */
     CHECK_EQ_INT(ts_verify(a.pk, "manifest", msg, sizeof msg, sig, &e), TS_ESIG);
+    CHECK_EQ_INT(ts_verify(a.pk, "gradien", msg, sizeof msg, sig, &e), TS_ESIG);
+    CHECK_EQ_INT(ts_verify(a.pk, "", msg, sizeof msg, sig, &e), TS_ESIG);
+    /* the tag is length-prefixed: moving bytes between tag and message fails */
+    uint8_t sig2[TS_SIG_BYTES];
+    REQUIRE(ts_sign(&a, "ab", "cd", 2, sig2, &e) == TS_OK);
+    CHECK_EQ_INT(ts_verify(a.pk, "a", "bcd", 3, sig2, &e), TS_ESIG);
+    CHECK_EQ_INT(ts_verify(a.pk, "abc", "d", 1, sig2, &e), TS_ESIG);
+    CHECK_EQ_INT(ts_verify(a.pk, "ab", "cd", 2, sig2, &e), TS_OK);
+    /* every single flipped bit of the message or the signature fails */
+    int accepted = 0;
+    for (size_t bit = 0; bit < sizeof msg * 8; bit++) {
+        msg[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        accepted += ts_verify(a.pk, "gradient", msg, sizeof msg, sig, NULL) == TS_OK;
+        msg[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    for (size_t bit = 0; bit < TS_SIG_BYTES * 8; bit++) {
+        sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        accepted += ts_verify(a.pk, "gradient", msg, sizeof msg, sig, NULL) == TS_OK;
+        sig[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    CHECK_EQ_INT(accepted, 0);
+    CHECK_EQ_INT(ts_verify(a.pk, "gradient", msg, sizeof msg, sig, &e), TS_OK);
+}
+
+TEST(keypair_from_seed_is_deterministic) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    /* RFC 8032 test 1 */
+    uint8_t seed[32], pk[32];
+    REQUIRE(ts_unhex(seed, 32, "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60") == 0);
+    REQUIRE(ts_unhex(pk, 32, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a") == 0);
+    ts_keypair kp;
+    REQUIRE(ts_keypair_from_seed(&kp, seed) == TS_OK);
+    CHECK(memcmp(kp.pk, pk, 32) == 0);
+}
+
+TEST(ss58_round_trip) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    /* Alice's well-known sr25519 public key and address (prefix 42) */
+    uint8_t pk[32], back[32];
+    REQUIRE(ts_unhex(pk, 32, "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d") == 0);
+    char addr[64];
+    ts_ss58(addr, pk);
+    CHECK_STR(addr, "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+    CHECK_EQ_INT(ts_ss58_decode(back, addr), TS_OK);
+    CHECK(memcmp(back, pk, 32) == 0);
+    addr[10] = addr[10] == 'a' ? 'b' : 'a';
+    CHECK_EQ_INT(ts_ss58_decode(back, addr), TS_EINVAL);
+    CHECK_EQ_INT(ts_ss58_decode(back, "0OIl"), TS_EINVAL);
+}
+
+TEST(hotkey_files) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    setenv("TESSERA_HOME", th_tmpdir(), 1);
+    ts_keypair kp, back;
+    char *path = NULL;
+    REQUIRE(ts_key_create("w1", "h1", &kp, &path, &e) == TS_OK);
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    char *dir = ts_path_join(th_tmpdir(), "wallets/w1/hotkeys");
+    REQUIRE(stat(dir, &st) == 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0700);
+    free(dir);
+    /* refuses to overwrite, and the original key survives */
+    CHECK_EQ_INT(ts_key_create("w1", "h1", &back, NULL, &e), TS_EEXIST);
+    REQUIRE(ts_key_load("w1", "h1", &back, &e) == TS_OK);
+    CHECK(memcmp(back.pk, kp.pk, 32) == 0 && memcmp(back.sk, kp.sk, 64) == 0);
+    /* bad names */
+    CHECK_EQ_INT(ts_key_create("../x", "h", &back, NULL, &e), TS_EINVAL);
+    CHECK_EQ_INT(ts_key_create("w", "a/b", &back, NULL, &e), TS_EINVAL);
+    CHECK_EQ_INT(ts_key_load("w1", "missing", &back, &e), TS_ENOTFOUND);
+    /* a tampered public key is refused */
+    uint8_t *buf;
+    size_t n;
+    REQUIRE(ts_read_file(path, 1 << 16, &buf, &n, &e) == TS_OK);
+    char *pkpos = strstr((char *)buf, "\"publicKey\":");
+    REQUIRE(pkpos != NULL);
+    char *hexpos = strstr(pkpos, "0x") + 2;
+    *hexpos = *hexpos == 'a' ? 'b' : 'a';
+    char *bad = path_in("tampered");
+    REQUIRE(ts_write_atomic(bad, buf, n, &e) == TS_OK);
+    CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "does not match") != NULL);
+    write_text(bad, "{\"scheme\": \"sr25519\"}");
+    CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
+    write_text(bad, "not json");
+    CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
+    free(bad);
+    free(buf);
+    free(path);
+}
+
+/* --------------------------------------------------------------------- zstd */
+
+TEST(zstd_round_trip_and_caps) {
+    ts_err e = {0};
+    size_t n = 1 << 20;
+    uint8_t *src = malloc(n);
+    for (size_t i = 0; i < n; i++) src[i] = (uint8_t)((i * 2654435761u) >> 13);
+    uint8_t *z, *out;
+    size_t zn, on;
+    REQUIRE(ts_zstd_compress(src, n, 3, &z, &zn, &e) == TS_OK);
+    REQUIRE(ts_zstd_decompress(z, zn, n, &out, &on, &e) == TS_OK);
+    CHECK_EQ_INT(on, n);
+    CHECK(memcmp(out, src, n) == 0);
+    free(out);
+    /* one byte under the declared size: refused before allocation */
+    CHECK_EQ_INT(ts_zstd_decompress(z, zn, n - 1, &out, &on, &e), TS_ETOOBIG);
+    CHECK(out == NULL);
+    /* truncated and corrupted frames */
+    CHECK_EQ_INT(ts_zstd_decompress(z, zn / 2, n, &out, &on, &e), TS_EFORMAT);
+    CHECK_EQ_INT(ts_zstd_decompress(z, 3, n, &out, &on, &e), TS_EFORMAT);
+    z[zn / 2] ^= 0x55;
+    int rc = ts_zstd_decompress(z, zn, n, &out, &on, &e);
+    CHECK_MSG(rc == TS_EFORMAT, "corrupted frame: rc %d", rc);
+    if (rc == TS_OK) free(out);
+    free(z);
+    CHECK_EQ_INT(ts_zstd_decompress("hello", 5, 100, &out, &on, &e), TS_EFORMAT);
+    CHECK_EQ_INT(ts_zstd_decompress("", 0, 100, &out, &on, &e), TS_EFORMAT);
+    /* empty input round trip */
+    REQUIRE(ts_zstd_compress("", 0, 3, &z, &zn, &e) == TS_OK);
+    REQUIRE(ts_zstd_decompress(z, zn, 0, &out, &on, &e) == TS_OK);
+    CHECK_EQ_INT(on, 0);
+    free(out);
+    free(z);
+    free(src);
+}
+
+/* A bomb: 1 GB of zeros compresses to about 40 KB.  Whether or not the frame
+ * declares its size, the cap stops it without allocating the gigabyte. */
+TEST(zstd_bomb_stopped_by_cap) {
+    ts_err e = {0};
+    REQUIRE(th_run("command -v zstd >/dev/null", NULL) == 0);
+    char cmd[512];
+    const char *dir = th_tmpdir();
+    /* streamed through a pipe: the frame does not declare its size */
+    snprintf(cmd, sizeof cmd, "head -c 1000000000 /dev/zero | zstd -q -c > %s/bomb.zst", dir);
+    REQUIRE(th_run(cmd, NULL) == 0);
+    char *p = path_in("bomb.zst");
+    uint8_t *z, *out = NULL;
+    size_t zn, on;
+    REQUIRE(ts_read_file(p, 1 << 22, &z, &zn, &e) == TS_OK);
+    CHECK(zn < 200000);
+    CHECK_EQ_INT(ts_zstd_decompress(z, zn, 10u << 20, &out, &on, &e), TS_ETOOBIG);
+    CHECK(out == NULL);
+    CHECK(strstr(e.msg, "limit") != NULL);
+    free(z);
+    /* the same bomb with its size declared is refused before decoding */
+    uint8_t *zeros = calloc(1, 64u << 20);
+    REQUIRE(ts_zstd_compress(zeros, 64u << 20, 1, &z, &zn, &e) == TS_OK);
+    free(zeros);
+    CHECK_EQ_INT(ts_zstd_decompress(z, zn, 1u << 20, &out, &on, &e), TS_ETOOBIG);
+    CHECK(strstr(e.msg, "declares") != NULL);
+    free(z);
+    free(p);
+}
+
+/* ----------------------------------------------------------------- tensors */
+
+TEST(bf16_conversion) {
+    CHECK_EQ_INT(ts_f32_to_bf16(1.0f), 0x3f80);
+    CHECK_EQ_INT(ts_f32_to_bf16(-2.0f), 0xc000);
+    /* round to nearest even: 1 + 2^-8 is a tie between 1 and 1 + 2^-7 */
+    CHECK_EQ_INT(ts_f32_to_bf16(1.00390625f), 0x3f80);
+    CHECK_EQ_INT(ts_f32_to_bf16(1.01171875f), 0x3f82);
+    CHECK(ts_bf16_to_f32(ts_f32_to_bf16(NAN)) != ts_bf16_to_f32(ts_f32_to_bf16(NAN)));
+    CHECK_EQ_INT(ts_f32_to_bf16(INFINITY), 0x7f80);
+    CHECK(ts_bf16_to_f32(0x3f80) == 1.0f);
+}
+
+TEST(numel_overflow) {
+    int64_t ok[] = {3, 4, 5};
+    CHECK_EQ_INT(ts_numel(3, ok), 60);
+    int64_t big[] = {INT64_MAX / 2, 3};
+    CHECK_EQ_INT(ts_numel(2, big), -1);
+    int64_t neg[] = {3, -1};
+    CHECK_EQ_INT(ts_numel(2, neg), -1);
+    CHECK_EQ_INT(ts_numel(0, ok), 1);
+}
+
+/* ------------------------------------------------------------- safetensors */
+
+static void make_tensors(ts_tensor *a, ts_tensor *b) {
+    ts_err e = {0};
+    int64_t sa[] = {3, 4}, sb[] = {5};
+    ts_tensor_alloc(a, "model.embed_tokens.weight", TS_F32, 2, sa, &e);
+    ts_tensor_alloc(b, "model.norm.weight", TS_BF16, 1, sb, &e);
+    for (int i = 0; i < 12; i++) ((float *)a->data)[i] = (float)i * 0.5f - 1.0f;
+    for (int i = 0; i < 5; i++) ((uint16_t *)b->data)[i] = ts_f32_to_bf16((float)i);
+}
+
+TEST(safetensors_round_trip) {
+    ts_err e = {0};
+    ts_tensor a, b;
+    make_tensors(&a, &b);
+    const ts_tensor *ts[] = {&a, &b};
+    const char *meta[] = {"format", "pt", "window", "12", NULL};
+    char *p = path_in("m.safetensors");
+    REQUIRE(ts_st_write(p, ts, 2, meta, &e) == TS_OK);
+    ts_st_file *f;
+    REQUIRE(ts_st_open(p, &f, &e) == TS_OK);
+    CHECK_EQ_INT(ts_st_count(f), 2);
+    const ts_tensor *ra = ts_st_find(f, "model.embed_tokens.weight");
+    const ts_tensor *rb = ts_st_find(f, "model.norm.weight");
+    REQUIRE(ra && rb);
+    CHECK_EQ_INT(ra->dtype, TS_F32);
+    CHECK_EQ_INT(ra->ndim, 2);
+    CHECK(ra->shape[0] == 3 && ra->shape[1] == 4);
+    CHECK(memcmp(ra->data, a.data, a.nbytes) == 0);
+    CHECK_EQ_INT(rb->dtype, TS_BF16);
+    CHECK(memcmp(rb->data, b.data, b.nbytes) == 0);
+    CHECK_STR(ts_st_meta(f, "window"), "12");
+    CHECK(ts_st_meta(f, "absent") == NULL);
+    CHECK(ts_st_find(f, "nope") == NULL);
+    /* data is 8-byte aligned after the padded header */
+    CHECK(((uintptr_t)ra->data & 7) == 0);
+    ts_st_close(f);
+    /* in-memory serialization is byte-identical to the file */
+    uint8_t *mem, *file;
+    size_t ml, fl;
+    REQUIRE(ts_st_serialize(ts, 2, meta, &mem, &ml, &e) == TS_OK);
+    REQUIRE(ts_read_file(p, 1 << 20, &file, &fl, &e) == TS_OK);
+    CHECK(ml == fl && memcmp(mem, file, ml) == 0);
+    free(mem);
+    free(file);
+    /* PyTorch-independent check with Python's json + struct when present */
+    if (access("/usr/bin/python3", X_OK) == 0) {
+        char cmd[1024], *out;
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 -c \"import json,struct,sys; d=open('%s','rb').read(); n=struct.unpack('<Q',d[:8])[0]; "
+                 "h=json.loads(d[8:8+n]); t=h['model.embed_tokens.weight']; b,e=t['data_offsets']; "
+                 "print(t['dtype'], t['shape'], struct.unpack('<12f', d[8+n+b:8+n+e])[5])\"",
+                 p);
+        REQUIRE(th_run(cmd, &out) == 0);
+        CHECK_STR(out, "F32 [3, 4] 1.5\n");
+        free(out);
+    }
+    ts_tensor_free(&a);
+    ts_tensor_free(&b);
+    free(p);
+}
+
+/* Builds a file from a raw header and data size, for malformed cases. */
+static int parse_raw(const char *header, size_t data_len, uint64_t hlen_override, ts_err *e) {
+    size_t hl = strlen(header);
+    size_t n = 8 + hl + data_len;
+    uint8_t *buf = calloc(1, n);
+    ts_put_u64(buf, hlen_override ? hlen_override : hl);
+    memcpy(buf + 8, header, hl);
+    ts_st_file *f = NULL;
+    int rc = ts_st_parse(buf, n, &f, e);
+    ts_st_close(f);
+    free(buf);
+    return rc;
+}
+
+TEST(safetensors_rejects_malformed) {
+    ts_err e = {0};
+    struct {
+        const char *header;
+        size_t data;
+        uint64_t hlen;
+        const char *needle;
+    } cases[] = {
+        /* well-formed baseline */
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, NULL},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, 0, "outside"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12, 0, "cover"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, 0, "shape needs"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, 0, "outside"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, 0, "overlaps"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12, 0, "gap"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,18446744073709551615]}}", 8, 0, "invalid data_offsets"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4503599627370496,4503599627370496],\"data_offsets\":[0,8]}}", 8, 0, "shape needs"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,8]}}", 8, 0, "invalid dimension"},
+        {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, "unknown dtype"},
+        {"{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, 0, "lacks"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,2],\"data_offsets\":[0,8]}}", 8, 0, "dimensions"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, 0, "twice"},
+        {"[1,2,3]", 0, 0, "not a JSON object"},
+        {"{\"a\":", 0, 0, "not a JSON object"},
+        {"{\"__metadata__\":{\"k\":5}}", 0, 0, "not a string"},
+        /* header length absurd, or past the end of the file */
+        {"{}", 0, 1ull << 40, "absurd"},
+        {"{}", 0, 1000, "passes the end"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = parse_raw(cases[i].header, cases[i].data, cases[i].hlen, &e);
+        if (!cases[i].needle) {
+            CHECK_MSG(rc == TS_OK, "case %zu should parse: %s", i, e.msg);
+        } else {
+            CHECK_MSG(rc == TS_EFORMAT, "case %zu: rc %d", i, rc);
+            CHECK_MSG(strstr(e.msg, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i, e.msg,
+                      cases[i].needle);
+        }
+    }
+    uint8_t tiny[4] = {0};
+    ts_st_file *f;
+    CHECK_EQ_INT(ts_st_parse(tiny, 4, &f, &e), TS_EFORMAT);
+}
+
+/* Every truncation of a valid file is refused, and no prefix crashes. */
+TEST(safetensors_every_truncation_refused) {
+    ts_err e = {0};
+    ts_tensor a, b;
+    make_tensors(&a, &b);
+    const ts_tensor *ts[] = {&a, &b};
+    uint8_t *buf;
+    size_t n;
+    REQUIRE(ts_st_serialize(ts, 2, NULL, &buf, &n, &e) == TS_OK);
+    for (size_t len = 0; len < n; len++) {
+        uint8_t *copy = malloc(len ? len : 1);
+        memcpy(copy, buf, len);
+        ts_st_file *f = NULL;
+        int rc = ts_st_parse(copy, len, &f, &e);
+        CHECK_MSG(rc == TS_EFORMAT, "prefix of %zu bytes accepted", len);
+        ts_st_close(f);
+        free(copy);
+    }
+    ts_st_file *f;
+    CHECK_EQ_INT(ts_st_parse(buf, n, &f, &e), TS_OK);
+    ts_st_close(f);
+    free(buf);
+    ts_tensor_free(&a);
+    ts_tensor_free(&b);
+    /* on disk too */
+    char *p = path_in("t.safetensors");
+    write_text(p, "\x10\x00\x00\x00\x00\x00\x00\x00{}");
+    CHECK_EQ_INT(ts_st_open(p, &f, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, p) != NULL);
+    free(p);
+}
+
+TEST(safetensors_writer_refuses_bad_tensors) {
+    ts_err e = {0};
+    ts_tensor a, b;
+    make_tensors(&a, &b);
+    a.nbytes -= 4;
+    const ts_tensor *ts[] = {&a, &b};
+    uint8_t *buf;
+    size_t n;
+    CHECK_EQ_INT(ts_st_serialize(ts, 2, NULL, &buf, &n, &e), TS_EINVAL);
+    a.nbytes += 4;
+    const ts_tensor *dup[] = {&a, &a};
+    CHECK_EQ_INT(ts_st_serialize(dup, 2, NULL, &buf, &n, &e), TS_EINVAL);
+    ts_tensor_free(&a);
+    ts_tensor_free(&b);
+}
+
+/* -------------------------------------------------------------------- misc */
+
+TEST(number_parsing) {
+    int64_t i;
+    double d;
+    CHECK_EQ_INT(ts_parse_i64("42", &i), TS_OK);
+    CHECK_EQ_INT(i, 42);
+    CHECK_EQ_INT(ts_parse_i64("-7", &i), TS_OK);
+    CHECK_EQ_INT(ts_parse_i64("4x", &i), TS_EINVAL);
+    CHECK_EQ_INT(ts_parse_i64("", &i), TS_EINVAL);
+    CHECK_EQ_INT(ts_parse_i64("99999999999999999999", &i), TS_EINVAL);
+    CHECK_EQ_INT(ts_parse_f64("1e-3", &d), TS_OK);
+    CHECK_NEAR(d, 1e-3, 0);
+    CHECK_EQ_INT(ts_parse_f64("nan", &d), TS_EINVAL);
+    CHECK_EQ_INT(ts_parse_f64("1e999", &d), TS_EINVAL);
+    char buf[32];
+    ts_fmt_bytes(buf, sizeof buf, 1500000);
+    CHECK_STR(buf, "1.50 MB");
+    ts_fmt_duration(buf, sizeof buf, 3725);
+    CHECK_STR(buf, "1h02m");
+}
+
+TEST(log_json_lines) {
+    /* JSON mode escapes quotes and control characters: parse the line back */
+    int pfd[2];
+    REQUIRE(pipe(pfd) == 0);
+    int saved = dup(2);
+    dup2(pfd[1], 2);
+    ts_log_set_json(true);
+    ts_log_set_component("miner[uid 3]");
+    TS_WARN("upload \"g\"\tfailed: %d", 503);
+    ts_log_set_json(false);
+    ts_log_set_component(NULL);
+    dup2(saved, 2);
+    close(pfd[1]);
+    char buf[1024] = {0};
+    ssize_t n = read(pfd[0], buf, sizeof buf - 1);
+    close(pfd[0]);
+    REQUIRE(n > 0);
+    cJSON *o = cJSON_Parse(buf);
+    REQUIRE(o != NULL);
+    CHECK_STR(cJSON_GetObjectItem(o, "level")->valuestring, "warn");
+    CHECK_STR(cJSON_GetObjectItem(o, "component")->valuestring, "miner[uid 3]");
+    CHECK_STR(cJSON_GetObjectItem(o, "msg")->valuestring, "upload \"g\"\tfailed: 503");
+    CHECK(cJSON_GetObjectItem(o, "ts") != NULL);
+    cJSON_Delete(o);
 }

@@ -1,4 +1,4 @@
-/* main.c - tessera-validator (the main loop arrives with the node module). */
+/* main.c - tessera-validator (placeholder until the node module lands). */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +9,10 @@ int main(int argc, char **argv) {
         printf("tessera-validator %s\n", TESSERA_VERSION);
         return 0;
     }
-    fprintf(stderr, "tessera-validator: not built yet\n");
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: tessera-validator [--config FILE] [options]\n\nThe validator's main loop is not built yet.\n");
+        return 0;
+    }
+    fprintf(stderr, "tessera-validator: the validator's main loop is not built yet\n");
     return 1;
 }
