@@ -80,6 +80,7 @@ TEST_HARNESS := $(BUILD)/obj/tests/harness.o
 BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
+.SECONDARY:
 .PHONY: all deps test test-asan check demo bench fuzz clean tests benches corpus
 all: $(BINS) $(CUDA_LIB)
 
