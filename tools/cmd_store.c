@@ -69,9 +69,9 @@ static void on_progress(void *ud, uint64_t done, uint64_t total) {
     ts_progress("%s: %s of %s (%.0f%%)", p->what, a, b, total ? 100.0 * (double)done / (double)total : 100.0);
 }
 
-/* A plain path becomes a file:// URL. */
+/* A plain directory path becomes a file:// URL. */
 static char *url_of(const char *arg) {
-    if (!strncmp(arg, "s3://", 5) || !strncmp(arg, "file://", 7)) return strdup(arg);
+    if (strstr(arg, "://")) return strdup(arg); /* a URL (store_open judges it) */
     char *abs = realpath(arg, NULL);
     if (!abs && arg[0] == '/') abs = strdup(arg);
     if (!abs) {

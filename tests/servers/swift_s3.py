@@ -10,6 +10,9 @@ loopback only.  Nothing is installed and nothing outside DIR is touched.
     swift_s3.py stop DIR     stop it by its process id
     swift_s3.py status DIR   exit 0 when it is running
 
+Environment: TESSERA_S3_LIFETIME (seconds; the server stops by itself),
+TESSERA_S3_FSYNC=1 (servers fsync objects; default off), TESSERA_S3_PROXY_WORKERS, TESSERA_S3_OBJECT_WORKERS, TESSERA_S3_LOG_LEVEL.
+
 Layout of DIR:
     etc/     swift.conf, rings, the four server configs, ports.json, creds.json
     srv/d1/  the one storage device (needs user extended attributes)
@@ -45,6 +48,13 @@ USER = "tester"
 PROXY_WORKERS = int(os.environ.get("TESSERA_S3_PROXY_WORKERS", "2"))
 OBJECT_WORKERS = int(os.environ.get("TESSERA_S3_OBJECT_WORKERS", "2"))
 LOG_LEVEL = os.environ.get("TESSERA_S3_LOG_LEVEL", "INFO")
+# A server started by one test stops by itself after this many seconds, so a
+# test that dies cannot leave it running (0: no limit).
+LIFETIME = float(os.environ.get("TESSERA_S3_LIFETIME", "0"))
+# The state is thrown away after a test run: the servers skip fsync unless
+# TESSERA_S3_FSYNC=1 (an fsync per object costs ~10 ms on a busy disk and
+# makes the 1,000-key tests slow for no benefit).
+FSYNC = os.environ.get("TESSERA_S3_FSYNC", "0") == "1"
 SERVERS = ("proxy", "account", "container", "object")
 
 
@@ -239,18 +249,24 @@ def supervise(p, socks):
         s.close()
 
     stopping = [False]
+    wake_r, wake_w = os.pipe()
 
     def on_term(signum, frame):
         stopping[0] = True
+        os.write(wake_w, b"x")
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    deadline = time.time() + LIFETIME if LIFETIME > 0 else None
     while not stopping[0]:
+        if deadline and time.time() > deadline:
+            logf.write(b"swift_s3: lifetime over; stopping\n")
+            break
         try:
-            r, _, _ = select.select([logsock], [], [], 0.5)
+            r, _, _ = select.select([logsock, wake_r], [], [], 0.5)
         except InterruptedError:
             continue
-        if r:
+        if logsock in r:
             try:
                 logf.write(logsock.recv(65536).rstrip(b"\0") + b"\n")
             except OSError:
@@ -298,17 +314,25 @@ def recorded_pid(p):
         return None
 
 
-def running_pid(p):
-    pid = recorded_pid(p)
-    if pid is None:
-        return None
+def alive(pid):
+    """True while pid runs; a zombie (dead, not yet reaped by whoever adopted
+    it, which can take a second in a container) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return None
+        return False
     except PermissionError:
-        pass
-    return pid
+        return True
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def running_pid(p):
+    pid = recorded_pid(p)
+    return pid if pid is not None and alive(pid) else None
 
 
 def swift_request(port, method, path, headers):
@@ -361,7 +385,11 @@ def start(d):
         socks = {name: bind(ports[name]) for name in SERVERS}
 
     sys.path.insert(0, HERE)
-    from swift.common import utils
+    try:
+        from swift.common import utils
+        import swift.common.middleware.s3api  # noqa: F401
+    except ImportError as e:
+        die("OpenStack Swift is not installed (python3-swift; make deps installs it): %s" % e)
     utils.SWIFT_CONF_FILE = os.path.join(p["etc"], "swift.conf")
     if fresh:
         write_config(p, ports, secret)
@@ -374,6 +402,8 @@ def start(d):
     import swift.account.server  # noqa: F401
     import swift.container.server  # noqa: F401
     import swift.common.middleware.s3api.s3api  # noqa: F401
+    if not FSYNC:
+        os.fsync = os.fdatasync = lambda fd: None
     # Patch once here rather than in each of the forked servers: their
     # start-up is what makes the server slow to come up on a busy machine.
     utils.eventlet_monkey_patch()
@@ -423,12 +453,11 @@ def stop(d):
         return
     try:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.time() + 8
-        while time.time() < deadline:
-            os.kill(pid, 0)
-            time.sleep(0.05)
     except ProcessLookupError:
         pass
+    deadline = time.time() + 8
+    while time.time() < deadline and alive(pid):
+        time.sleep(0.05)
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
