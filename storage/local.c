@@ -406,7 +406,7 @@ static int local_list(store *s, const char *prefix, store_list_fn fn, void *ud, 
     if (w.err) {
         rc = ts_fail(e, w.err, "%s: listing '%s' failed", s->url, prefix);
     } else {
-        qsort(w.v, w.n, sizeof *w.v, by_key);
+        if (w.n) qsort(w.v, w.n, sizeof *w.v, by_key);
         for (size_t i = 0; i < w.n; i++)
             if (fn(ud, w.v[i].key, &w.v[i].info)) break;
     }

@@ -150,6 +150,7 @@ static void json_str(FILE *fp, const char *s) {
 #define DONE(rc_)                                                                                            \
     do {                                                                                                     \
         ts_opts_free(opts_, NCOMMON + nextra_n);                                                             \
+        free(pos);                                                                                           \
         return (rc_);                                                                                        \
     } while (0)
 
