@@ -49,6 +49,11 @@ int store_local_open(store *s, const char *root, ts_err *e);
 int store_s3_open(store *s, const store_s3_url *u, const char *access, const char *secret,
                   const char *token, ts_err *e);
 
+/* SHA-256 (OpenSSL's when libcurl loaded it, else libsodium's; portable
+ * forces libsodium, for the tests). */
+void store_sha256(uint8_t out[32], const void *p, size_t n, bool portable);
+bool store_sha256_fast(void);
+
 /* Shared helpers. */
 int store_pct_decode(const char *in, size_t n, char *out, size_t cap);
 void store_progress(store *s, uint64_t done, uint64_t total);

@@ -2,7 +2,7 @@
  *
  * Requests are path-style (ENDPOINT/BUCKET/KEY) and signed by libcurl's
  * CURLOPT_AWS_SIGV4 ("aws:amz:REGION:s3").  What libcurl 7.88 leaves to us:
- *  - x-amz-content-sha256 is always sent: the SHA-256 of the body (libsodium)
+ *  - x-amz-content-sha256 is always sent: the SHA-256 of the body (sha256.c)
  *    or UNSIGNED-PAYLOAD; libcurl signs the header and uses its value as the
  *    payload hash.
  *  - The canonical query string is the query as sent, so every query is built
@@ -726,8 +726,8 @@ static void set_payload(const store *s, s3_req *r) {
     } else if (s->o.unsigned_payload) {
         snprintf(r->payload, sizeof r->payload, "UNSIGNED-PAYLOAD");
     } else {
-        uint8_t h[crypto_hash_sha256_BYTES];
-        crypto_hash_sha256(h, r->body, r->body_len);
+        uint8_t h[32];
+        store_sha256(h, r->body, r->body_len, false);
         ts_hex(r->payload, h, sizeof h);
     }
 }
@@ -1076,6 +1076,8 @@ static int range_job(void *ctx, size_t i, ts_err *e) {
     if (!rc && r.got != len)
         rc = ts_fail(e, TS_EFORMAT, "s3 GET s3://%s/%s: range at %llu returned %zu of %llu bytes",
                      ((s3 *)d->s->impl)->bucket, d->fk, (unsigned long long)off, r.got, (unsigned long long)len);
+    if (!rc && d->file) /* start writing back now, so the final fsync is short */
+        sync_file_range(d->file->fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
     if (!rc) {
         pthread_mutex_lock(&d->mu);
         d->done += len;
@@ -1118,6 +1120,7 @@ static int get_object(store *s, const char *key, uint64_t max, uint8_t **out, si
     if (!rc && total > max)
         rc = ts_fail(e, TS_ETOOBIG, "s3 GET s3://%s/%s: %llu bytes, over the limit of %llu", x->bucket, fk,
                      (unsigned long long)total, (unsigned long long)max);
+    if (!rc && file && first) sync_file_range(file->fd, 0, (off64_t)first, SYNC_FILE_RANGE_WRITE);
     if (!rc && total > first) {
         dl d = {.s = s, .key = key, .fk = fk, .total = total, .part = first, .file = file, .done = first};
         snprintf(d.etag, sizeof d.etag, "%s", r.etag);
@@ -1282,7 +1285,7 @@ static int s3_list(store *s, const char *prefix, store_list_fn fn, void *ud, ts_
         }
         char trunc[16] = "";
         s3xml_child_text(rb, re, "IsTruncated", trunc, sizeof trunc);
-        free(token);
+        char *prev = token;
         token = NULL;
         if (!rc && !stop && !strcmp(trunc, "true")) {
             const char *tb, *te;
@@ -1290,7 +1293,12 @@ static int s3_list(store *s, const char *prefix, store_list_fn fn, void *ud, ts_
                 !*token)
                 rc = ts_fail(e, TS_EFORMAT, "s3 list s3://%s/%s: truncated listing without a continuation token",
                              x->bucket, fp);
+            else if (prev && !strcmp(prev, token)) /* a server that would loop forever */
+                rc = ts_fail(e, TS_EFORMAT, "s3 list s3://%s/%s: the continuation token did not advance",
+                             x->bucket, fp);
+            free(prev);
         } else {
+            free(prev);
             stop = true;
         }
         req_free(&r);
