@@ -2,7 +2,7 @@
 """fake_s3.py - a scripted S3 look-alike on loopback for the storage fault
 tests (the cases a real server will not produce on demand).  It checks no
 signature.  It serves one mode, logs every request as one line
-"METHOD PATH" to LOG, and stops by itself after --lifetime seconds.
+"METHOD PATH port=CLIENT_PORT" to LOG, and stops by itself after --lifetime seconds.
 
     fake_s3.py MODE LOG [--lifetime S]
 
@@ -20,6 +20,10 @@ Modes:
     error200       multipart: initiate and parts work, the first complete
                    answers 200 with an InternalError inside, the second
                    succeeds
+    listing        ListObjectsV2 in two pages (entities, a token to encode)
+    listing-loop   a truncated listing whose token never changes
+    listing-bad    a listing entry without a Size
+    garbage        200 answers whose body is not XML
 """
 import os
 import sys
@@ -72,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
         with State.lock:
             State.count += 1
             count = State.count
-            State.log.write("%s %s\n" % (self.command, self.path))
+            State.log.write("%s %s port=%d\n" % (self.command, self.path, self.client_address[1]))
             State.log.flush()
         mode = State.mode
         path, _, query = self.path.partition("?")
@@ -99,6 +103,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if mode in ("partfail", "error200"):
             return self.multipart(mode, path, query)
+        if mode.startswith("listing"):
+            return self.listing(mode, query)
+        if mode == "garbage":
+            return self.reply(200, b"this is not XML <ListBucketResult")
         return self.normal(path, query)
 
     def normal(self, path, query):
@@ -130,6 +138,25 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"<CompleteMultipartUploadResult><ETag>\"abc-3\"</ETag>"
                                    b"</CompleteMultipartUploadResult>")
         return self.normal(path, query)
+
+    def listing(self, mode, query):
+        entry = ("<Contents><Key>%s</Key><LastModified>2026-11-23T16:00:00.500Z</LastModified>"
+                 "<ETag>&quot;%s&quot;</ETag>%s<StorageClass>STANDARD</StorageClass></Contents>")
+        head = "<?xml version='1.0' encoding='UTF-8'?>\n<ListBucketResult><Name>fake-bucket</Name>"
+        if mode == "listing-loop":
+            body = head + "<IsTruncated>true</IsTruncated><NextContinuationToken>same</NextContinuationToken>" + \
+                entry % ("p/x", "e", "<Size>1</Size>") + "</ListBucketResult>"
+        elif mode == "listing-bad":
+            body = head + "<IsTruncated>false</IsTruncated>" + entry % ("p/x", "e", "") + "</ListBucketResult>"
+        elif "continuation-token=" not in query:
+            body = head + "<KeyCount>2</KeyCount><IsTruncated>true</IsTruncated>" \
+                "<NextContinuationToken>tok+/=1</NextContinuationToken>" + \
+                entry % ("p/a &amp; b", "e1", "<Size>3</Size>") + entry % ("p/c", "e2", "<Size>5</Size>") + \
+                "</ListBucketResult>"
+        else:
+            body = head + "<KeyCount>1</KeyCount><IsTruncated>false</IsTruncated>" + \
+                entry % ("p/d/&#x2603;", "e3-2", "<Size>7</Size>") + "</ListBucketResult>"
+        return self.reply(200, body.encode(), {"Content-Type": "application/xml"})
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
