@@ -5,7 +5,7 @@ set -u
 BIN=${BUILD:-build}/bin/tessera
 N=t_storage_cli
 T=$(mktemp -d "${TMPDIR:-/tmp}/t_storage_cli-XXXXXX"); trap 'rm -rf "$T"' EXIT
-unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN TESSERA_ACCESS_KEY TESSERA_SECRET_KEY
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN TESSERA_STORE_ACCESS_KEY TESSERA_STORE_SECRET_KEY
 
 check() { # name, command...
   local name=$1; shift
@@ -53,8 +53,9 @@ ak=ABCDEFGHIJKLMNOPQRSTUVWXYZ012345
 sk=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ01
 check commitment-r2 bash -c "[ \"\$(AWS_ACCESS_KEY_ID=$ak AWS_SECRET_ACCESS_KEY=$sk '$BIN' store commitment 's3://$acct?endpoint=https://$acct.r2.cloudflarestorage.com&region=auto')\" = '$acct$ak$sk' ]"
 check decode-r2 bash -c "out=\$('$BIN' store decode '$acct$ak$sk'); grep -q 'https://$acct.r2.cloudflarestorage.com' <<<\"\$out\" && ! grep -q '$sk' <<<\"\$out\""
-check commitment-url-form bash -c "c=\$('$BIN' store commitment --access-key 'a:b' --secret-key 's/k' 's3://bkt/run?endpoint=https://minio.example'); [ \"\$c\" = 's3://a%3Ab:s%2Fk@bkt/run?endpoint=https://minio.example&region=auto' ]"
+check commitment-url-form bash -c "c=\$('$BIN' store commitment --store-access-key 'a:b' --store-secret-key 's/k' 's3://bkt/run?endpoint=https://minio.example'); [ \"\$c\" = 's3://a%3Ab:s%2Fk@bkt/run?endpoint=https://minio.example&region=auto' ]"
 expect_fail decode-refuses-file "refused for remote peers" "$BIN" store decode "file:///etc"
 check decode-local-allowed bash -c "'$BIN' store decode --allow-local 'file:///tmp/x' | grep -q 'file:///tmp/x'"
+check env-credentials bash -c "c=\$(TESSERA_STORE_ACCESS_KEY=ak TESSERA_STORE_SECRET_KEY=sk AWS_ACCESS_KEY_ID=no AWS_SECRET_ACCESS_KEY=no '$BIN' store commitment 's3://bkt?endpoint=https://h.example'); [ \"\$c\" = 's3://ak:sk@bkt?endpoint=https://h.example&region=auto' ]"
 check secret-not-in-help bash -c "! '$BIN' store put --help 2>&1 | grep -qi 'default: .*secret'"
 exit 0

@@ -34,20 +34,21 @@ typedef struct common_opts {
 } common_opts;
 
 #define COMMON_OPTS(c)                                                                                       \
-    {"access_key", TS_OPT_STR, &(c).access_key, NULL,                                                       \
+    {"store.access_key", TS_OPT_STR, &(c).access_key, NULL,                                                 \
      "S3 access key id (else $AWS_ACCESS_KEY_ID)", TS_OPT_SECRET, 0},                                        \
-    {"secret_key", TS_OPT_STR, &(c).secret_key, NULL,                                                       \
+    {"store.secret_key", TS_OPT_STR, &(c).secret_key, NULL,                                                 \
      "S3 secret (else $AWS_SECRET_ACCESS_KEY; prefer the environment to a flag)", TS_OPT_SECRET, 0},         \
-    {"parallel", TS_OPT_INT, &(c).parallel, "4", "concurrent part/range requests for large objects", 0, 0},  \
+    {"parallel", TS_OPT_INT, &(c).parallel, "4", "concurrent part/range requests for large objects",         \
+     TS_OPT_NOENV, 0},                                                                                       \
     {"part_size", TS_OPT_INT, &(c).part_size, "16777216", "multipart part and download range size, bytes",   \
-     0, 0},                                                                                                  \
-    {"retries", TS_OPT_INT, &(c).retries, "5", "retries on 5xx, 429 and network errors", 0, 0},             \
-    {"stall_timeout", TS_OPT_F64, &(c).stall_timeout, "30", "abort a transfer stalled this many seconds", 0, \
-     0},                                                                                                     \
-    {"connect_timeout", TS_OPT_F64, &(c).connect_timeout, "10", "connect timeout, seconds", 0, 0},           \
+     TS_OPT_NOENV, 0},                                                                                       \
+    {"retries", TS_OPT_INT, &(c).retries, "5", "retries on 5xx, 429 and network errors", TS_OPT_NOENV, 0},  \
+    {"stall_timeout", TS_OPT_F64, &(c).stall_timeout, "30", "abort a transfer stalled this many seconds",    \
+     TS_OPT_NOENV, 0},                                                                                       \
+    {"connect_timeout", TS_OPT_F64, &(c).connect_timeout, "10", "connect timeout, seconds", TS_OPT_NOENV, 0}, \
     {"unsigned_payload", TS_OPT_BOOL, &(c).unsigned_payload, "false",                                        \
-     "do not hash bodies (UNSIGNED-PAYLOAD; https endpoints only)", 0, 0},                                   \
-    {"quiet", TS_OPT_BOOL, &(c).quiet, "false", "no progress display", 0, 'q'}
+     "do not hash bodies (UNSIGNED-PAYLOAD; https endpoints only)", TS_OPT_NOENV, 0},                        \
+    {"quiet", TS_OPT_BOOL, &(c).quiet, "false", "no progress display", TS_OPT_NOENV, 'q'}
 
 #define NCOMMON 9
 
@@ -203,8 +204,8 @@ static int cmd_get(int argc, char **argv) {
     };
     const int nextra_n = 1;
     PARSE("tessera store get", "URL KEY [FILE]",
-          "Downloads KEY to FILE (replaced atomically) or to standard output.  Large objects come\n"
-          "down as parallel ranged requests.",
+          "Downloads KEY to FILE (replaced atomically) or to standard output (the object is held in\n"
+          "memory first).  Large objects come down as parallel ranged requests.",
           2, 3, extra, 1)
     store *s;
     progress_ctx p = {.what = pos[1]};
@@ -416,8 +417,8 @@ static int cmd_store(int argc, char **argv) {
     };
     return tool_dispatch("tessera store",
                          "Object storage: a local directory (file:///path) or S3 (R2, AWS, MinIO, ...).\n"
-                         "Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, TESSERA_ACCESS_KEY /\n"
-                         "TESSERA_SECRET_KEY, or --access-key / --secret-key.",
+                         "Credentials: --store-access-key / --store-secret-key, TESSERA_STORE_ACCESS_KEY /\n"
+                         "TESSERA_STORE_SECRET_KEY, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.",
                          verbs, (int)(sizeof verbs / sizeof verbs[0]), argc, argv);
 }
 
