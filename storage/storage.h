@@ -33,6 +33,9 @@
  * backend keeps a pool of connections; the local backend has no shared
  * state).  store_close must not race with any other call on the handle.
  * Large transfers run their parts on `parallel` threads of their own.
+ * Opening the first s3 store initialises libcurl once and, when SIGPIPE is
+ * still at its default action, ignores it (transfers run without signals, so
+ * a peer closing a connection must not end the process).
  */
 #ifndef TESSERA_STORAGE_H
 #define TESSERA_STORAGE_H
