@@ -93,15 +93,16 @@ static int cmd_prep(int argc, char **argv) {
             for (int k = 0; k < 2; k++) {
                 fmt_count(d, sizeof d, st.docs[k]);
                 fmt_count(t, sizeof t, st.tokens[k]);
-                snprintf(s2, sizeof s2, "%d", st.shards[k]);
-                printf("%-10s %s documents, %s tokens, %s shards in %s/%s/\n", nm[k], d, t, s2, out, nm[k]);
+                snprintf(s2, sizeof s2, "%d shard%s", st.shards[k], st.shards[k] == 1 ? "" : "s");
+                printf("%-10s %s documents, %s tokens, %s in %s/%s/\n", nm[k], d, t, s2, out, nm[k]);
             }
             fmt_count(d, sizeof d, st.docs[0] + st.docs[1]);
             fmt_count(t, sizeof t, st.tokens[0] + st.tokens[1]);
             char dur[32];
             ts_fmt_duration(dur, sizeof dur, st.seconds);
-            printf("total      %s documents, %s tokens, %d shards (%s)\n", d, t,
-                   st.shards[0] + st.shards[1], dur);
+            int ns = st.shards[0] + st.shards[1];
+            printf("total      %s documents, %s tokens, %d shard%s (%s)\n", d, t, ns, ns == 1 ? "" : "s",
+                   dur);
         }
     }
     free(inputs);
@@ -161,8 +162,8 @@ static int cmd_synth(int argc, char **argv) {
                 char d[32], t[32];
                 fmt_count(d, sizeof d, st.docs[k]);
                 fmt_count(t, sizeof t, st.tokens[k]);
-                printf("%-10s %s documents, %s tokens, %d shards in %s/%s/\n", nm[k], d, t,
-                       st.shards[k], out, nm[k]);
+                printf("%-10s %s documents, %s tokens, %d shard%s in %s/%s/\n", nm[k], d, t,
+                       st.shards[k], st.shards[k] == 1 ? "" : "s", out, nm[k]);
             }
             printf("entropy    %.4f nats per in-document token (the best achievable loss there)\n",
                    st.entropy_nats);
