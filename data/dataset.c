@@ -78,6 +78,10 @@ static int open_shard(shard *sh, const char *path, ts_err *e) {
     int err = errno;
     close(fd);
     if (p == MAP_FAILED) return ts_fail(e, TS_EIO, "%s: mmap: %s", path, strerror(err));
+    /* Reads are samples of a few KiB at random places: no fault-driven
+     * readahead (it would pull in ~128 KiB around every sample); each read
+     * asks for exactly its own range instead (read_range). */
+    madvise(p, (size_t)st.st_size, MADV_RANDOM);
     sh->map = p;
     sh->map_len = (size_t)st.st_size;
     sh->path = strdup(path);
@@ -319,6 +323,14 @@ int data_read_tokens(const data_dataset *ds, int si, uint64_t offset, uint64_t n
                        (unsigned long long)sh->info.ntokens);
     const uint8_t *base = sh->map + DATA_HEADER_BYTES;
     uint32_t vocab = sh->info.vocab_size;
+    if (n) {
+        /* ask the kernel to read the whole range at once (page-aligned) */
+        uintptr_t a = (uintptr_t)(base + offset * (uint64_t)sh->info.width);
+        uintptr_t b = a + n * (uint64_t)sh->info.width;
+        uintptr_t pg = 4096;
+        a &= ~(pg - 1);
+        madvise((void *)a, b - a, MADV_WILLNEED);
+    }
     uint32_t bad = 0;
     if (sh->info.width == 2) {
         const uint16_t *t = (const uint16_t *)base + offset;
@@ -335,6 +347,22 @@ int data_read_tokens(const data_dataset *ds, int si, uint64_t offset, uint64_t n
                                    "%s: token %u at position %llu is outside the declared vocabulary of %u",
                                    sh->path, out[i], (unsigned long long)(offset + i), vocab);
         }
+    }
+    return TS_OK;
+}
+
+int data_prefetch(const data_dataset *ds, uint32_t seq_len, const uint64_t *indices, size_t n,
+                  ts_err *e) {
+    for (size_t i = 0; i < n; i++) {
+        int si;
+        uint64_t off;
+        int rc = data_sample_locate(ds, seq_len, indices[i], &si, &off, e);
+        if (rc) return rc;
+        const shard *sh = &ds->s[si];
+        uintptr_t a = (uintptr_t)(sh->map + DATA_HEADER_BYTES + off * (uint64_t)sh->info.width);
+        uintptr_t b = a + ((uint64_t)seq_len + 1) * (uint64_t)sh->info.width;
+        a &= ~(uintptr_t)4095;
+        madvise((void *)a, b - a, MADV_WILLNEED);
     }
     return TS_OK;
 }

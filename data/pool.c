@@ -25,6 +25,10 @@
 
 #include "data.h"
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "data/pool.c hashes uint32 tokens in place: a little-endian host is required"
+#endif
+
 #define POOL_TAG "tessera-pool-v1"
 
 int data_check_run_id(const char *run_id, ts_err *e) {
@@ -193,19 +197,11 @@ int data_pool(const data_dataset *ds, const char *run_id, uint32_t uid, uint64_t
 /* ---------------------------------------------------------- ids and digests */
 
 uint64_t data_sample_id(const uint32_t *tokens, size_t n) {
+    /* uint32 LE is the in-memory layout on the (little-endian) hosts Tessera
+     * builds for; dataset.c refuses to compile elsewhere */
     ts_hasher h;
     ts_hasher_init(&h, 8);
-    uint8_t buf[1024];
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        ts_put_u32(buf + k, tokens[i]);
-        k += 4;
-        if (k == sizeof buf) {
-            ts_hasher_update(&h, buf, k);
-            k = 0;
-        }
-    }
-    if (k) ts_hasher_update(&h, buf, k);
+    ts_hasher_update(&h, tokens, n * sizeof *tokens);
     uint8_t d[8];
     ts_hasher_final(&h, d);
     return ts_get_u64(d);
@@ -233,23 +229,40 @@ int data_pool_digest(const data_dataset *ds, uint32_t seq_len, const uint64_t *i
     if (seq_len == 0 || seq_len > DATA_MAX_SEQ_LEN)
         return ts_fail(e, TS_EINVAL, "sequence length %u out of range 1..%u", seq_len,
                        DATA_MAX_SEQ_LEN);
-    uint32_t *tok = malloc(((size_t)seq_len + 1) * sizeof *tok);
     uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    if (!tok || !ids) {
-        free(tok);
-        free(ids);
-        return ts_fail(e, TS_ENOMEM, "out of memory");
-    }
-    int rc = TS_OK;
-    for (size_t i = 0; i < n && !rc; i++) {
-        rc = data_sample(ds, seq_len, indices[i], tok, e);
-        if (!rc) ids[i] = data_sample_id(tok, (size_t)seq_len + 1);
+    if (!ids) return ts_fail(e, TS_ENOMEM, "out of memory");
+    int rc = data_prefetch(ds, seq_len, indices, n, e);
+    /* samples are read and hashed in parallel; the first failing index (in
+     * pool order) is the one reported */
+    size_t bad_at = SIZE_MAX;
+    ts_err bad_err = {0};
+    if (!rc) {
+#pragma omp parallel
+        {
+            uint32_t *tok = malloc(((size_t)seq_len + 1) * sizeof *tok);
+            ts_err le = {0};
+            size_t my_bad = SIZE_MAX;
+            if (!tok) ts_fail(&le, TS_ENOMEM, "out of memory");
+#pragma omp for schedule(static)
+            for (size_t i = 0; i < n; i++) {
+                if (!tok || my_bad != SIZE_MAX) continue;
+                if (data_sample(ds, seq_len, indices[i], tok, &le)) my_bad = i;
+                else ids[i] = data_sample_id(tok, (size_t)seq_len + 1);
+            }
+            if (!tok) my_bad = 0;
+#pragma omp critical
+            if (my_bad < bad_at) {
+                bad_at = my_bad;
+                bad_err = le;
+            }
+            free(tok);
+        }
+        if (bad_at != SIZE_MAX) rc = ts_fail(e, bad_err.code, "%s", bad_err.msg);
     }
     if (!rc) {
         if (ids_out) memcpy(ids_out, ids, n * sizeof *ids);
         data_ids_digest(ids, n, out);
     }
-    free(tok);
     free(ids);
     return rc;
 }
