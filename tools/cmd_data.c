@@ -243,7 +243,14 @@ static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_
                 rc = ts_fail(e, TS_ENOMEM, "out of memory");
                 break;
             }
-            uint32_t eot = data_tokenizer_id(ds) == DATA_TOK_BYTE ? 256 : 50256;
+            /* the end-of-document token: 256 for the byte tokenizer, 50256
+             * (<|endoftext|>) for GPT-2, which llm.c's uint16 shards use;
+             * unknown otherwise (nothing counted) */
+            uint64_t eot = s->tokenizer == DATA_TOK_BYTE ? 256
+                           : s->tokenizer == DATA_TOK_GPT2 ||
+                                     (s->tokenizer == DATA_TOK_UNKNOWN && s->version == 1)
+                               ? 50256
+                               : UINT64_MAX;
             for (uint64_t off = 0; off < s->ntokens && !rc; off += CH) {
                 uint64_t k = s->ntokens - off < CH ? s->ntokens - off : CH;
                 rc = data_read_tokens(ds, i, off, k, buf, e);
