@@ -25,6 +25,9 @@
  * store are fetched into a local cache by the caller (storage module) and
  * opened through the same calls; a URL here is refused as unsupported.
  *
+ * A dataset is read-only once open: several threads may read samples and
+ * draw pools from it at once.
+ *
  * A mapped shard must not be truncated while open (the kernel would raise
  * SIGBUS on access); shards are written once, atomically, and never changed.
  */

@@ -91,7 +91,8 @@ expect_fail pages-too-many "only 5 samples" "$TS" data pages --data "$T/c/train"
 expect_fail pages-uid-and-random "not both" "$TS" data pages --data "$T/c/train" --run r1 --uid 1 --random --window 1 --count 1
 expect_fail pages-needs-uid "uid must be in" "$TS" data pages --data "$T/c/train" --run r1 --window 1 --count 1
 expect_fail pages-bad-run "is not one of" "$TS" data pages --data "$T/c/train" --run 'a/b' --uid 1 --window 1 --count 1
-expect_fail pages-needs-window "window must be >= 0" "$TS" data pages --data "$T/c/train" --run r --uid 1 --count 1
+expect_fail pages-needs-window "window is required" "$TS" data pages --data "$T/c/train" --run r --uid 1 --count 1
+expect_fail pages-needs-count "count is required" "$TS" data pages --data "$T/c/train" --run r --uid 1 --window 1
 expect_fail pages-url "local paths" "$TS" data pages --data s3://b/x --run r --uid 1 --window 1 --count 1
 
 # --- synth

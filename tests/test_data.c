@@ -981,3 +981,30 @@ TEST(synth_is_deterministic_and_follows_its_chain) {
     free(t);
     cJSON_Delete(root);
 }
+
+TEST(pool_digest_parallel_matches_serial_and_reports_first_bad_index) {
+    data_dataset *ds = one_shard("par.bin", 200001, 257);
+    const uint64_t K = 3000;
+    uint64_t *idx = pool_of(ds, "par", 1, 1, 64, K);
+    uint64_t *ids = malloc(K * sizeof *ids), *ser = malloc(K * sizeof *ser);
+    uint8_t d1[32], d2[32];
+    ts_err e = {0};
+    REQUIRE(data_pool_digest(ds, 64, idx, K, d1, ids, &e) == TS_OK);
+    uint32_t t[65];
+    for (uint64_t i = 0; i < K; i++) {
+        REQUIRE(data_sample(ds, 64, idx[i], t, &e) == TS_OK);
+        ser[i] = data_sample_id(t, 65);
+    }
+    CHECK(memcmp(ids, ser, K * sizeof *ids) == 0);
+    data_ids_digest(ser, K, d2);
+    CHECK(memcmp(d1, d2, 32) == 0);
+    /* two bad indices: the earlier one in pool order is named */
+    idx[2500] = 999999;
+    idx[700] = 888888;
+    CHECK_EQ_INT(data_pool_digest(ds, 64, idx, K, d1, NULL, &e), TS_EINVAL);
+    CHECK_MSG(strstr(e.msg, "sample 888888") != NULL, "message: %s", e.msg);
+    free(idx);
+    free(ids);
+    free(ser);
+    data_dataset_close(ds);
+}

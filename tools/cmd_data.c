@@ -430,7 +430,7 @@ static int cmd_inspect(int argc, char **argv) {
 
 static int cmd_pages(int argc, char **argv) {
     char *data = NULL, *run = NULL;
-    int64_t uid = -1, window = -1, count = 0, seq = 0;
+    int64_t uid = -1, window = -1, count = -1, seq = 0;
     bool random_uid = false, json = false, ids = false;
     const ts_opt opts[] = {
         {"data", TS_OPT_STR, &data, NULL, "dataset: shard file, directory of *.bin, or glob", TS_OPT_REQUIRED, 'd'},
@@ -438,7 +438,7 @@ static int cmd_pages(int argc, char **argv) {
         {"uid", TS_OPT_INT, &uid, "-1", "miner uid (0..4294967294)", 0, 'u'},
         {"random", TS_OPT_BOOL, &random_uid, "false", "the validators' random pool (pseudo-uid 4294967295)", 0, 0},
         {"window", TS_OPT_INT, &window, "-1", "window (>= 0)", TS_OPT_REQUIRED, 'w'},
-        {"count", TS_OPT_INT, &count, "0", "pool size", 0, 'n'},
+        {"count", TS_OPT_INT, &count, "-1", "pool size", TS_OPT_REQUIRED, 'n'},
         {"seq", TS_OPT_INT, &seq, "1024", "sequence length T (a sample is T+1 tokens)", 0, 0},
         {"ids", TS_OPT_BOOL, &ids, "false", "also print each sample's id", 0, 0},
         {"json", TS_OPT_BOOL, &json, "false", "print JSON", 0, 0},
@@ -461,8 +461,8 @@ static int cmd_pages(int argc, char **argv) {
     if (random_uid && uid >= 0) rc = bad_arg(c.prog, "give --uid or --random, not both");
     else if (!random_uid && (uid < 0 || uid >= (int64_t)DATA_RANDOM_UID))
         rc = bad_arg(c.prog, "--uid must be in 0..4294967294 (or use --random)");
-    else if (window < 0) rc = bad_arg(c.prog, "--window must be >= 0");
-    else if (count < 0) rc = bad_arg(c.prog, "--count must be >= 0");
+    else if (window < 0) rc = bad_arg(c.prog, "--window is required (>= 0)");
+    else if (count < 0) rc = bad_arg(c.prog, "--count is required (a pool size >= 0)");
     else if (seq < 1 || seq > DATA_MAX_SEQ_LEN) rc = bad_arg(c.prog, "--seq out of range 1..16777216");
     if (rc) {
         ts_opts_free(opts, NOPTS(opts));
