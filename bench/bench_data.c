@@ -185,7 +185,7 @@ int main(int argc, char **argv) {
     /* digest: read + BLAKE2b-64 per sample + sort + BLAKE2b-256 */
     uint8_t dig[TS_HASH_BYTES];
     t0 = ts_mono();
-    if (data_pool_digest(ds, (uint32_t)seq, idx, (size_t)count, dig, NULL, &e)) {
+    if (data_pool_digest(ds, (uint32_t)seq, idx, (size_t)count, dig, &e)) {
         fprintf(stderr, "bench_data: %s\n", e.msg);
         return 1;
     }

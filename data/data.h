@@ -168,11 +168,14 @@ uint64_t data_sample_id(const uint32_t *tokens, size_t n);
 /* BLAKE2b-256 of the ids sorted ascending, each as uint64 LE.  ids is
  * sorted in place. */
 void data_ids_digest(uint64_t *ids, size_t n, uint8_t out[TS_HASH_BYTES]);
-/* Reads the samples at indices[0..n), and digests their ids (the miner
- * attaches this; the validator recomputes it).  ids_out (n entries, may be
- * NULL) receives the ids in the order of indices. */
+/* The ids of the samples at indices[0..n), in that order (read and hashed
+ * on all OpenMP threads, after a data_prefetch). */
+int data_sample_ids(const data_dataset *ds, uint32_t seq_len, const uint64_t *indices, size_t n,
+                    uint64_t *ids, ts_err *e);
+/* The digest of the samples at indices[0..n) (their order does not matter):
+ * what the miner attaches and the validator recomputes. */
 int data_pool_digest(const data_dataset *ds, uint32_t seq_len, const uint64_t *indices,
-                     size_t n, uint8_t out[TS_HASH_BYTES], uint64_t *ids_out, ts_err *e);
+                     size_t n, uint8_t out[TS_HASH_BYTES], ts_err *e);
 
 /* -------------------------------------------------------------- tokenizers
  *

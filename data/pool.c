@@ -224,45 +224,47 @@ void data_ids_digest(uint64_t *ids, size_t n, uint8_t out[TS_HASH_BYTES]) {
     ts_hasher_final(&h, out);
 }
 
-int data_pool_digest(const data_dataset *ds, uint32_t seq_len, const uint64_t *indices, size_t n,
-                     uint8_t out[TS_HASH_BYTES], uint64_t *ids_out, ts_err *e) {
+int data_sample_ids(const data_dataset *ds, uint32_t seq_len, const uint64_t *indices, size_t n,
+                    uint64_t *ids, ts_err *e) {
     if (seq_len == 0 || seq_len > DATA_MAX_SEQ_LEN)
         return ts_fail(e, TS_EINVAL, "sequence length %u out of range 1..%u", seq_len,
                        DATA_MAX_SEQ_LEN);
-    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
-    if (!ids) return ts_fail(e, TS_ENOMEM, "out of memory");
     int rc = data_prefetch(ds, seq_len, indices, n, e);
+    if (rc) return rc;
     /* samples are read and hashed in parallel; the first failing index (in
      * pool order) is the one reported */
     size_t bad_at = SIZE_MAX;
     ts_err bad_err = {0};
-    if (!rc) {
 #pragma omp parallel
-        {
-            uint32_t *tok = malloc(((size_t)seq_len + 1) * sizeof *tok);
-            ts_err le = {0};
-            size_t my_bad = SIZE_MAX;
-            if (!tok) ts_fail(&le, TS_ENOMEM, "out of memory");
+    {
+        uint32_t *tok = malloc(((size_t)seq_len + 1) * sizeof *tok);
+        ts_err le = {0};
+        size_t my_bad = SIZE_MAX;
+        if (!tok) ts_fail(&le, TS_ENOMEM, "out of memory");
 #pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i++) {
-                if (!tok || my_bad != SIZE_MAX) continue;
-                if (data_sample(ds, seq_len, indices[i], tok, &le)) my_bad = i;
-                else ids[i] = data_sample_id(tok, (size_t)seq_len + 1);
-            }
-            if (!tok) my_bad = 0;
-#pragma omp critical
-            if (my_bad < bad_at) {
-                bad_at = my_bad;
-                bad_err = le;
-            }
-            free(tok);
+        for (size_t i = 0; i < n; i++) {
+            if (!tok || my_bad != SIZE_MAX) continue;
+            if (data_sample(ds, seq_len, indices[i], tok, &le)) my_bad = i;
+            else ids[i] = data_sample_id(tok, (size_t)seq_len + 1);
         }
-        if (bad_at != SIZE_MAX) rc = ts_fail(e, bad_err.code, "%s", bad_err.msg);
+        if (!tok) my_bad = 0;
+#pragma omp critical
+        if (my_bad < bad_at) {
+            bad_at = my_bad;
+            bad_err = le;
+        }
+        free(tok);
     }
-    if (!rc) {
-        if (ids_out) memcpy(ids_out, ids, n * sizeof *ids);
-        data_ids_digest(ids, n, out);
-    }
+    if (bad_at != SIZE_MAX) return ts_fail(e, bad_err.code, "%s", bad_err.msg);
+    return TS_OK;
+}
+
+int data_pool_digest(const data_dataset *ds, uint32_t seq_len, const uint64_t *indices, size_t n,
+                     uint8_t out[TS_HASH_BYTES], ts_err *e) {
+    uint64_t *ids = malloc((n ? n : 1) * sizeof *ids);
+    if (!ids) return ts_fail(e, TS_ENOMEM, "out of memory");
+    int rc = data_sample_ids(ds, seq_len, indices, n, ids, e);
+    if (!rc) data_ids_digest(ids, n, out);
     free(ids);
     return rc;
 }

@@ -22,7 +22,7 @@
 
 #include "data.h"
 
-#define MAX_DOC_BYTES (256u << 20)
+#define MAX_DOC_BYTES (64u << 20)
 #define SNIFF_BYTES 8192
 
 static const char *const split_name[2] = {"train", "val"};

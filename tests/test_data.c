@@ -709,9 +709,10 @@ TEST(pool_digest_is_order_free_and_sensitive) {
     uint8_t d1[32], d2[32], d3[32];
     uint64_t ids[5];
     ts_err e = {0};
-    REQUIRE(data_pool_digest(ds, 16, idx, 5, d1, ids, &e) == TS_OK);
-    REQUIRE(data_pool_digest(ds, 16, perm, 5, d2, NULL, &e) == TS_OK);
-    REQUIRE(data_pool_digest(ds, 16, other, 5, d3, NULL, &e) == TS_OK);
+    REQUIRE(data_pool_digest(ds, 16, idx, 5, d1, &e) == TS_OK);
+    REQUIRE(data_sample_ids(ds, 16, idx, 5, ids, &e) == TS_OK);
+    REQUIRE(data_pool_digest(ds, 16, perm, 5, d2, &e) == TS_OK);
+    REQUIRE(data_pool_digest(ds, 16, other, 5, d3, &e) == TS_OK);
     CHECK(memcmp(d1, d2, 32) == 0);
     CHECK(memcmp(d1, d3, 32) != 0);
     /* the digest is BLAKE2b-256 of the sorted ids, uint64 LE each */
@@ -728,7 +729,7 @@ TEST(pool_digest_is_order_free_and_sensitive) {
     crypto_generichash(d4, 32, buf, 40, NULL, 0);
     CHECK(memcmp(d1, d4, 32) == 0);
     uint64_t bad[1] = {10000};
-    CHECK_EQ_INT(data_pool_digest(ds, 16, bad, 1, d1, NULL, &e), TS_EINVAL);
+    CHECK_EQ_INT(data_pool_digest(ds, 16, bad, 1, d1, &e), TS_EINVAL);
     data_dataset_close(ds);
 }
 
@@ -989,7 +990,8 @@ TEST(pool_digest_parallel_matches_serial_and_reports_first_bad_index) {
     uint64_t *ids = malloc(K * sizeof *ids), *ser = malloc(K * sizeof *ser);
     uint8_t d1[32], d2[32];
     ts_err e = {0};
-    REQUIRE(data_pool_digest(ds, 64, idx, K, d1, ids, &e) == TS_OK);
+    REQUIRE(data_pool_digest(ds, 64, idx, K, d1, &e) == TS_OK);
+    REQUIRE(data_sample_ids(ds, 64, idx, K, ids, &e) == TS_OK);
     uint32_t t[65];
     for (uint64_t i = 0; i < K; i++) {
         REQUIRE(data_sample(ds, 64, idx[i], t, &e) == TS_OK);
@@ -1001,7 +1003,7 @@ TEST(pool_digest_parallel_matches_serial_and_reports_first_bad_index) {
     /* two bad indices: the earlier one in pool order is named */
     idx[2500] = 999999;
     idx[700] = 888888;
-    CHECK_EQ_INT(data_pool_digest(ds, 64, idx, K, d1, NULL, &e), TS_EINVAL);
+    CHECK_EQ_INT(data_pool_digest(ds, 64, idx, K, d1, &e), TS_EINVAL);
     CHECK_MSG(strstr(e.msg, "sample 888888") != NULL, "message: %s", e.msg);
     free(idx);
     free(ids);

@@ -481,7 +481,17 @@ static int cmd_pages(int argc, char **argv) {
         if (!idx || !sid) rc = ts_fail(&e, TS_ENOMEM, "out of memory");
     }
     if (!rc) rc = data_pool(ds, run, u, (uint64_t)window, (uint32_t)seq, (uint64_t)count, idx, &e);
-    if (!rc) rc = data_pool_digest(ds, (uint32_t)seq, idx, (size_t)count, dig, sid, &e);
+    if (!rc) rc = data_sample_ids(ds, (uint32_t)seq, idx, (size_t)count, sid, &e);
+    if (!rc) {
+        uint64_t *sorted = malloc(((size_t)count + 1) * sizeof *sorted);
+        if (!sorted) {
+            rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+        } else {
+            memcpy(sorted, sid, (size_t)count * sizeof *sorted);
+            data_ids_digest(sorted, (size_t)count, dig);
+            free(sorted);
+        }
+    }
     if (rc) {
         rc = tool_error(&e);
     } else {
