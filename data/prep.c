@@ -43,7 +43,7 @@ static uint64_t val_threshold(double f) {
     return (uint64_t)ldexp(f, 64); /* exact: f < 1, a power-of-two scaling */
 }
 
-static bool split_dirs_clean(const char *out, bool force, ts_err *e);
+static bool split_dirs_clean(const char *out, bool force, bool del, ts_err *e);
 
 static int sink_open(sink *s, const char *out, const char *tokenizer, uint64_t shard_tokens,
                      double val_fraction, bool force, const char *stamp, ts_err *e) {
@@ -68,10 +68,12 @@ static int sink_open(sink *s, const char *out, const char *tokenizer, uint64_t s
     }
     bool stale = ts_path_exists(st) || ts_path_exists(other);
     if (stale && !force) rc = ts_fail(e, TS_EEXIST, "%s already holds a corpus; use --force to replace it", out);
-    if (!rc && !split_dirs_clean(out, force, e)) rc = e ? e->code : TS_EEXIST;
+    /* check everything first; only then drop the stamp, then the shards */
+    if (!rc && !split_dirs_clean(out, force, false, e)) rc = e ? e->code : TS_EEXIST;
     if (!rc && force) {
         unlink(st);
         unlink(other);
+        if (!split_dirs_clean(out, force, true, e)) rc = e ? e->code : TS_EIO;
     }
     free(st);
     free(other);
@@ -149,8 +151,8 @@ static int sink_doc(sink *s, const uint8_t *text, size_t n, ts_err *e) {
 }
 
 /* Output split directories must hold no shards (or, with force, only ones a
- * previous prep wrote, which are removed). */
-static bool split_dirs_clean(const char *out, bool force, ts_err *e) {
+ * previous prep wrote, which del removes). */
+static bool split_dirs_clean(const char *out, bool force, bool del, ts_err *e) {
     for (int k = 0; k < 2; k++) {
         char *dir = ts_path_join(out, split_name[k]);
         if (!dir) {
@@ -178,7 +180,7 @@ static bool split_dirs_clean(const char *out, bool force, ts_err *e) {
                 ok = false;
             }
         }
-        if (ok && force) {
+        if (ok && force && del) {
             rewinddir(d);
             while ((de = readdir(d))) {
                 const char *nm = de->d_name;

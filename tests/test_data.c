@@ -843,7 +843,11 @@ TEST(prep_documents_tokens_and_order) {
     /* a foreign shard is never deleted */
     write_tokens(tpath("out/train/mine.bin"), 4, 0, 257);
     CHECK_EQ_INT(data_prep(&o, &st, &e), TS_EEXIST);
+    CHECK(strstr(e.msg, "mine.bin was not written by prep") != NULL);
     CHECK(ts_path_exists(tpath("out/train/mine.bin")));
+    /* and the refusal came before anything was removed */
+    CHECK(ts_path_exists(tpath("out/train/train_000000.bin")));
+    CHECK(ts_path_exists(tpath("out/prep.json")));
     /* bad arguments */
     data_prep_opts bad = o;
     bad.val_fraction = 1.0;
