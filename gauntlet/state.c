@@ -173,8 +173,9 @@ int gauntlet_state_parse(const uint8_t *b, size_t len, gauntlet_state *s, ts_err
                   (x->last_eval_window != GAUNTLET_NEVER && x->last_eval_window > window)))
             bad = "a window after the state's window";
         if (bad) {
+            uint32_t uid = x->uid;
             free(u);
-            return ts_fail(e, TS_EFORMAT, "gauntlet state: record %u (uid %u): %s", i, x->uid, bad);
+            return ts_fail(e, TS_EFORMAT, "gauntlet state: record %u (uid %u): %s", i, uid, bad);
         }
     }
     free(s->uids);
