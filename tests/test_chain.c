@@ -554,6 +554,150 @@ TEST(transactions_bound_to_their_subnet) {
     chain_close(c2);
 }
 
+TEST(mangled_lines_never_crash_and_never_apply) {
+    /* Every way of damaging a valid line - a flipped byte, a cut, a doubled
+     * or deleted byte - gives a rejected line, never a crash and never a
+     * change of state. */
+    const char *u = mk_subnet("net", NULL);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    reg_ok(c, 1);
+    reg_ok(c, 2);
+    stake_tao(c, 1, 10);
+    ts_keypair k1, k2, owner;
+    key(&k1, 1);
+    key(&k2, 2);
+    key(&owner, OWNER_SEED);
+    ts_err e = {0};
+    REQUIRE(chain_commit(c, &k2, TEMPLAR_CRED, &e) == TS_OK);
+    /* templates of every kind, signed for the next line number */
+    chain_weight ws[2] = {{0, 65535}, {1, 4000}};
+    chain_tx t[4];
+    memset(t, 0, sizeof t);
+    t[0].kind = CHAIN_TX_REGISTER;
+    ts_keypair k3;
+    key(&k3, 3);
+    memcpy(t[0].signer, k3.pk, TS_PK_BYTES);
+    t[1].kind = CHAIN_TX_STAKE;
+    memcpy(t[1].signer, owner.pk, TS_PK_BYTES);
+    memcpy(t[1].target, k2.pk, TS_PK_BYTES);
+    t[1].delta = 5;
+    t[2].kind = CHAIN_TX_COMMIT;
+    memcpy(t[2].signer, k2.pk, TS_PK_BYTES);
+    t[2].data = (const uint8_t *)"s3://bucket/x";
+    t[2].len = 13;
+    t[3].kind = CHAIN_TX_WEIGHTS;
+    memcpy(t[3].signer, k1.pk, TS_PK_BYTES);
+    t[3].w = ws;
+    t[3].nw = 2;
+    const ts_keypair *signers[4] = {&k3, &owner, &k2, &k1};
+    chain_metagraph mg0;
+    REQUIRE(chain_metagraph_get(c, &mg0, &e) == TS_OK);
+    chain_stats st0;
+    REQUIRE(chain_get_stats(c, &st0, &e) == TS_OK);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+#define NEXT() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+    enum { ROUNDS = 400 };
+    char big[CHAIN_TX_LINE_MAX + 8];
+    for (int i = 0; i < ROUNDS; i++) {
+        size_t len;
+        char *line = forge(c, &t[i % 4], signers[i % 4], &len);
+        REQUIRE(line && len > 2);
+        memcpy(big, line, len);
+        free(line);
+        size_t body = len - 1; /* keep the '\n' off while mangling */
+        switch (NEXT() % 4) {
+        case 0: { /* flip one byte (never into a newline) */
+            size_t at = NEXT() % body;
+            big[at] ^= (char)(1 + NEXT() % 255);
+            if (big[at] == '\n') big[at] = '#';
+            break;
+        }
+        case 1: /* cut */
+            body = 1 + NEXT() % (body - 1);
+            break;
+        case 2: { /* delete one byte */
+            size_t at = NEXT() % body;
+            memmove(big + at, big + at + 1, body - at - 1);
+            body--;
+            break;
+        }
+        case 3: { /* double one byte */
+            size_t at = NEXT() % body;
+            memmove(big + at + 1, big + at, body - at);
+            body++;
+            break;
+        }
+        }
+        big[body] = '\n';
+        append_raw(url, big, body + 1);
+        if (i % 50 == 49) {
+            chain_stats st;
+            REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+            CHECK_EQ_INT(st.rejected, i + 1);
+        }
+    }
+#undef NEXT
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.accepted, st0.accepted);
+    CHECK_EQ_INT(st.rejected, ROUNDS);
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, mg0.n);
+    for (uint32_t v = 0; v < mg.n && v < mg0.n; v++) {
+        CHECK(!memcmp(mg.neurons[v].hotkey, mg0.neurons[v].hotkey, TS_PK_BYTES));
+        CHECK_EQ_INT(mg.neurons[v].stake, mg0.neurons[v].stake);
+    }
+    chain_metagraph_free(&mg);
+    chain_metagraph_free(&mg0);
+    chain_commitment cm;
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    CHECK_STR(cm.data, TEMPLAR_CRED);
+    chain_close(c);
+}
+
+TEST(overlong_lines_are_rejected_and_skipped) {
+    const char *u = mk_subnet("net", NULL);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    reg_ok(c, 1);
+    /* one line just over the limit, one longer than the reader's buffer */
+    size_t n1 = CHAIN_TX_LINE_MAX + 10, n2 = (3u << 20) + 17;
+    char *a = malloc(n2);
+    REQUIRE(a);
+    memset(a, 'a', n2);
+    a[n1 - 1] = '\n';
+    append_raw(url, a, n1);
+    a[n1 - 1] = 'a';
+    a[n2 - 1] = '\n';
+    append_raw(url, a, n2);
+    free(a);
+    ts_err e = {0};
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 3);
+    CHECK_EQ_INT(st.rejected, 2);
+    chain_rejection r[2];
+    REQUIRE(chain_rejections(c, r, 2) == 2);
+    CHECK(strstr(r[0].reason, "line of 65546 bytes") != NULL);
+    CHECK(strstr(r[1].reason, "line of 3145745 bytes") != NULL);
+    CHECK_EQ_INT(reg_ok(c, 2), 1); /* and the log goes on */
+    chain_close(c);
+    c = open_ok(url);
+    REQUIRE(c);
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 4);
+    CHECK_EQ_INT(st.accepted, 2);
+    chain_close(c);
+}
+
 /* ------------------------------------------------------------ concurrency */
 
 TEST(twenty_processes_register_and_commit_at_once) {
