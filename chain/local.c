@@ -205,19 +205,19 @@ static uint32_t victim_uid(const local *L, uint64_t block) {
  * writers call the same function, so a writer refuses exactly what replay
  * would ignore. */
 static int tx_check(local *L, const chain_tx *tx, char *reason, size_t cap) {
-    char who[64];
-    short_key(who, sizeof who, tx->signer);
+    char who[64]; /* the signer's SS58 address, computed only for a refusal */
+#define WHO() (short_key(who, sizeof who, tx->signer), who)
     int uid = find_uid(L, tx->signer);
     switch (tx->kind) {
     case CHAIN_TX_REGISTER:
         if (uid >= 0) {
-            snprintf(reason, cap, "hotkey %s is already registered as uid %d", who, uid);
+            snprintf(reason, cap, "hotkey %s is already registered as uid %d", WHO(), uid);
             return TS_EDENIED;
         }
         return TS_OK;
     case CHAIN_TX_STAKE: {
         if (memcmp(tx->signer, L->p.owner, TS_PK_BYTES)) {
-            snprintf(reason, cap, "stake signed by %s, not by the subnet owner", who);
+            snprintf(reason, cap, "stake signed by %s, not by the subnet owner", WHO());
             return TS_EDENIED;
         }
         int t = find_uid(L, tx->target);
@@ -245,7 +245,7 @@ static int tx_check(local *L, const chain_tx *tx, char *reason, size_t cap) {
     }
     case CHAIN_TX_COMMIT:
         if (uid < 0) {
-            snprintf(reason, cap, "commitment from hotkey %s, which is not registered", who);
+            snprintf(reason, cap, "commitment from hotkey %s, which is not registered", WHO());
             return TS_EDENIED;
         }
         if (tx->len == 0 || tx->len > CHAIN_COMMIT_MAX) {
@@ -259,7 +259,7 @@ static int tx_check(local *L, const chain_tx *tx, char *reason, size_t cap) {
         return TS_OK;
     case CHAIN_TX_WEIGHTS: {
         if (uid < 0) {
-            snprintf(reason, cap, "weights from hotkey %s, which is not registered", who);
+            snprintf(reason, cap, "weights from hotkey %s, which is not registered", WHO());
             return TS_EDENIED;
         }
         permits_update(L);
@@ -307,6 +307,7 @@ static int tx_check(local *L, const chain_tx *tx, char *reason, size_t cap) {
     }
     snprintf(reason, cap, "unknown transaction kind");
     return TS_EINVAL;
+#undef WHO
 }
 
 /* Applies a transaction that tx_check accepted. */

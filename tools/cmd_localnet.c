@@ -378,26 +378,32 @@ static int scan_wallets(local_key **out) {
             if (k->d_name[0] == '.' || strstr(k->d_name, ".tmp.")) continue;
             char kp[PATH_MAX + 300];
             snprintf(kp, sizeof kp, "%s/%s", hk, k->d_name);
+            /* Only the public key is wanted: pick it out of the text rather
+             * than parse the file, so the secret seed is never copied, and
+             * wipe the buffer. */
             uint8_t *buf;
             size_t len;
             if (ts_read_file(kp, 1 << 16, &buf, &len, NULL)) continue;
-            cJSON *j = cJSON_ParseWithLength((char *)buf, len);
+            uint8_t pk[TS_PK_BYTES];
+            const char *at = strstr((char *)buf, "\"publicKey\"");
+            const char *q = at ? strstr(at, "\"0x") : NULL;
+            char hex[2 * TS_PK_BYTES + 3] = "";
+            if (q && strlen(q + 1) > sizeof hex - 1 && q[sizeof hex] == '"') {
+                memcpy(hex, q + 1, sizeof hex - 1);
+                hex[sizeof hex - 1] = 0;
+            }
+            explicit_bzero(buf, len);
             free(buf);
-            const cJSON *pub = cJSON_GetObjectItemCaseSensitive(j, "publicKey");
+            if (!hex[0] || ts_unhex(pk, TS_PK_BYTES, hex)) continue;
             if (n == cap) {
                 cap = cap ? 2 * cap : 16;
                 local_key *nk = realloc(*out, (size_t)cap * sizeof *nk);
-                if (!nk) {
-                    cJSON_Delete(j);
-                    break;
-                }
+                if (!nk) break;
                 *out = nk;
             }
-            if (cJSON_IsString(pub) && ts_unhex((*out)[n].pk, TS_PK_BYTES, pub->valuestring) == TS_OK) {
-                snprintf((*out)[n].name, sizeof (*out)[n].name, "%s/%s", w->d_name, k->d_name);
-                n++;
-            }
-            cJSON_Delete(j);
+            memcpy((*out)[n].pk, pk, TS_PK_BYTES);
+            snprintf((*out)[n].name, sizeof (*out)[n].name, "%s/%s", w->d_name, k->d_name);
+            n++;
         }
         if (h) closedir(h);
     }
@@ -447,7 +453,7 @@ static void short_weights(char *out, size_t cap, const chain_weight_row *r) {
     if (r->n > 3 && at < cap) snprintf(out + at, cap - at, " +%u more", r->n - 3);
 }
 
-static int status_json(chain *ch, const chain_params *p, const chain_clock *ck,
+static int status_json(const chain_params *p, const chain_clock *ck,
                        const chain_metagraph *mg, const chain_commitment *cm, uint32_t ncm,
                        const chain_weight_row *rows, uint32_t nrows, const chain_stats *st,
                        const chain_rejection *rej, uint32_t nrej, const local_key *keys, int nkeys,
@@ -522,7 +528,6 @@ static int status_json(chain *ch, const chain_params *p, const chain_clock *ck,
     if (s) printf("%s\n", s);
     free(s);
     cJSON_Delete(o);
-    (void)ch;
     return rc;
 }
 
@@ -565,7 +570,7 @@ static int cmd_status(int argc, char **argv) {
     uint32_t nrej = chain_rejections(ch, rej, 5);
     int nkeys = scan_wallets(&keys);
     if (json) {
-        rc = status_json(ch, p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir);
+        rc = status_json(p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir);
         goto out;
     }
     char when[64], left[32];
