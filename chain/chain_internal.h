@@ -2,7 +2,8 @@
  * chain_internal.h - inside the chain module: the backend table that
  * chain.c dispatches to, and the local subnet's transaction encoder (which
  * the tests also use, to forge lines an attacker could append).
- * Nothing outside chain/ and tests/test_chain.c includes this.
+ * Nothing outside chain/, tests/test_chain.c and bench/bench_chain.c
+ * includes this.
  */
 #ifndef TESSERA_CHAIN_INTERNAL_H
 #define TESSERA_CHAIN_INTERNAL_H
