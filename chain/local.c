@@ -1060,7 +1060,9 @@ static int local_open(const char *where, void **impl, chain_params *p, ts_err *e
     local *L = calloc(1, sizeof *L);
     if (!L) return ts_fail(e, TS_ENOMEM, "out of memory");
     L->fd = -1;
-    L->dir = strdup(where);
+    /* absolute, so that a process that changes directory keeps its subnet */
+    L->dir = realpath(where, NULL);
+    if (!L->dir) L->dir = strdup(where);
     L->log_path = ts_path_join(where, LOG_NAME);
     if (!L->dir || !L->log_path) {
         local_free(L);
