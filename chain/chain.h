@@ -128,7 +128,7 @@ typedef struct chain_neuron {
 
 typedef struct chain_metagraph {
     uint64_t block;             /* current block when the snapshot was taken */
-    uint64_t log_seq;           /* transactions applied so far (local backend) */
+    uint64_t log_seq;           /* log lines read so far (local backend; 0 elsewhere) */
     uint32_t n;                 /* uids 0..n-1 are registered */
     uint32_t max_uids;
     chain_neuron *neurons;      /* n entries, neurons[i].uid == i */
