@@ -1,0 +1,275 @@
+/*
+ * chain.h - what a miner or a validator needs from the chain, and nothing
+ * more: the clock (blocks, their timestamps, windows), the subnet's
+ * parameters, the metagraph (uids, hotkeys, stake, validator permits),
+ * commitments (each participant's published bucket credentials) and weights.
+ *
+ * One interface, several backends, chosen by the URL given to chain_open:
+ *
+ *   local:/path/to/subnet   a file-backed subnet on this machine (the embedded
+ *                           default): genesis.json plus an append-only log of
+ *                           signed transactions; blocks follow the wall clock
+ *                           from genesis, so no server runs.  See
+ *                           docs/FORMATS.md section 9.
+ *   subtensor:wss://...     Bittensor's chain; not built yet.  docs/CHAIN.md
+ *                           says how it maps onto these same calls.
+ *
+ * Conventions: functions that can fail return 0 or a TS_E* code and fill a
+ * ts_err.  Snapshots handed out (metagraph, commitments, weights) are copies
+ * the caller owns; they stay valid while the chain moves on.  A handle may be
+ * used from several threads (calls are serialised inside); it must not be
+ * shared across fork() - open a new one in the child.
+ *
+ * Stake is counted in rao (1 TAO = 10^9 rao), as on Bittensor.  Weights are
+ * stored as u16 "max-upscaled" values the way subtensor stores them: the
+ * largest weight a validator sets becomes 65535 and the others scale with it
+ * (chain_weights_quantize).
+ */
+#ifndef TESSERA_CHAIN_H
+#define TESSERA_CHAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CHAIN_COMMIT_MAX 1024           /* bytes of one commitment, NUL excluded */
+#define CHAIN_MAX_UIDS 4096             /* the largest max_uids a subnet may have */
+#define CHAIN_RUN_ID_MAX 64
+#define CHAIN_RAO_PER_TAO 1000000000ull
+#define CHAIN_MAX_STAKE_RAO (21000000ull * CHAIN_RAO_PER_TAO) /* per hotkey */
+
+typedef struct chain chain;
+
+/* ------------------------------------------------------------ parameters */
+
+typedef struct chain_params {
+    char run_id[CHAIN_RUN_ID_MAX + 1];
+    uint32_t netuid;
+    double genesis_time;         /* seconds since the epoch: timestamp of block 0 */
+    double block_time;           /* seconds per block (may be fractional) */
+    uint64_t blocks_per_window;
+    uint32_t max_uids;           /* registrations beyond this replace a uid */
+    uint32_t max_validators;     /* validator permits: the top N by stake ... */
+    uint64_t min_validator_stake;/* ... holding more than this (rao; 0: any stake > 0) */
+    uint64_t immunity_period;    /* blocks a new registration cannot be replaced */
+    uint64_t weights_rate_limit; /* blocks between two set_weights of one hotkey (0: none) */
+    uint8_t owner[TS_PK_BYTES];  /* the subnet owner's key (signs stake changes) */
+    uint8_t genesis_hash[TS_HASH_BYTES]; /* BLAKE2b-256 of genesis.json as stored */
+    const char *run_params_json; /* the owner's run parameters: a JSON object (text) */
+} chain_params;
+
+/* ------------------------------------------------------- open and close */
+
+/* url: "local:/path/to/subnet" (or "local:relative/path").  The local backend
+ * replays the log at open (verifying every signature) and then reads only what
+ * was appended since, so frequent reads stay cheap. */
+int chain_open(const char *url, chain **out, ts_err *e);
+void chain_close(chain *c);
+
+/* Owned by the handle; valid until chain_close. */
+const chain_params *chain_get_params(const chain *c);
+/* The run parameters parsed (a cJSON object owned by the handle): the node
+ * reads model preset, sequence length, codec k, ... from it. */
+const struct cJSON *chain_run_params(const chain *c);
+
+/* ----------------------------------------------------------------- clock
+ *
+ * block(t) = floor((t - genesis_time) / block_time), 0 before genesis;
+ * T(b) = genesis_time + b * block_time, computed so that T(block(t)) <= t <
+ * T(block(t) + 1) holds exactly in floating point.  window = block /
+ * blocks_per_window.  The pure helpers below are the local backend's clock;
+ * the chain_block* calls are the interface (on subtensor they ask the node). */
+uint64_t chain_clock_block_at(const chain_params *p, double t);
+double chain_clock_time_of(const chain_params *p, uint64_t block);
+static inline uint64_t chain_window_of(const chain_params *p, uint64_t block) {
+    return block / p->blocks_per_window;
+}
+static inline uint64_t chain_window_start_block(const chain_params *p, uint64_t window) {
+    return window * p->blocks_per_window;
+}
+
+/* The current block and its timestamp (either pointer may be NULL). */
+int chain_block(chain *c, uint64_t *block, double *timestamp, ts_err *e);
+/* The timestamp of a block.  For a past or current block it is the chain's
+ * record; for a future block it is projected from the block time (exact on
+ * the local backend, an estimate on a live chain). */
+int chain_block_time(chain *c, uint64_t block, double *timestamp, ts_err *e);
+
+/* Everything a window loop wants to know at once. */
+typedef struct chain_clock {
+    double now;                 /* wall clock when read */
+    uint64_t block;             /* current block */
+    double block_timestamp;     /* T(block) */
+    uint64_t window;            /* block / blocks_per_window */
+    uint64_t window_start_block;
+    double window_start_time;   /* T(window_start_block) */
+    double next_window_time;    /* T((window + 1) * blocks_per_window) */
+    double seconds_left;        /* next_window_time - now */
+} chain_clock;
+int chain_now(chain *c, chain_clock *out, ts_err *e);
+/* The timestamp of the first block of a window (past or future). */
+int chain_window_start_time(chain *c, uint64_t window, double *t, ts_err *e);
+
+/* ------------------------------------------------------------- metagraph */
+
+typedef struct chain_neuron {
+    uint32_t uid;
+    uint8_t hotkey[TS_PK_BYTES];
+    uint64_t stake;             /* rao */
+    bool validator_permit;
+    uint64_t registered_block;
+} chain_neuron;
+
+typedef struct chain_metagraph {
+    uint64_t block;             /* current block when the snapshot was taken */
+    uint64_t log_seq;           /* log lines read so far (local backend; 0 elsewhere) */
+    uint32_t n;                 /* uids 0..n-1 are registered */
+    uint32_t max_uids;
+    chain_neuron *neurons;      /* n entries, neurons[i].uid == i */
+} chain_metagraph;
+
+int chain_metagraph_get(chain *c, chain_metagraph *mg, ts_err *e);
+void chain_metagraph_free(chain_metagraph *mg);
+/* The uid holding a hotkey: TS_OK, or TS_ENOTFOUND. */
+int chain_uid_of(const chain_metagraph *mg, const uint8_t hotkey[TS_PK_BYTES], uint32_t *uid);
+/* The leader: the validator (permit holder) with the most stake, ties to
+ * the lowest uid.  TS_ENOTFOUND when no uid holds a permit. */
+int chain_leader(const chain_metagraph *mg, uint32_t *uid);
+
+/* ----------------------------------------------------------- commitments
+ *
+ * A commitment is an opaque string of 1..CHAIN_COMMIT_MAX bytes (no NUL)
+ * that a registered hotkey publishes about itself - here, the read
+ * credentials of its bucket (storage module).  Setting one replaces the
+ * previous one; it is cleared when the uid is replaced. */
+typedef struct chain_commitment {
+    uint32_t uid;
+    uint8_t hotkey[TS_PK_BYTES];
+    uint64_t block;             /* block at which it was set */
+    uint32_t len;
+    char data[CHAIN_COMMIT_MAX + 1]; /* NUL-terminated */
+} chain_commitment;
+
+int chain_commit(chain *c, const ts_keypair *hotkey, const char *data, ts_err *e);
+/* All commitments of registered uids, in uid order; *out is one allocation
+ * (free()), NULL when *n is 0. */
+int chain_commitments(chain *c, chain_commitment **out, uint32_t *n, ts_err *e);
+/* One uid's commitment; TS_ENOTFOUND when it has none. */
+int chain_commitment_of(chain *c, uint32_t uid, chain_commitment *out, ts_err *e);
+
+/* --------------------------------------------------------------- weights */
+
+typedef struct chain_weight {
+    uint32_t uid;
+    uint16_t weight;            /* max-upscaled: the row's largest is 65535 */
+} chain_weight;
+
+typedef struct chain_weight_row {
+    uint32_t uid;               /* the validator */
+    uint8_t hotkey[TS_PK_BYTES];
+    uint64_t block;             /* block at which they were set */
+    uint32_t n;
+    chain_weight *w;            /* n entries, ascending uid, no zeros */
+} chain_weight_row;
+
+/* Sets the calling validator's weights (it needs a validator permit).
+ * weights are finite and >= 0, not all 0; uids distinct and registered.
+ * They are quantized with chain_weights_quantize; uids whose weight rounds to
+ * 0 are dropped. */
+int chain_set_weights(chain *c, const ts_keypair *hotkey, const uint32_t *uids,
+                      const float *weights, uint32_t n, ts_err *e);
+/* The latest weights of every uid that has set some, in uid order; *rows is
+ * one allocation (free()), NULL when *n is 0.  Weights aimed at a uid that was
+ * replaced since are removed from every row. */
+int chain_weights(chain *c, chain_weight_row **rows, uint32_t *n, ts_err *e);
+/* Bittensor's quantization: q[i] = round_half_even(w[i] / max(w) * 65535).
+ * TS_EINVAL when a weight is negative or not finite, or all are 0. */
+int chain_weights_quantize(const float *w, uint32_t n, uint16_t *q, ts_err *e);
+
+/* ------------------------------------------------ operator actions
+ *
+ * Registration and stake.  On the local subnet they are transactions like any
+ * other (the tests and the demo use them); on a live chain they are done with
+ * Bittensor's own tools and these return TS_EUNSUPPORTED. */
+typedef struct chain_registration {
+    uint32_t uid;
+    uint64_t block;
+    bool replaced;              /* the uid belonged to another hotkey before */
+    uint8_t old_hotkey[TS_PK_BYTES];
+} chain_registration;
+
+/* Registers a hotkey (signed by it).  When the subnet is full, the uid with
+ * the least stake among those past their immunity period is replaced (ties:
+ * the oldest registration, then the lowest uid; when every uid is immune,
+ * the same rule over all uids), and the stake, commitment and weights of the
+ * hotkey that held it are cleared.  TS_EDENIED if already registered. */
+int chain_register(chain *c, const ts_keypair *hotkey, chain_registration *out, ts_err *e);
+/* Changes a registered hotkey's stake by delta_rao (negative: unstake),
+ * signed by the subnet owner's key.  The result must lie in
+ * [0, CHAIN_MAX_STAKE_RAO]. */
+int chain_stake(chain *c, const ts_keypair *owner, const uint8_t hotkey[TS_PK_BYTES],
+                int64_t delta_rao, ts_err *e);
+
+/* ------------------------------------------------- health of the record */
+
+typedef struct chain_rejection {
+    uint64_t line;              /* 0-based line number in the log */
+    char reason[200];
+} chain_rejection;
+
+typedef struct chain_stats {
+    uint64_t lines;             /* complete lines read */
+    uint64_t accepted;
+    uint64_t rejected;          /* lines ignored: malformed, forged or invalid */
+    uint64_t log_bytes;         /* bytes of complete lines */
+    uint64_t torn_bytes;        /* bytes after the last complete line (ignored) */
+    uint64_t replays;           /* full replays (1 + rewrites detected) */
+} chain_stats;
+
+int chain_get_stats(chain *c, chain_stats *out, ts_err *e);
+/* The most recent rejections (at most max, oldest first); returns how many. */
+uint32_t chain_rejections(chain *c, chain_rejection *out, uint32_t max);
+
+/* ---------------------------------------------------- the local subnet */
+
+/* Genesis settings for chain_local_init; chain_local_genesis_defaults fills
+ * the defaults (run "tessera", netuid 1, now, 12 s blocks, 125 blocks per
+ * window, 256 uids, 64 validators, immunity 0, no rate limit, params {}). */
+typedef struct chain_genesis {
+    const char *run_id;
+    uint32_t netuid;
+    double genesis_time;         /* 0: now (rounded down to the millisecond) */
+    double block_time;
+    uint64_t blocks_per_window;
+    uint32_t max_uids;
+    uint32_t max_validators;
+    uint64_t min_validator_stake;
+    uint64_t immunity_period;
+    uint64_t weights_rate_limit;
+    uint8_t owner[TS_PK_BYTES];
+    const char *run_params_json; /* a JSON object, or NULL for {} */
+} chain_genesis;
+
+void chain_local_genesis_defaults(chain_genesis *g);
+/* Creates dir (if needed), dir/genesis.json and an empty dir/chain.log.
+ * Refuses (TS_EEXIST) when a genesis is already there. */
+int chain_local_init(const char *dir, const chain_genesis *g, ts_err *e);
+
+/* ----------------------------------------------------------------- units */
+
+/* "12.5" TAO -> rao (up to 9 decimals, optional sign); TS_EINVAL otherwise. */
+int chain_parse_tao(const char *s, int64_t *rao);
+/* rao -> "12.500000000" trimmed to at least `decimals` decimals. */
+void chain_fmt_tao(char *out, size_t cap, uint64_t rao, int decimals);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

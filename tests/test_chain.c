@@ -1,0 +1,1305 @@
+/* test_chain.c - the chain interface over the local subnet: clock, genesis,
+ * transactions and their verification, concurrent writers, torn lines,
+ * replacement of uids, commitments, weights, and the localnet command. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cjson/cJSON.h>
+
+#include "chain/chain.h"
+#include "chain/chain_internal.h"
+#include "common/common.h"
+#include "harness.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static void key(ts_keypair *kp, int i) {
+    uint8_t seed[TS_SEED_BYTES];
+    memset(seed, 0, sizeof seed);
+    seed[0] = (uint8_t)i;
+    seed[1] = (uint8_t)(i >> 8);
+    seed[31] = 0x5a;
+    ts_keypair_from_seed(kp, seed);
+}
+
+#define OWNER_SEED 999
+
+typedef struct {
+    double block_time;
+    uint64_t bpw;
+    uint32_t max_uids, max_validators;
+    uint64_t immunity, rate_limit, min_vstake;
+    const char *params;
+} net_opts;
+
+/* Creates a subnet under the test's tmpdir; returns its URL (static). */
+static const char *mk_subnet(const char *name, const net_opts *o) {
+    static char url[600];
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", th_tmpdir(), name);
+    chain_genesis g;
+    chain_local_genesis_defaults(&g);
+    g.run_id = "test-run";
+    g.netuid = 3;
+    g.block_time = o && o->block_time ? o->block_time : 0.05;
+    g.blocks_per_window = o && o->bpw ? o->bpw : 20;
+    g.max_uids = o && o->max_uids ? o->max_uids : 64;
+    g.max_validators = o && o->max_validators ? o->max_validators : 8;
+    g.immunity_period = o ? o->immunity : 0;
+    g.weights_rate_limit = o ? o->rate_limit : 0;
+    g.min_validator_stake = o ? o->min_vstake : 0;
+    g.run_params_json = o && o->params ? o->params : NULL;
+    ts_keypair owner;
+    key(&owner, OWNER_SEED);
+    memcpy(g.owner, owner.pk, TS_PK_BYTES);
+    ts_err e = {0};
+    if (chain_local_init(dir, &g, &e)) {
+        th_fail(__FILE__, __LINE__, "chain_local_init: %s", e.msg);
+        return NULL;
+    }
+    snprintf(url, sizeof url, "local:%s", dir);
+    return url;
+}
+
+static const char *url_dir(const char *url) { return url + 6; }
+
+static chain *open_ok(const char *url) {
+    chain *c = NULL;
+    ts_err e = {0};
+    if (chain_open(url, &c, &e)) th_fail(__FILE__, __LINE__, "chain_open(%s): %s", url, e.msg);
+    return c;
+}
+
+static uint32_t reg_ok(chain *c, int seed) {
+    ts_keypair kp;
+    key(&kp, seed);
+    chain_registration r;
+    ts_err e = {0};
+    if (chain_register(c, &kp, &r, &e)) {
+        th_fail(__FILE__, __LINE__, "register %d: %s", seed, e.msg);
+        return UINT32_MAX;
+    }
+    return r.uid;
+}
+
+static int stake_tao(chain *c, int seed, int64_t tao) {
+    ts_keypair owner, kp;
+    key(&owner, OWNER_SEED);
+    key(&kp, seed);
+    ts_err e = {0};
+    int rc = chain_stake(c, &owner, kp.pk, tao * (int64_t)CHAIN_RAO_PER_TAO, &e);
+    if (rc) th_fail(__FILE__, __LINE__, "stake %d: %s", seed, e.msg);
+    return rc;
+}
+
+static char *log_path(const char *url) { return ts_path_join(url_dir(url), "chain.log"); }
+
+static void append_raw(const char *url, const void *bytes, size_t n) {
+    char *p = log_path(url);
+    int fd = open(p, O_WRONLY | O_APPEND);
+    if (fd < 0 || write(fd, bytes, n) != (ssize_t)n) th_fail(__FILE__, __LINE__, "append to %s", p);
+    if (fd >= 0) close(fd);
+    free(p);
+}
+
+static uint64_t file_size(const char *url) {
+    char *p = log_path(url);
+    struct stat st;
+    uint64_t n = stat(p, &st) ? 0 : (uint64_t)st.st_size;
+    free(p);
+    return n;
+}
+
+/* A signed line as an attacker (or a buggy client) could append it, with the
+ * next sequence number and the current block. */
+static char *forge(chain *c, chain_tx *tx, const ts_keypair *signer_key, size_t *len) {
+    chain_stats st;
+    ts_err e = {0};
+    if (chain_get_stats(c, &st, &e)) th_fail(__FILE__, __LINE__, "stats: %s", e.msg);
+    uint64_t b;
+    chain_block(c, &b, NULL, &e);
+    tx->seq = st.lines;
+    tx->block = b;
+    char *line = NULL;
+    if (chain_local_format_tx(chain_get_params(c)->genesis_hash, tx, signer_key, &line, len, &e))
+        th_fail(__FILE__, __LINE__, "format: %s", e.msg);
+    return line;
+}
+
+static const char *last_rejection(chain *c, chain_rejection *r) {
+    chain_rejection all[64];
+    uint32_t n = chain_rejections(c, all, 64);
+    if (!n) return "";
+    *r = all[n - 1];
+    return r->reason;
+}
+
+/* Templar's commitment layout: account id (32) + access key id (32) +
+ * secret access key (64), 128 characters. */
+static const char *TEMPLAR_CRED =
+    "0123456789abcdef0123456789abcdef"
+    "AKIAEXAMPLEKEY00AKIAEXAMPLEKEY00"
+    "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEYwJalrXUtnFEMIK7MDENGbPxRfi";
+
+/* ------------------------------------------------------------------ clock */
+
+TEST(clock_block_and_window_arithmetic) {
+    chain_params p;
+    memset(&p, 0, sizeof p);
+    p.genesis_time = 1700000000.0;
+    p.block_time = 12;
+    p.blocks_per_window = 125;
+    CHECK_EQ_INT(chain_clock_block_at(&p, 1600000000.0), 0); /* before genesis */
+    CHECK_EQ_INT(chain_clock_block_at(&p, NAN), 0);
+    CHECK_EQ_INT(chain_clock_block_at(&p, p.genesis_time), 0);
+    CHECK_EQ_INT(chain_clock_block_at(&p, p.genesis_time + 11.999), 0);
+    CHECK_EQ_INT(chain_clock_block_at(&p, p.genesis_time + 12.0), 1);
+    CHECK_EQ_INT(chain_clock_block_at(&p, p.genesis_time + 12 * 125), 125);
+    CHECK_NEAR(chain_clock_time_of(&p, 250), p.genesis_time + 3000, 0);
+    CHECK_EQ_INT(chain_window_of(&p, 124), 0);
+    CHECK_EQ_INT(chain_window_of(&p, 125), 1);
+    CHECK_EQ_INT(chain_window_of(&p, 249), 1);
+    CHECK_EQ_INT(chain_window_of(&p, 250), 2);
+    CHECK_EQ_INT(chain_window_start_block(&p, 2), 250);
+
+    /* Fractional block times that binary floating point cannot hold exactly:
+     * every block boundary must land on the block it starts, and the instant
+     * just before it on the block before. */
+    const double bts[] = {0.1, 0.05, 1.0 / 3.0, 0.7, 12};
+    for (size_t k = 0; k < sizeof bts / sizeof *bts; k++) {
+        p.genesis_time = 1712345678.123;
+        p.block_time = bts[k];
+        int bad = 0;
+        for (uint64_t b = 0; b < 200000 && bad < 5; b += (b < 2000 ? 1 : 997)) {
+            double t = chain_clock_time_of(&p, b);
+            if (chain_clock_block_at(&p, t) != b) bad++, th_fail(__FILE__, __LINE__, "bt %g: block_at(T(%llu)) = %llu", bts[k], (unsigned long long)b, (unsigned long long)chain_clock_block_at(&p, t));
+            if (b > 0 && chain_clock_block_at(&p, nextafter(t, 0)) != b - 1) bad++, th_fail(__FILE__, __LINE__, "bt %g: just before T(%llu) is not block %llu", bts[k], (unsigned long long)b, (unsigned long long)b - 1);
+            double mid = t + bts[k] / 2;
+            if (chain_clock_block_at(&p, mid) != b) bad++, th_fail(__FILE__, __LINE__, "bt %g: middle of block %llu", bts[k], (unsigned long long)b);
+        }
+    }
+}
+
+TEST(clock_of_an_open_chain) {
+    net_opts o = {.block_time = 0.25, .bpw = 8};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    const chain_params *p = chain_get_params(c);
+    CHECK_NEAR(p->block_time, 0.25, 0);
+    CHECK_EQ_INT(p->blocks_per_window, 8);
+    CHECK_EQ_INT(p->netuid, 3);
+    CHECK_STR(p->run_id, "test-run");
+    ts_err e = {0};
+    chain_clock ck;
+    REQUIRE(chain_now(c, &ck, &e) == TS_OK);
+    CHECK(ck.block_timestamp <= ck.now + 1e-6);
+    CHECK(ck.now < ck.block_timestamp + 0.25 + 2.0); /* generous: the machine may be busy */
+    CHECK_EQ_INT(ck.window, ck.block / 8);
+    CHECK_EQ_INT(ck.window_start_block, ck.window * 8);
+    CHECK_NEAR(ck.next_window_time - ck.window_start_time, 8 * 0.25, 1e-6);
+    CHECK(ck.seconds_left >= 0 && ck.seconds_left <= 2.0 + 1e-6);
+    double t;
+    REQUIRE(chain_block_time(c, 1000, &t, &e) == TS_OK);
+    CHECK_NEAR(t, p->genesis_time + 250, 1e-6);
+    REQUIRE(chain_window_start_time(c, 3, &t, &e) == TS_OK);
+    CHECK_NEAR(t, p->genesis_time + 24 * 0.25, 1e-6);
+    /* The clock moves with the wall clock. */
+    uint64_t b0, b1;
+    REQUIRE(chain_block(c, &b0, NULL, &e) == TS_OK);
+    usleep(600000);
+    REQUIRE(chain_block(c, &b1, NULL, &e) == TS_OK);
+    CHECK(b1 >= b0 + 2);
+    chain_close(c);
+}
+
+/* ---------------------------------------------------------------- genesis */
+
+TEST(genesis_init_and_validation) {
+    net_opts o = {.params = "{\"model\": \"llama-tiny\", \"seq_len\": 256, \"codec\": {\"k\": 64}}"};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", url_dir(url));
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    const cJSON *rp = chain_run_params(c);
+    REQUIRE(cJSON_IsObject(rp));
+    CHECK_STR(cJSON_GetObjectItem(rp, "model")->valuestring, "llama-tiny");
+    CHECK_EQ_INT(cJSON_GetObjectItem(rp, "seq_len")->valueint, 256);
+    CHECK_EQ_INT(cJSON_GetObjectItem(cJSON_GetObjectItem(rp, "codec"), "k")->valueint, 64);
+    ts_keypair owner;
+    key(&owner, OWNER_SEED);
+    CHECK(!memcmp(chain_get_params(c)->owner, owner.pk, TS_PK_BYTES));
+    chain_close(c);
+
+    /* never re-initialised */
+    chain_genesis g;
+    chain_local_genesis_defaults(&g);
+    ts_err e = {0};
+    CHECK_ERR(chain_local_init(dir, &g, &e), TS_EEXIST);
+    /* bad settings are refused before anything is written */
+    char d2[600];
+    snprintf(d2, sizeof d2, "%s/other", th_tmpdir());
+    g.run_id = "bad run id";
+    CHECK_ERR(chain_local_init(d2, &g, &e), TS_EINVAL);
+    g.run_id = "ok";
+    g.block_time = 0;
+    CHECK_ERR(chain_local_init(d2, &g, &e), TS_EINVAL);
+    g.block_time = 1;
+    g.max_uids = CHAIN_MAX_UIDS + 1;
+    CHECK_ERR(chain_local_init(d2, &g, &e), TS_EINVAL);
+    g.max_uids = 16;
+    g.run_params_json = "[1, 2]";
+    CHECK_ERR(chain_local_init(d2, &g, &e), TS_EINVAL);
+    char *g2 = ts_path_join(d2, "genesis.json");
+    CHECK(!ts_path_exists(g2));
+    free(g2);
+
+    /* a genesis with an unknown key or a wrong type is refused at open */
+    char *gp = ts_path_join(dir, "genesis.json");
+    uint8_t *buf;
+    size_t len;
+    REQUIRE(ts_read_file(gp, 1 << 20, &buf, &len, &e) == TS_OK);
+    cJSON *j = cJSON_Parse((char *)buf);
+    free(buf);
+    cJSON_AddNumberToObject(j, "surprise", 1);
+    char *txt = cJSON_Print(j);
+    REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
+    free(txt);
+    chain *bad = NULL;
+    CHECK_ERR(chain_open(url, &bad, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "surprise") != NULL);
+    cJSON_DeleteItemFromObject(j, "surprise");
+    cJSON_ReplaceItemInObject(j, "block_time", cJSON_CreateString("fast"));
+    txt = cJSON_Print(j);
+    REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
+    free(txt);
+    CHECK_ERR(chain_open(url, &bad, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "block_time") != NULL);
+    cJSON_Delete(j);
+    free(gp);
+}
+
+TEST(open_errors_name_the_problem) {
+    chain *c = NULL;
+    ts_err e = {0};
+    CHECK_ERR(chain_open("", &c, &e), TS_EINVAL);
+    CHECK_ERR(chain_open("/no/scheme", &c, &e), TS_EINVAL);
+    CHECK_ERR(chain_open("ftp:/x", &c, &e), TS_EINVAL);
+    CHECK_ERR(chain_open("subtensor:wss://entrypoint-finney.opentensor.ai:443", &c, &e), TS_EUNSUPPORTED);
+    CHECK(strstr(e.msg, "CHAIN.md") != NULL);
+    char u[600];
+    snprintf(u, sizeof u, "local:%s/nothing-here", th_tmpdir());
+    CHECK_ERR(chain_open(u, &c, &e), TS_ENOTFOUND);
+    CHECK(strstr(e.msg, "localnet init") != NULL);
+    CHECK(c == NULL);
+}
+
+/* ---------------------------------------------------- commitments, basics */
+
+TEST(commitments_round_trip_bucket_credentials) {
+    const char *url = mk_subnet("net", NULL);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    REQUIRE(strlen(TEMPLAR_CRED) == 128);
+    CHECK_EQ_INT(reg_ok(c, 1), 0);
+    CHECK_EQ_INT(reg_ok(c, 2), 1);
+    CHECK_EQ_INT(reg_ok(c, 3), 2);
+    ts_keypair k1, k2, k3;
+    key(&k1, 1);
+    key(&k2, 2);
+    key(&k3, 3);
+    const char *url_cred = "s3://minio.local:9000/tessera-uid1?access_key=AKIA1&secret_key=s%2Fx%20y&region=us-east-1";
+    char fileurl[700];
+    snprintf(fileurl, sizeof fileurl, "file://%s/buckets/uid2", th_tmpdir());
+    ts_err e = {0};
+    REQUIRE(chain_commit(c, &k1, TEMPLAR_CRED, &e) == TS_OK);
+    REQUIRE(chain_commit(c, &k2, url_cred, &e) == TS_OK);
+    REQUIRE(chain_commit(c, &k3, fileurl, &e) == TS_OK);
+    /* the longest allowed, with bytes that mean something in the log */
+    char big[CHAIN_COMMIT_MAX + 2];
+    for (int i = 0; i < CHAIN_COMMIT_MAX; i++) big[i] = (char)(1 + (i * 37) % 254);
+    big[CHAIN_COMMIT_MAX] = 0;
+    uint64_t b0;
+    chain_block(c, &b0, NULL, &e);
+    REQUIRE(chain_commit(c, &k3, big, &e) == TS_OK);
+    big[CHAIN_COMMIT_MAX] = 'x';
+    big[CHAIN_COMMIT_MAX + 1] = 0;
+    CHECK_ERR(chain_commit(c, &k3, big, &e), TS_ETOOBIG);
+    CHECK_ERR(chain_commit(c, &k3, "", &e), TS_EINVAL);
+    big[CHAIN_COMMIT_MAX] = 0;
+    chain_close(c);
+
+    /* a fresh handle (another process, in effect) reads them back */
+    c = open_ok(url);
+    REQUIRE(c);
+    chain_commitment *all = NULL;
+    uint32_t n = 0;
+    REQUIRE(chain_commitments(c, &all, &n, &e) == TS_OK);
+    REQUIRE(n == 3);
+    CHECK_EQ_INT(all[0].uid, 0);
+    CHECK_STR(all[0].data, TEMPLAR_CRED);
+    CHECK_EQ_INT(all[0].len, 128);
+    CHECK(!memcmp(all[0].hotkey, k1.pk, TS_PK_BYTES));
+    CHECK_STR(all[1].data, url_cred);
+    CHECK_EQ_INT(all[2].len, CHAIN_COMMIT_MAX);
+    CHECK(!memcmp(all[2].data, big, CHAIN_COMMIT_MAX));
+    CHECK(all[2].block >= b0);
+    CHECK(all[0].block <= all[2].block);
+    free(all);
+    chain_commitment one;
+    REQUIRE(chain_commitment_of(c, 1, &one, &e) == TS_OK);
+    CHECK_STR(one.data, url_cred);
+    /* replacing one's own commitment */
+    REQUIRE(chain_commit(c, &k3, fileurl, &e) == TS_OK);
+    REQUIRE(chain_commitment_of(c, 2, &one, &e) == TS_OK);
+    CHECK_STR(one.data, fileurl);
+    CHECK_ERR(chain_commitment_of(c, 7, &one, &e), TS_ENOTFOUND);
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.rejected, 0);
+    CHECK_EQ_INT(st.accepted, 8);
+    chain_close(c);
+}
+
+/* ---------------------------------------------------------------- forgery */
+
+TEST(forged_transactions_are_rejected_with_a_reason) {
+    net_opts o = {.max_validators = 1};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    reg_ok(c, 1); /* uid 0: will be the validator */
+    reg_ok(c, 2); /* uid 1: a miner */
+    stake_tao(c, 1, 100);
+    ts_keypair k1, k2, k9, owner;
+    key(&k1, 1);
+    key(&k2, 2);
+    key(&k9, 9); /* never registered */
+    key(&owner, OWNER_SEED);
+    ts_err e = {0};
+    REQUIRE(chain_commit(c, &k2, "honest", &e) == TS_OK);
+
+    /* Through the API: refused before anything is written. */
+    uint64_t size0 = file_size(url);
+    CHECK_ERR(chain_commit(c, &k9, "x", &e), TS_EDENIED);
+    CHECK(strstr(e.msg, "not registered") != NULL);
+    uint32_t uids[2] = {0, 1};
+    float w[2] = {1, 1};
+    CHECK_ERR(chain_set_weights(c, &k2, uids, w, 2, &e), TS_EDENIED);
+    CHECK(strstr(e.msg, "validator permit") != NULL);
+    CHECK_ERR(chain_stake(c, &k2, k2.pk, 5, &e), TS_EDENIED);
+    CHECK(strstr(e.msg, "owner") != NULL);
+    CHECK_ERR(chain_stake(c, &owner, k9.pk, 5, &e), TS_EDENIED);
+    CHECK_ERR(chain_register(c, &k1, NULL, &e), TS_EDENIED);
+    CHECK(strstr(e.msg, "already registered") != NULL);
+    CHECK_EQ_INT(file_size(url), size0);
+
+    /* Lines appended behind the API's back: replay ignores each, says why,
+     * and goes on. */
+    chain_rejection r;
+    chain_tx tx;
+    size_t len;
+    char *line;
+
+    /* 1. wrong signature: claims to be uid 1, signed by another key */
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_COMMIT;
+    memcpy(tx.signer, k2.pk, TS_PK_BYTES);
+    tx.data = (const uint8_t *)"evil";
+    tx.len = 4;
+    line = forge(c, &tx, &k9, &len);
+    append_raw(url, line, len);
+    free(line);
+    chain_commitment cm;
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    CHECK_STR(cm.data, "honest");
+    CHECK(strstr(last_rejection(c, &r), "signature does not verify") != NULL);
+
+    /* 2. a well-signed commitment from an unregistered hotkey */
+    memcpy(tx.signer, k9.pk, TS_PK_BYTES);
+    line = forge(c, &tx, &k9, &len);
+    append_raw(url, line, len);
+    free(line);
+    chain_commitment *all;
+    uint32_t n;
+    REQUIRE(chain_commitments(c, &all, &n, &e) == TS_OK);
+    CHECK_EQ_INT(n, 1);
+    free(all);
+    CHECK(strstr(last_rejection(c, &r), "not registered") != NULL);
+
+    /* 3. weights from a registered hotkey without a validator permit */
+    chain_weight ws[2] = {{0, 65535}, {1, 100}};
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_WEIGHTS;
+    memcpy(tx.signer, k2.pk, TS_PK_BYTES);
+    tx.w = ws;
+    tx.nw = 2;
+    line = forge(c, &tx, &k2, &len);
+    append_raw(url, line, len);
+    free(line);
+    chain_weight_row *rows;
+    REQUIRE(chain_weights(c, &rows, &n, &e) == TS_OK);
+    CHECK_EQ_INT(n, 0);
+    free(rows);
+    CHECK(strstr(last_rejection(c, &r), "no validator permit") != NULL);
+
+    /* 4. stake signed by a hotkey rather than the owner */
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_STAKE;
+    memcpy(tx.signer, k2.pk, TS_PK_BYTES);
+    memcpy(tx.target, k2.pk, TS_PK_BYTES);
+    tx.delta = 1000 * (int64_t)CHAIN_RAO_PER_TAO;
+    line = forge(c, &tx, &k2, &len);
+    append_raw(url, line, len);
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.neurons[1].stake, 0);
+    chain_metagraph_free(&mg);
+    CHECK(strstr(last_rejection(c, &r), "not by the subnet owner") != NULL);
+
+    /* 5. a valid line copied to the end (replay of an old transaction) */
+    append_raw(url, line, len);
+    free(line);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    chain_metagraph_free(&mg);
+    CHECK(strstr(last_rejection(c, &r), "sequence number") != NULL);
+
+    /* 6. garbage, a tampered field, an upper-case signature */
+    append_raw(url, "hello world\n", 12);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    chain_metagraph_free(&mg);
+    CHECK(strstr(last_rejection(c, &r), "malformed") != NULL);
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_COMMIT;
+    memcpy(tx.signer, k2.pk, TS_PK_BYTES);
+    tx.data = (const uint8_t *)"good";
+    tx.len = 4;
+    line = forge(c, &tx, &k2, &len);
+    char *tampered = strdup(line);
+    char *data_hex = strstr(tampered, " 676f6f64 "); /* "good" */
+    REQUIRE(data_hex);
+    memcpy(data_hex + 1, "626f6f64", 8);        /* "bood" */
+    append_raw(url, tampered, len);
+    free(tampered);
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    CHECK_STR(cm.data, "honest");
+    CHECK(strstr(last_rejection(c, &r), "signature does not verify") != NULL);
+    free(line);
+
+    /* Honest traffic continues after all that. */
+    REQUIRE(chain_commit(c, &k2, "still honest", &e) == TS_OK);
+    REQUIRE(chain_set_weights(c, &k1, uids, w, 2, &e) == TS_OK);
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.rejected, 7);
+    CHECK_EQ_INT(st.accepted, 6);
+    chain_close(c);
+
+    /* A fresh replay reaches the same verdicts. */
+    c = open_ok(url);
+    REQUIRE(c);
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.rejected, 7);
+    CHECK_EQ_INT(st.accepted, 6);
+    chain_rejection rs[16];
+    CHECK_EQ_INT(chain_rejections(c, rs, 16), 7);
+    CHECK(strstr(rs[0].reason, "signature") != NULL);
+    CHECK_EQ_INT(rs[0].line, 4);
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    CHECK_STR(cm.data, "still honest");
+    chain_close(c);
+}
+
+TEST(transactions_bound_to_their_subnet) {
+    /* A line signed for one subnet does not verify in another (the genesis
+     * hash is part of what is signed). */
+    const char *u1 = mk_subnet("a", NULL);
+    REQUIRE(u1);
+    char url1[600];
+    snprintf(url1, sizeof url1, "%s", u1);
+    const char *url2 = mk_subnet("b", NULL);
+    REQUIRE(url2);
+    chain *c1 = open_ok(url1), *c2 = open_ok(url2);
+    REQUIRE(c1 && c2);
+    ts_keypair k;
+    key(&k, 4);
+    chain_tx tx;
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_REGISTER;
+    memcpy(tx.signer, k.pk, TS_PK_BYTES);
+    size_t len;
+    char *line = forge(c1, &tx, &k, &len);
+    append_raw(url2, line, len);
+    free(line);
+    chain_metagraph mg;
+    ts_err e = {0};
+    REQUIRE(chain_metagraph_get(c2, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 0);
+    chain_metagraph_free(&mg);
+    chain_rejection r;
+    CHECK(strstr(last_rejection(c2, &r), "signature does not verify") != NULL);
+    chain_close(c1);
+    chain_close(c2);
+}
+
+TEST(mangled_lines_never_crash_and_never_apply) {
+    /* Every way of damaging a valid line - a flipped byte, a cut, a doubled
+     * or deleted byte - gives a rejected line, never a crash and never a
+     * change of state. */
+    const char *u = mk_subnet("net", NULL);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    reg_ok(c, 1);
+    reg_ok(c, 2);
+    stake_tao(c, 1, 10);
+    ts_keypair k1, k2, owner;
+    key(&k1, 1);
+    key(&k2, 2);
+    key(&owner, OWNER_SEED);
+    ts_err e = {0};
+    REQUIRE(chain_commit(c, &k2, TEMPLAR_CRED, &e) == TS_OK);
+    /* templates of every kind, signed for the next line number */
+    chain_weight ws[2] = {{0, 65535}, {1, 4000}};
+    chain_tx t[4];
+    memset(t, 0, sizeof t);
+    t[0].kind = CHAIN_TX_REGISTER;
+    ts_keypair k3;
+    key(&k3, 3);
+    memcpy(t[0].signer, k3.pk, TS_PK_BYTES);
+    t[1].kind = CHAIN_TX_STAKE;
+    memcpy(t[1].signer, owner.pk, TS_PK_BYTES);
+    memcpy(t[1].target, k2.pk, TS_PK_BYTES);
+    t[1].delta = 5;
+    t[2].kind = CHAIN_TX_COMMIT;
+    memcpy(t[2].signer, k2.pk, TS_PK_BYTES);
+    t[2].data = (const uint8_t *)"s3://bucket/x";
+    t[2].len = 13;
+    t[3].kind = CHAIN_TX_WEIGHTS;
+    memcpy(t[3].signer, k1.pk, TS_PK_BYTES);
+    t[3].w = ws;
+    t[3].nw = 2;
+    const ts_keypair *signers[4] = {&k3, &owner, &k2, &k1};
+    chain_metagraph mg0;
+    REQUIRE(chain_metagraph_get(c, &mg0, &e) == TS_OK);
+    chain_stats st0;
+    REQUIRE(chain_get_stats(c, &st0, &e) == TS_OK);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+#define NEXT() (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17, rng)
+    enum { ROUNDS = 400 };
+    char big[CHAIN_TX_LINE_MAX + 8];
+    for (int i = 0; i < ROUNDS; i++) {
+        size_t len;
+        char *line = forge(c, &t[i % 4], signers[i % 4], &len);
+        REQUIRE(line && len > 2);
+        memcpy(big, line, len);
+        free(line);
+        size_t body = len - 1; /* keep the '\n' off while mangling */
+        switch (NEXT() % 4) {
+        case 0: { /* flip one byte (never into a newline) */
+            size_t at = NEXT() % body;
+            big[at] ^= (char)(1 + NEXT() % 255);
+            if (big[at] == '\n') big[at] = '#';
+            break;
+        }
+        case 1: /* cut */
+            body = 1 + NEXT() % (body - 1);
+            break;
+        case 2: { /* delete one byte */
+            size_t at = NEXT() % body;
+            memmove(big + at, big + at + 1, body - at - 1);
+            body--;
+            break;
+        }
+        case 3: { /* double one byte */
+            size_t at = NEXT() % body;
+            memmove(big + at + 1, big + at, body - at);
+            body++;
+            break;
+        }
+        }
+        big[body] = '\n';
+        append_raw(url, big, body + 1);
+        if (i % 50 == 49) {
+            chain_stats st;
+            REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+            CHECK_EQ_INT(st.rejected, i + 1);
+        }
+    }
+#undef NEXT
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.accepted, st0.accepted);
+    CHECK_EQ_INT(st.rejected, ROUNDS);
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, mg0.n);
+    for (uint32_t v = 0; v < mg.n && v < mg0.n; v++) {
+        CHECK(!memcmp(mg.neurons[v].hotkey, mg0.neurons[v].hotkey, TS_PK_BYTES));
+        CHECK_EQ_INT(mg.neurons[v].stake, mg0.neurons[v].stake);
+    }
+    chain_metagraph_free(&mg);
+    chain_metagraph_free(&mg0);
+    chain_commitment cm;
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    CHECK_STR(cm.data, TEMPLAR_CRED);
+    chain_close(c);
+}
+
+TEST(overlong_lines_are_rejected_and_skipped) {
+    const char *u = mk_subnet("net", NULL);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    reg_ok(c, 1);
+    /* one line just over the limit, one longer than the reader's buffer */
+    size_t n1 = CHAIN_TX_LINE_MAX + 10, n2 = (3u << 20) + 17;
+    char *a = malloc(n2);
+    REQUIRE(a);
+    memset(a, 'a', n2);
+    a[n1 - 1] = '\n';
+    append_raw(url, a, n1);
+    a[n1 - 1] = 'a';
+    a[n2 - 1] = '\n';
+    append_raw(url, a, n2);
+    free(a);
+    ts_err e = {0};
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 3);
+    CHECK_EQ_INT(st.rejected, 2);
+    chain_rejection r[2];
+    REQUIRE(chain_rejections(c, r, 2) == 2);
+    CHECK(strstr(r[0].reason, "line of 65546 bytes") != NULL);
+    CHECK(strstr(r[1].reason, "line of 3145745 bytes") != NULL);
+    CHECK_EQ_INT(reg_ok(c, 2), 1); /* and the log goes on */
+    chain_close(c);
+    c = open_ok(url);
+    REQUIRE(c);
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 4);
+    CHECK_EQ_INT(st.accepted, 2);
+    chain_close(c);
+}
+
+/* ------------------------------------------------------------ concurrency */
+
+TEST(twenty_processes_register_and_commit_at_once) {
+    net_opts o = {.max_uids = 32};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    enum { N = 20 };
+    int go[2];
+    REQUIRE(pipe(go) == 0);
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        REQUIRE(pids[i] >= 0);
+        if (pids[i] == 0) {
+            close(go[1]);
+            chain *c = NULL;
+            ts_err e = {0};
+            if (chain_open(url, &c, &e)) _exit(10);
+            char x;
+            if (read(go[0], &x, 1) != 0) _exit(11); /* wait until the parent closes the pipe */
+            ts_keypair kp;
+            key(&kp, 100 + i);
+            chain_registration r;
+            if (chain_register(c, &kp, &r, &e)) {
+                fprintf(stderr, "child %d register: %s\n", i, e.msg);
+                _exit(12);
+            }
+            char cred[200];
+            snprintf(cred, sizeof cred, "file:///buckets/participant-%02d/uid-%u", i, r.uid);
+            if (chain_commit(c, &kp, cred, &e)) {
+                fprintf(stderr, "child %d commit: %s\n", i, e.msg);
+                _exit(13);
+            }
+            chain_close(c);
+            _exit(0);
+        }
+    }
+    close(go[0]);
+    usleep(100000); /* let every child open its handle */
+    close(go[1]);   /* go */
+    for (int i = 0; i < N; i++) {
+        int st;
+        REQUIRE(waitpid(pids[i], &st, 0) == pids[i]);
+        CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child %d: status %d", i, st);
+    }
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ts_err e = {0};
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 2 * N);
+    CHECK_EQ_INT(st.accepted, 2 * N);
+    CHECK_EQ_INT(st.rejected, 0);
+    CHECK_EQ_INT(st.torn_bytes, 0);
+    CHECK_EQ_INT(st.log_bytes, file_size(url));
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, N);
+    chain_commitment *all;
+    uint32_t n;
+    REQUIRE(chain_commitments(c, &all, &n, &e) == TS_OK);
+    CHECK_EQ_INT(n, N);
+    int seen[N] = {0};
+    for (uint32_t i = 0; i < n && i < N; i++) {
+        int who = -1;
+        unsigned got_uid = 9999;
+        CHECK_EQ_INT(sscanf(all[i].data, "file:///buckets/participant-%d/uid-%u", &who, &got_uid), 2);
+        CHECK_EQ_INT(got_uid, all[i].uid); /* each saw its own uid */
+        REQUIRE(who >= 0 && who < N);
+        seen[who]++;
+        ts_keypair kp;
+        key(&kp, 100 + who);
+        CHECK(!memcmp(mg.neurons[all[i].uid].hotkey, kp.pk, TS_PK_BYTES));
+        CHECK(!memcmp(all[i].hotkey, kp.pk, TS_PK_BYTES));
+    }
+    for (int i = 0; i < N; i++) CHECK_EQ_INT(seen[i], 1);
+    free(all);
+    chain_metagraph_free(&mg);
+    /* Every line is whole and in sequence. */
+    char *lp = log_path(url);
+    uint8_t *buf;
+    size_t len;
+    REQUIRE(ts_read_file(lp, 1 << 20, &buf, &len, &e) == TS_OK);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++) lines += buf[i] == '\n';
+    CHECK_EQ_INT(lines, 2 * N);
+    CHECK(len > 0 && buf[len - 1] == '\n');
+    char *p = (char *)buf;
+    for (int i = 0; i < lines; i++) {
+        unsigned long long seq;
+        CHECK_EQ_INT(sscanf(p, "tx1 %llu ", &seq), 1);
+        CHECK_EQ_INT(seq, i);
+        p = strchr(p, '\n') + 1;
+    }
+    free(buf);
+    free(lp);
+    chain_close(c);
+}
+
+/* ---------------------------------------------------------- torn records */
+
+TEST(torn_last_line_is_tolerated_and_repaired) {
+    const char *u = mk_subnet("net", NULL);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *w = open_ok(url);
+    REQUIRE(w);
+    reg_ok(w, 1);
+    reg_ok(w, 2);
+    ts_keypair k1, k3;
+    key(&k1, 1);
+    key(&k3, 3);
+    ts_err e = {0};
+    REQUIRE(chain_commit(w, &k1, TEMPLAR_CRED, &e) == TS_OK);
+    uint64_t good = file_size(url);
+
+    /* A writer that died half-way through its line (the bytes a crash can
+     * leave: a prefix of the line, then zeros). */
+    chain_tx tx;
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_REGISTER;
+    memcpy(tx.signer, k3.pk, TS_PK_BYTES);
+    size_t len;
+    char *line = forge(w, &tx, &k3, &len);
+    append_raw(url, line, len / 2);
+    append_raw(url, "\0\0\0\0", 4);
+    free(line);
+
+    chain *r = open_ok(url); /* a reader opening now */
+    REQUIRE(r);
+    chain_stats st;
+    REQUIRE(chain_get_stats(r, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 3);
+    CHECK_EQ_INT(st.rejected, 0);
+    CHECK_EQ_INT(st.torn_bytes, len / 2 + 4);
+    CHECK_EQ_INT(st.log_bytes, good);
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(r, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 2);
+    chain_metagraph_free(&mg);
+
+    /* The next writer cuts the torn tail and appends on a clean line. */
+    CHECK_EQ_INT(reg_ok(w, 4), 2);
+    REQUIRE(chain_get_stats(w, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.torn_bytes, 0);
+    CHECK_EQ_INT(st.rejected, 0);
+    CHECK_EQ_INT(st.lines, 4);
+    CHECK_EQ_INT(st.log_bytes, file_size(url));
+    /* the reader that saw the torn tail follows without a full replay */
+    REQUIRE(chain_metagraph_get(r, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 3);
+    ts_keypair k4;
+    key(&k4, 4);
+    CHECK(!memcmp(mg.neurons[2].hotkey, k4.pk, TS_PK_BYTES));
+    chain_metagraph_free(&mg);
+    REQUIRE(chain_get_stats(r, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.replays, 1);
+    CHECK_EQ_INT(st.rejected, 0);
+    chain_close(r);
+    chain_close(w);
+
+    /* A log that ends in a torn line is never fatal, even with nothing
+     * before it. */
+    const char *u2 = mk_subnet("net2", NULL);
+    REQUIRE(u2);
+    append_raw(u2, "tx1 0 0 regis", 13);
+    chain *c = open_ok(u2);
+    REQUIRE(c);
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.lines, 0);
+    CHECK_EQ_INT(st.torn_bytes, 13);
+    CHECK_EQ_INT(reg_ok(c, 1), 0);
+    chain_close(c);
+}
+
+TEST(readers_follow_incrementally_and_notice_rewrites) {
+    const char *u = mk_subnet("net", NULL);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *a = open_ok(url), *b = open_ok(url);
+    REQUIRE(a && b);
+    reg_ok(b, 1);
+    reg_ok(b, 2);
+    ts_err e = {0};
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(a, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 2);
+    CHECK_EQ_INT(mg.log_seq, 2);
+    chain_metagraph_free(&mg);
+    chain_stats st;
+    REQUIRE(chain_get_stats(a, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.replays, 1);
+
+    /* Someone rewrites history: the log now holds only a different line. */
+    char *lp = log_path(url);
+    chain_tx tx;
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_REGISTER;
+    ts_keypair k7;
+    key(&k7, 7);
+    memcpy(tx.signer, k7.pk, TS_PK_BYTES);
+    char *line = NULL;
+    size_t len;
+    REQUIRE(chain_local_format_tx(chain_get_params(a)->genesis_hash, &tx, &k7, &line, &len, &e) == TS_OK);
+    REQUIRE(truncate(lp, 0) == 0);
+    append_raw(url, line, len);
+    free(line);
+    REQUIRE(chain_metagraph_get(a, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 1);
+    CHECK(!memcmp(mg.neurons[0].hotkey, k7.pk, TS_PK_BYTES));
+    chain_metagraph_free(&mg);
+    REQUIRE(chain_get_stats(a, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.replays, 2);
+    free(lp);
+    chain_close(a);
+    chain_close(b);
+}
+
+/* ------------------------------------------------------------ replacement */
+
+TEST(reregistration_replaces_the_lowest_stake_uid) {
+    net_opts o = {.max_uids = 3, .max_validators = 2};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ts_keypair k[6];
+    for (int i = 1; i <= 5; i++) key(&k[i], i);
+    CHECK_EQ_INT(reg_ok(c, 1), 0);
+    CHECK_EQ_INT(reg_ok(c, 2), 1);
+    CHECK_EQ_INT(reg_ok(c, 3), 2);
+    stake_tao(c, 2, 50);
+    stake_tao(c, 3, 20);
+    ts_err e = {0};
+    REQUIRE(chain_commit(c, &k[1], "file:///buckets/one", &e) == TS_OK);
+    REQUIRE(chain_commit(c, &k[2], "file:///buckets/two", &e) == TS_OK);
+    uint32_t uids[3] = {0, 1, 2};
+    float w[3] = {3, 1, 2};
+    REQUIRE(chain_set_weights(c, &k[2], uids, w, 3, &e) == TS_OK);
+
+    /* Full: uid 0 (no stake) goes to hotkey 4, some blocks later. */
+    usleep(150000);
+    chain_registration r;
+    REQUIRE(chain_register(c, &k[4], &r, &e) == TS_OK);
+    CHECK_EQ_INT(r.uid, 0);
+    CHECK(r.replaced);
+    CHECK(!memcmp(r.old_hotkey, k[1].pk, TS_PK_BYTES));
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 3);
+    CHECK(!memcmp(mg.neurons[0].hotkey, k[4].pk, TS_PK_BYTES));
+    CHECK_EQ_INT(mg.neurons[0].stake, 0);
+    CHECK_EQ_INT(mg.neurons[0].registered_block, r.block);
+    CHECK_ERR(chain_uid_of(&mg, k[1].pk, NULL), TS_ENOTFOUND);
+    uint32_t uid;
+    CHECK_ERR(chain_uid_of(&mg, k[4].pk, &uid), TS_OK);
+    CHECK_EQ_INT(uid, 0);
+    chain_metagraph_free(&mg);
+    /* the old holder's commitment is gone; weights aimed at uid 0 too */
+    chain_commitment cm;
+    CHECK_ERR(chain_commitment_of(c, 0, &cm, &e), TS_ENOTFOUND);
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    CHECK_STR(cm.data, "file:///buckets/two");
+    chain_weight_row *rows;
+    uint32_t n;
+    REQUIRE(chain_weights(c, &rows, &n, &e) == TS_OK);
+    REQUIRE(n == 1);
+    CHECK_EQ_INT(rows[0].uid, 1);
+    REQUIRE(rows[0].n == 2);
+    CHECK_EQ_INT(rows[0].w[0].uid, 1);
+    CHECK_EQ_INT(rows[0].w[1].uid, 2);
+    free(rows);
+    /* the old hotkey can no longer act */
+    CHECK_ERR(chain_commit(c, &k[1], "x", &e), TS_EDENIED);
+    CHECK(strstr(e.msg, "not registered") != NULL);
+
+    /* A staked validator that is replaced loses stake, permit, weights. */
+    ts_keypair owner;
+    key(&owner, OWNER_SEED);
+    REQUIRE(chain_stake(c, &owner, k[2].pk, -50 * (int64_t)CHAIN_RAO_PER_TAO, &e) == TS_OK);
+    CHECK_ERR(chain_stake(c, &owner, k[3].pk, -21 * (int64_t)CHAIN_RAO_PER_TAO, &e), TS_EINVAL);
+    /* now uid 0 (hotkey 4) and uid 1 (hotkey 2) have 0; the older of the two
+     * registrations is uid 1 (hotkey 2, block earlier) */
+    REQUIRE(chain_register(c, &k[5], &r, &e) == TS_OK);
+    CHECK_EQ_INT(r.uid, 1);
+    CHECK(!memcmp(r.old_hotkey, k[2].pk, TS_PK_BYTES));
+    REQUIRE(chain_weights(c, &rows, &n, &e) == TS_OK);
+    CHECK_EQ_INT(n, 0);
+    free(rows);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(!mg.neurons[1].validator_permit);
+    CHECK(mg.neurons[2].validator_permit);
+    chain_metagraph_free(&mg);
+    chain_close(c);
+
+    /* The same history replayed by a new handle gives the same metagraph. */
+    c = open_ok(url);
+    REQUIRE(c);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(!memcmp(mg.neurons[0].hotkey, k[4].pk, TS_PK_BYTES));
+    CHECK(!memcmp(mg.neurons[1].hotkey, k[5].pk, TS_PK_BYTES));
+    CHECK(!memcmp(mg.neurons[2].hotkey, k[3].pk, TS_PK_BYTES));
+    CHECK_EQ_INT(mg.neurons[2].stake, 20 * CHAIN_RAO_PER_TAO);
+    chain_metagraph_free(&mg);
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.rejected, 0);
+    chain_close(c);
+}
+
+/* Appends a correctly signed line with a chosen block (blocks only have to
+ * grow along the log; choosing them makes the immunity rules testable
+ * without sleeping). */
+static void append_at_block(chain *c, const char *url, chain_tx *tx, const ts_keypair *kp, uint64_t block) {
+    chain_stats st;
+    ts_err e = {0};
+    if (chain_get_stats(c, &st, &e)) th_fail(__FILE__, __LINE__, "stats: %s", e.msg);
+    tx->seq = st.lines;
+    tx->block = block;
+    memcpy(tx->signer, kp->pk, TS_PK_BYTES);
+    char *line = NULL;
+    size_t len;
+    if (chain_local_format_tx(chain_get_params(c)->genesis_hash, tx, kp, &line, &len, &e))
+        th_fail(__FILE__, __LINE__, "format: %s", e.msg);
+    else append_raw(url, line, len);
+    free(line);
+}
+
+TEST(immunity_protects_new_registrations) {
+    net_opts o = {.max_uids = 3, .max_validators = 3, .immunity = 16};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ts_keypair k[6], owner;
+    for (int i = 1; i <= 5; i++) key(&k[i], i);
+    key(&owner, OWNER_SEED);
+    chain_tx reg = {.kind = CHAIN_TX_REGISTER};
+    append_at_block(c, url, &reg, &k[1], 0);
+    append_at_block(c, url, &reg, &k[2], 0);
+    chain_tx st = {.kind = CHAIN_TX_STAKE, .delta = 5 * (int64_t)CHAIN_RAO_PER_TAO};
+    memcpy(st.target, k[1].pk, TS_PK_BYTES);
+    append_at_block(c, url, &st, &owner, 1);
+    st.delta = 10 * (int64_t)CHAIN_RAO_PER_TAO;
+    memcpy(st.target, k[2].pk, TS_PK_BYTES);
+    append_at_block(c, url, &st, &owner, 1);
+    append_at_block(c, url, &reg, &k[3], 20); /* uid 2, immune until block 36 */
+    /* Block 25: uid 2 has the least stake but is immune; of the others uid 0
+     * has less stake. */
+    append_at_block(c, url, &reg, &k[4], 25);
+    ts_err e = {0};
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(!memcmp(mg.neurons[0].hotkey, k[4].pk, TS_PK_BYTES));
+    CHECK(!memcmp(mg.neurons[2].hotkey, k[3].pk, TS_PK_BYTES));
+    CHECK_EQ_INT(mg.neurons[0].registered_block, 25);
+    chain_metagraph_free(&mg);
+    /* Block 30: uids 0 and 2 are immune, so uid 1 goes despite its stake. */
+    append_at_block(c, url, &reg, &k[5], 30);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(!memcmp(mg.neurons[1].hotkey, k[5].pk, TS_PK_BYTES));
+    CHECK_EQ_INT(mg.neurons[1].stake, 0);
+    chain_metagraph_free(&mg);
+    /* Block 31: everyone is immune: the least stake, then the oldest
+     * registration (uid 2, block 20) goes. */
+    append_at_block(c, url, &reg, &k[1], 31);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(!memcmp(mg.neurons[2].hotkey, k[1].pk, TS_PK_BYTES));
+    chain_metagraph_free(&mg);
+    /* A block going backwards is refused. */
+    append_at_block(c, url, &reg, &k[3], 30);
+    chain_stats s2;
+    REQUIRE(chain_get_stats(c, &s2, &e) == TS_OK);
+    CHECK_EQ_INT(s2.accepted, 8);
+    CHECK_EQ_INT(s2.rejected, 1);
+    chain_rejection r;
+    CHECK(strstr(last_rejection(c, &r), "before block 31") != NULL);
+    chain_close(c);
+}
+
+/* ---------------------------------------------------------------- weights */
+
+TEST(weights_quantize_like_bittensor) {
+    ts_err e = {0};
+    float w[5] = {0.5f, 1.0f, 0.25f, 0.0f, 1e-6f};
+    uint16_t q[5];
+    REQUIRE(chain_weights_quantize(w, 5, q, &e) == TS_OK);
+    CHECK_EQ_INT(q[0], 32768); /* 32767.5 rounds half to even */
+    CHECK_EQ_INT(q[1], 65535);
+    CHECK_EQ_INT(q[2], 16384); /* 16383.75 */
+    CHECK_EQ_INT(q[3], 0);
+    CHECK_EQ_INT(q[4], 0);     /* 0.065535 rounds to 0: dropped when set */
+    float s[2] = {3, 2};
+    REQUIRE(chain_weights_quantize(s, 2, q, &e) == TS_OK);
+    CHECK_EQ_INT(q[0], 65535);
+    CHECK_EQ_INT(q[1], 43690);
+    float bad[2] = {1, -1};
+    CHECK_ERR(chain_weights_quantize(bad, 2, q, &e), TS_EINVAL);
+    bad[1] = NAN;
+    CHECK_ERR(chain_weights_quantize(bad, 2, q, &e), TS_EINVAL);
+    bad[1] = INFINITY;
+    CHECK_ERR(chain_weights_quantize(bad, 2, q, &e), TS_EINVAL);
+    float zero[2] = {0, 0};
+    CHECK_ERR(chain_weights_quantize(zero, 2, q, &e), TS_EINVAL);
+}
+
+TEST(set_weights_round_trip_and_rules) {
+    net_opts o = {.block_time = 1000, .rate_limit = 1};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    for (int i = 1; i <= 4; i++) reg_ok(c, i);
+    stake_tao(c, 1, 10);
+    ts_keypair k1;
+    key(&k1, 1);
+    ts_err e = {0};
+    uint32_t uids[4] = {3, 1, 2, 0};
+    float w[4] = {0.2f, 0.4f, 0.0f, 1e-7f};
+    CHECK_ERR(chain_set_weights(c, &k1, (uint32_t[]){1, 1}, (float[]){1, 2}, 2, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "twice") != NULL);
+    CHECK_ERR(chain_set_weights(c, &k1, (uint32_t[]){1, 9}, (float[]){1, 2}, 2, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "uid 9") != NULL);
+    REQUIRE(chain_set_weights(c, &k1, uids, w, 4, &e) == TS_OK);
+    chain_weight_row *rows;
+    uint32_t n;
+    REQUIRE(chain_weights(c, &rows, &n, &e) == TS_OK);
+    REQUIRE(n == 1);
+    CHECK_EQ_INT(rows[0].uid, 0);
+    CHECK(!memcmp(rows[0].hotkey, k1.pk, TS_PK_BYTES));
+    REQUIRE(rows[0].n == 2); /* zeros left out, ascending uid */
+    CHECK_EQ_INT(rows[0].w[0].uid, 1);
+    CHECK_EQ_INT(rows[0].w[0].weight, 65535);
+    CHECK_EQ_INT(rows[0].w[1].uid, 3);
+    CHECK_EQ_INT(rows[0].w[1].weight, 32768);
+    free(rows);
+    /* 1000 s blocks: the next set in the same block hits the rate limit */
+    CHECK_ERR(chain_set_weights(c, &k1, uids, w, 2, &e), TS_EDENIED);
+    CHECK(strstr(e.msg, "rate limit") != NULL);
+    chain_close(c);
+}
+
+TEST(validator_permits_and_leader) {
+    net_opts o = {.max_validators = 2, .min_vstake = 1 * CHAIN_RAO_PER_TAO};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    for (int i = 1; i <= 5; i++) reg_ok(c, i);
+    ts_err e = {0};
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    uint32_t leader = 77;
+    CHECK_ERR(chain_leader(&mg, &leader), TS_ENOTFOUND);
+    chain_metagraph_free(&mg);
+    stake_tao(c, 1, 5);
+    stake_tao(c, 2, 10);
+    stake_tao(c, 3, 10);
+    ts_keypair owner, k5;
+    key(&owner, OWNER_SEED);
+    key(&k5, 5);
+    REQUIRE(chain_stake(c, &owner, k5.pk, 1 * (int64_t)CHAIN_RAO_PER_TAO, &e) == TS_OK); /* not above the minimum */
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(!mg.neurons[0].validator_permit); /* third by stake, only 2 permits */
+    CHECK(mg.neurons[1].validator_permit);
+    CHECK(mg.neurons[2].validator_permit);
+    CHECK(!mg.neurons[3].validator_permit);
+    CHECK(!mg.neurons[4].validator_permit);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 1); /* 10 TAO tie: the lower uid */
+    chain_metagraph_free(&mg);
+    stake_tao(c, 1, 6); /* uid 0 now 11 TAO: it leads, uid 2 loses its permit */
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK(mg.neurons[0].validator_permit);
+    CHECK(mg.neurons[1].validator_permit);
+    CHECK(!mg.neurons[2].validator_permit);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 0);
+    CHECK_EQ_INT(mg.neurons[0].stake, 11 * CHAIN_RAO_PER_TAO);
+    chain_metagraph_free(&mg);
+    chain_close(c);
+}
+
+/* ------------------------------------------------------------------ units */
+
+TEST(tao_amounts_parse_and_print) {
+    int64_t r;
+    CHECK_ERR(chain_parse_tao("12.5", &r), TS_OK);
+    CHECK_EQ_INT(r, 12500000000LL);
+    CHECK_ERR(chain_parse_tao("-0.000000001", &r), TS_OK);
+    CHECK_EQ_INT(r, -1);
+    CHECK_ERR(chain_parse_tao("+3", &r), TS_OK);
+    CHECK_EQ_INT(r, 3000000000LL);
+    CHECK_ERR(chain_parse_tao("1.0000000001", &r), TS_EINVAL);
+    CHECK_ERR(chain_parse_tao("1e3", &r), TS_EINVAL);
+    CHECK_ERR(chain_parse_tao(".5", &r), TS_EINVAL);
+    CHECK_ERR(chain_parse_tao("5.", &r), TS_EINVAL);
+    CHECK_ERR(chain_parse_tao("", &r), TS_EINVAL);
+    CHECK_ERR(chain_parse_tao("99999999999999999999", &r), TS_EINVAL);
+    char buf[64];
+    chain_fmt_tao(buf, sizeof buf, 12500000000ULL, 0);
+    CHECK_STR(buf, "12.5");
+    chain_fmt_tao(buf, sizeof buf, 12500000000ULL, 3);
+    CHECK_STR(buf, "12.500");
+    chain_fmt_tao(buf, sizeof buf, 7, 2);
+    CHECK_STR(buf, "0.000000007");
+    chain_fmt_tao(buf, sizeof buf, 5000000000ULL, 0);
+    CHECK_STR(buf, "5");
+}
+
+/* ---------------------------------------------------------- the command */
+
+static int run_cli(const char *home, char **out, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run_cli(const char *home, char **out, const char *fmt, ...) {
+    char args[2048], cmd[3072];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "TESSERA_HOME='%s' '%s/bin/tessera' %s 2>&1", home, th_build_dir(), args);
+    return th_run(cmd, out);
+}
+
+TEST(localnet_command_and_status_table) {
+    char bin[600];
+    snprintf(bin, sizeof bin, "%s/bin/tessera", th_build_dir());
+    if (access(bin, X_OK)) SKIP("%s is not built", bin);
+    char home[600], dir[600];
+    snprintf(home, sizeof home, "%s/home", th_tmpdir());
+    snprintf(dir, sizeof dir, "%s/net", th_tmpdir());
+    char *out = NULL;
+#define CLI_OK(...)                                                                          \
+    do {                                                                                     \
+        free(out);                                                                           \
+        int rc_ = run_cli(home, &out, __VA_ARGS__);                                          \
+        CHECK_MSG(rc_ == 0, "exit %d: %s", rc_, out ? out : "");                             \
+    } while (0)
+    CLI_OK("localnet init --dir '%s' --run-id demo --netuid 7 --block-time 0.5 --blocks-per-window 10 --max-uids 8", dir);
+    CHECK(out && strstr(out, "owner"));
+    for (int i = 0; i < 3; i++) CLI_OK("keygen --wallet w --hotkey h%d", i);
+    for (int i = 0; i < 3; i++) CLI_OK("localnet register --dir '%s' --wallet w --hotkey h%d", dir, i);
+    CHECK(out && strstr(out, "uid 2"));
+    CLI_OK("localnet stake --dir '%s' --wallet w --hotkey h0 --amount 1000", dir);
+    CLI_OK("localnet commit --dir '%s' --wallet w --hotkey h1 --data '%s'", dir, TEMPLAR_CRED);
+    CLI_OK("localnet commit --dir '%s' --wallet w --hotkey h2 --data 'file:///srv/buckets/h2'", dir);
+    CLI_OK("localnet set-weights --dir '%s' --wallet w --hotkey h0 --weights '1=0.75,2=0.25'", dir);
+    /* a public key works where no secret is needed */
+    ts_err e = {0};
+    setenv("TESSERA_HOME", home, 1);
+    ts_keypair k2;
+    REQUIRE(ts_key_load("w", "h2", &k2, &e) == TS_OK);
+    char ss[64];
+    ts_ss58(ss, k2.pk);
+    CLI_OK("localnet stake --dir '%s' --hotkey %s --amount 2.5", dir, ss);
+    CLI_OK("localnet status --dir '%s'", dir);
+    REQUIRE(out);
+    CHECK(strstr(out, "demo") && strstr(out, "netuid 7"));
+    CHECK(strstr(out, "window"));
+    CHECK(strstr(out, "UID") && strstr(out, "HOTKEY") && strstr(out, "STAKE") && strstr(out, "COMMITMENT") && strstr(out, "WEIGHTS"));
+    /* one row per uid, the leader marked, the short forms present */
+    char *row0 = strstr(out, "\n  0 ");
+    char *row1 = strstr(out, "\n  1 ");
+    char *row2 = strstr(out, "\n  2 ");
+    CHECK_MSG(row0 && row1 && row2, "rows missing:\n%s", out);
+    if (row0 && row1 && row2) {
+        char r0[400], r1[400], r2[400];
+        snprintf(r0, sizeof r0, "%.*s", (int)strcspn(row0 + 1, "\n"), row0 + 1);
+        snprintf(r1, sizeof r1, "%.*s", (int)strcspn(row1 + 1, "\n"), row1 + 1);
+        snprintf(r2, sizeof r2, "%.*s", (int)strcspn(row2 + 1, "\n"), row2 + 1);
+        CHECK_MSG(strstr(r0, "1000") && strstr(r0, "leader"), "row 0: %s", r0);
+        CHECK_MSG(strstr(r0, "1:75%") && strstr(r0, "2:25%"), "row 0 weights: %s", r0);
+        CHECK_MSG(strstr(r1, "0123456789ab") && strstr(r1, "(128 B)"), "row 1: %s", r1);
+        CHECK_MSG(strstr(r2, "2.5") && strstr(r2, "file:///srv/buckets/h2"), "row 2: %s", r2);
+        char prefix[8];
+        snprintf(prefix, sizeof prefix, "%.6s", ss);
+        CHECK_MSG(strstr(r2, prefix) != NULL, "row 2 lacks hotkey %s: %s", prefix, r2);
+    }
+    /* JSON for scripts */
+    CLI_OK("localnet status --dir '%s' --json", dir);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    REQUIRE(j);
+    cJSON *uids = cJSON_GetObjectItem(j, "uids");
+    CHECK_EQ_INT(cJSON_GetArraySize(uids), 3);
+    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 1), "commitment")->valuestring, TEMPLAR_CRED);
+    CHECK_EQ_INT(cJSON_GetObjectItem(j, "leader")->valueint, 0);
+    cJSON_Delete(j);
+    /* errors are one clear line and a non-zero exit */
+    free(out);
+    CHECK(run_cli(home, &out, "localnet commit --dir '%s' --wallet w --hotkey nobody --data x", dir) != 0);
+    CHECK(out && strstr(out, "tessera:"));
+    free(out);
+    CHECK(run_cli(home, &out, "localnet register --dir '%s' --wallet w --hotkey h0", dir) != 0);
+    CHECK(out && strstr(out, "already registered"));
+    free(out);
+    CHECK(run_cli(home, &out, "localnet init --dir '%s'", dir) != 0);
+    CHECK(out && strstr(out, "already exists"));
+    free(out);
+#undef CLI_OK
+}

@@ -1,0 +1,643 @@
+/* cmd_localnet.c - tessera localnet: create and operate a local subnet.
+ *
+ *   init         genesis.json + an empty log (and the owner key if missing)
+ *   register     a hotkey takes a uid (signed by the hotkey)
+ *   stake        add or remove stake (signed by the subnet owner's key)
+ *   commit       publish a commitment (bucket credentials) for a hotkey
+ *   set-weights  set a validator's weights
+ *   status       a table of uids, stake, permits, commitments, weights
+ *
+ * Hotkeys are named as everywhere in tessera: --wallet W --hotkey H, a key
+ * file in $TESSERA_HOME/wallets.  Where only a public key is needed (the
+ * target of stake), --hotkey may instead be an SS58 address or 0x-hex key. */
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "chain/chain.h"
+#include "tools.h"
+
+#define NOPTS(o) ((int)(sizeof(o) / sizeof((o)[0])))
+
+static char *dir_url(const char *dir) {
+    size_t n = strlen(dir) + 8;
+    char *u = malloc(n);
+    if (u) snprintf(u, n, "local:%s", dir);
+    return u;
+}
+
+static int open_dir(const char *dir, chain **c, ts_err *e) {
+    char *u = dir_url(dir);
+    if (!u) return ts_fail(e, TS_ENOMEM, "out of memory");
+    int rc = chain_open(u, c, e);
+    free(u);
+    return rc;
+}
+
+/* A public key from "0x<64 hex>", an SS58 address, or a hotkey name in wallet. */
+static int resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e) {
+    if (!strncmp(hotkey, "0x", 2) && strlen(hotkey) == 2 + 2 * TS_PK_BYTES) {
+        if (ts_unhex(pk, TS_PK_BYTES, hotkey)) return ts_fail(e, TS_EINVAL, "'%s' is not a hex public key", hotkey);
+        return TS_OK;
+    }
+    if (ts_ss58_decode(pk, hotkey) == TS_OK) return TS_OK;
+    ts_keypair kp;
+    int rc = ts_key_load(wallet, hotkey, &kp, e);
+    if (rc) return ts_wrap(e, "hotkey '%s' is neither an SS58 address, a 0x key nor a key in wallet '%s'", hotkey, wallet);
+    memcpy(pk, kp.pk, TS_PK_BYTES);
+    return TS_OK;
+}
+
+static void short_ss58(char *out, size_t cap, const uint8_t pk[TS_PK_BYTES]) {
+    char ss[64];
+    ts_ss58(ss, pk);
+    size_t n = strlen(ss);
+    snprintf(out, cap, "%.8s..%s", ss, ss + (n > 4 ? n - 4 : 0));
+}
+
+static void fmt_utc(char *out, size_t cap, double t) {
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%SZ", &tm);
+}
+
+/* ------------------------------------------------------------------ init */
+
+static int cmd_init(int argc, char **argv) {
+    char *dir = NULL, *run_id = NULL, *params = NULL, *owner_wallet = NULL, *owner_hotkey = NULL,
+         *min_vstake = NULL;
+    int64_t netuid, bpw, max_uids, max_vals, immunity, rate;
+    double block_time, genesis_time;
+    const ts_opt opts[] = {
+        {"dir", TS_OPT_STR, &dir, NULL, "subnet directory (created)", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
+        {"run-id", TS_OPT_STR, &run_id, "tessera", "run id, 1..64 of [A-Za-z0-9._-]", TS_OPT_NOENV, 0},
+        {"netuid", TS_OPT_INT, &netuid, "1", "subnet number (0..65535)", TS_OPT_NOENV, 0},
+        {"block-time", TS_OPT_F64, &block_time, "12", "seconds per block (fractions allowed, >= 0.001)", TS_OPT_NOENV, 0},
+        {"blocks-per-window", TS_OPT_INT, &bpw, "125", "blocks per window", TS_OPT_NOENV, 0},
+        {"max-uids", TS_OPT_INT, &max_uids, "256", "uids (1..4096); more registrations replace one", TS_OPT_NOENV, 0},
+        {"max-validators", TS_OPT_INT, &max_vals, "64", "validator permits: the top N by stake", TS_OPT_NOENV, 0},
+        {"min-validator-stake", TS_OPT_STR, &min_vstake, "0", "TAO a permit holder must exceed", TS_OPT_NOENV, 0},
+        {"immunity-period", TS_OPT_INT, &immunity, "0", "blocks a new registration cannot be replaced", TS_OPT_NOENV, 0},
+        {"weights-rate-limit", TS_OPT_INT, &rate, "0", "blocks between two weight settings of a hotkey", TS_OPT_NOENV, 0},
+        {"genesis-time", TS_OPT_F64, &genesis_time, "0", "timestamp of block 0 (0: now)", TS_OPT_NOENV, 0},
+        {"params", TS_OPT_STR, &params, NULL, "JSON file of run parameters (an object)", TS_OPT_NOENV, 0},
+        {"owner-wallet", TS_OPT_STR, &owner_wallet, "default", "wallet of the owner key", 0, 0},
+        {"owner-hotkey", TS_OPT_STR, &owner_hotkey, "owner", "owner key (created if missing)", 0, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera localnet init",
+        .usage = "--dir D [--run-id R --netuid N --block-time S --blocks-per-window N --max-uids N ...]",
+        .summary = "Creates a local subnet: D/genesis.json and an empty transaction log D/chain.log.\n"
+                   "The owner key (created in the wallet if missing) is the one that can change stake.\n"
+                   "Miners and validators then use --chain local:D.",
+        .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, NOPTS(opts));
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    char *ptext = NULL;
+    bool created = false;
+    ts_keypair owner;
+    chain_genesis g;
+    chain_local_genesis_defaults(&g);
+    int64_t mvs = 0;
+    if (netuid < 0 || netuid > 65535 || bpw < 1 || max_uids < 1 || max_uids > CHAIN_MAX_UIDS ||
+        max_vals < 1 || immunity < 0 || rate < 0) {
+        rc = ts_fail(&e, TS_EINVAL, "a numeric option is out of range (see --help)");
+        goto out;
+    }
+    if (chain_parse_tao(min_vstake, &mvs) || mvs < 0) {
+        rc = ts_fail(&e, TS_EINVAL, "--min-validator-stake '%s' is not an amount of TAO", min_vstake);
+        goto out;
+    }
+    if (params) {
+        size_t len;
+        if ((rc = ts_read_file(params, 1u << 20, (uint8_t **)&ptext, &len, &e))) goto out;
+    }
+    rc = ts_key_load(owner_wallet, owner_hotkey, &owner, &e);
+    if (rc == TS_ENOTFOUND) {
+        char *path = NULL;
+        rc = ts_key_create(owner_wallet, owner_hotkey, &owner, &path, &e);
+        free(path);
+        created = rc == TS_OK;
+    }
+    if (rc) goto out;
+    g.run_id = run_id;
+    g.netuid = (uint32_t)netuid;
+    g.block_time = block_time;
+    g.blocks_per_window = (uint64_t)bpw;
+    g.max_uids = (uint32_t)max_uids;
+    g.max_validators = (uint32_t)(max_vals > max_uids ? max_uids : max_vals);
+    g.min_validator_stake = (uint64_t)mvs;
+    g.immunity_period = (uint64_t)immunity;
+    g.weights_rate_limit = (uint64_t)rate;
+    g.genesis_time = genesis_time;
+    g.run_params_json = ptext;
+    memcpy(g.owner, owner.pk, TS_PK_BYTES);
+    if ((rc = chain_local_init(dir, &g, &e))) goto out;
+    chain *ch = NULL;
+    if ((rc = open_dir(dir, &ch, &e))) goto out;
+    const chain_params *p = chain_get_params(ch);
+    char abs[PATH_MAX], when[64], ss[64], dur[32];
+    if (!realpath(dir, abs)) snprintf(abs, sizeof abs, "%s", dir);
+    fmt_utc(when, sizeof when, p->genesis_time);
+    ts_ss58(ss, owner.pk);
+    ts_fmt_duration(dur, sizeof dur, p->block_time * (double)p->blocks_per_window);
+    printf("created local subnet %s\n", abs);
+    printf("  run        %s, netuid %u\n", p->run_id, p->netuid);
+    printf("  genesis    %s; %g s blocks, %llu blocks per window (%s)\n", when, p->block_time,
+           (unsigned long long)p->blocks_per_window, dur);
+    printf("  uids       %u, validator permits for the top %u by stake\n", p->max_uids, p->max_validators);
+    printf("  owner      %s (wallet %s, hotkey %s%s)\n", ss, owner_wallet, owner_hotkey,
+           created ? ", created" : "");
+    printf("  chain URL  local:%s\n", abs);
+    chain_close(ch);
+out:
+    free(ptext);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
+/* -------------------------------------------------------------- register */
+
+static int cmd_register(int argc, char **argv) {
+    char *dir = NULL, *wallet = NULL, *hotkey = NULL;
+    const ts_opt opts[] = {
+        {"dir", TS_OPT_STR, &dir, NULL, "subnet directory", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
+        {"wallet", TS_OPT_STR, &wallet, "default", "wallet name", 0, 'w'},
+        {"hotkey", TS_OPT_STR, &hotkey, NULL, "hotkey name", TS_OPT_REQUIRED, 'k'},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera localnet register",
+        .usage = "--dir D --wallet W --hotkey H",
+        .summary = "Registers a hotkey on the local subnet (signed by the hotkey).  When the subnet\n"
+                   "is full, the uid with the least stake past its immunity period is replaced.",
+        .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, NOPTS(opts));
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    ts_keypair kp;
+    chain *ch = NULL;
+    chain_registration r;
+    if (!(rc = ts_key_load(wallet, hotkey, &kp, &e)) && !(rc = open_dir(dir, &ch, &e)) &&
+        !(rc = chain_register(ch, &kp, &r, &e))) {
+        char ss[64];
+        ts_ss58(ss, kp.pk);
+        printf("registered %s/%s (%s) as uid %u at block %llu\n", wallet, hotkey, ss, r.uid,
+               (unsigned long long)r.block);
+        if (r.replaced) {
+            ts_ss58(ss, r.old_hotkey);
+            printf("  replacing %s\n", ss);
+        }
+    }
+    chain_close(ch);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
+/* ----------------------------------------------------------------- stake */
+
+static int cmd_stake(int argc, char **argv) {
+    char *dir = NULL, *wallet = NULL, *hotkey = NULL, *amount = NULL, *owner_wallet = NULL,
+         *owner_hotkey = NULL;
+    const ts_opt opts[] = {
+        {"dir", TS_OPT_STR, &dir, NULL, "subnet directory", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
+        {"wallet", TS_OPT_STR, &wallet, "default", "wallet of the hotkey (when named)", 0, 'w'},
+        {"hotkey", TS_OPT_STR, &hotkey, NULL, "hotkey name, SS58 address or 0x public key", TS_OPT_REQUIRED, 'k'},
+        {"amount", TS_OPT_STR, &amount, NULL, "TAO to add (negative: remove), up to 9 decimals", TS_OPT_REQUIRED | TS_OPT_NOENV, 0},
+        {"owner-wallet", TS_OPT_STR, &owner_wallet, "default", "wallet of the subnet owner key", 0, 0},
+        {"owner-hotkey", TS_OPT_STR, &owner_hotkey, "owner", "the subnet owner key", 0, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera localnet stake",
+        .usage = "--dir D --hotkey H --amount TAO",
+        .summary = "Adds stake to (or, with a negative amount, removes it from) a registered hotkey.\n"
+                   "Signed by the subnet owner's key.  Validator permits follow stake.",
+        .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, NOPTS(opts));
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    uint8_t pk[TS_PK_BYTES];
+    ts_keypair owner;
+    int64_t rao = 0;
+    chain *ch = NULL;
+    chain_metagraph mg = {0};
+    if (chain_parse_tao(amount, &rao) || rao == 0) {
+        rc = ts_fail(&e, TS_EINVAL, "--amount '%s' is not a non-zero amount of TAO (e.g. 100 or -2.5)", amount);
+    } else if (!(rc = resolve_pubkey(wallet, hotkey, pk, &e)) &&
+               !(rc = ts_key_load(owner_wallet, owner_hotkey, &owner, &e)) &&
+               !(rc = open_dir(dir, &ch, &e)) && !(rc = chain_stake(ch, &owner, pk, rao, &e)) &&
+               !(rc = chain_metagraph_get(ch, &mg, &e))) {
+        uint32_t uid = 0;
+        chain_uid_of(&mg, pk, &uid);
+        char ss[64], tao[40], d[40];
+        ts_ss58(ss, pk);
+        chain_fmt_tao(tao, sizeof tao, mg.neurons[uid].stake, 0);
+        chain_fmt_tao(d, sizeof d, (uint64_t)(rao < 0 ? -rao : rao), 0);
+        printf("uid %u (%s): stake %s TAO (%s%s)%s\n", uid, ss, tao, rao < 0 ? "-" : "+", d,
+               mg.neurons[uid].validator_permit ? ", validator permit" : "");
+    }
+    chain_metagraph_free(&mg);
+    chain_close(ch);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
+/* ---------------------------------------------------------------- commit */
+
+static int cmd_commit(int argc, char **argv) {
+    char *dir = NULL, *wallet = NULL, *hotkey = NULL, *data = NULL;
+    const ts_opt opts[] = {
+        {"dir", TS_OPT_STR, &dir, NULL, "subnet directory", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
+        {"wallet", TS_OPT_STR, &wallet, "default", "wallet name", 0, 'w'},
+        {"hotkey", TS_OPT_STR, &hotkey, NULL, "hotkey name", TS_OPT_REQUIRED, 'k'},
+        {"data", TS_OPT_STR, &data, NULL, "the commitment (e.g. bucket read credentials)", TS_OPT_REQUIRED | TS_OPT_NOENV, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera localnet commit",
+        .usage = "--dir D --wallet W --hotkey H --data STRING",
+        .summary = "Publishes a hotkey's commitment (1..1024 bytes; normally its bucket's read\n"
+                   "credentials, which the miner and validator publish themselves).",
+        .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, NOPTS(opts));
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    ts_keypair kp;
+    chain *ch = NULL;
+    if (!(rc = ts_key_load(wallet, hotkey, &kp, &e)) && !(rc = open_dir(dir, &ch, &e)) &&
+        !(rc = chain_commit(ch, &kp, data, &e)))
+        printf("committed %zu bytes for %s/%s\n", strlen(data), wallet, hotkey);
+    chain_close(ch);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
+/* ----------------------------------------------------------- set-weights */
+
+static int cmd_set_weights(int argc, char **argv) {
+    char *dir = NULL, *wallet = NULL, *hotkey = NULL, *spec = NULL;
+    const ts_opt opts[] = {
+        {"dir", TS_OPT_STR, &dir, NULL, "subnet directory", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
+        {"wallet", TS_OPT_STR, &wallet, "default", "wallet name", 0, 'w'},
+        {"hotkey", TS_OPT_STR, &hotkey, NULL, "the validator's hotkey name", TS_OPT_REQUIRED, 'k'},
+        {"weights", TS_OPT_STR, &spec, NULL, "UID=WEIGHT,UID=WEIGHT,...", TS_OPT_REQUIRED | TS_OPT_NOENV, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera localnet set-weights",
+        .usage = "--dir D --wallet W --hotkey H --weights 1=0.75,2=0.25",
+        .summary = "Sets a validator's weights by hand (the validator does this itself).  Weights\n"
+                   "are scaled so that the largest is 65535, as on Bittensor.",
+        .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, NOPTS(opts));
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    uint32_t uids[CHAIN_MAX_UIDS];
+    float w[CHAIN_MAX_UIDS];
+    uint32_t n = 0;
+    for (char *p = spec; *p && !rc;) {
+        char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[64];
+        int64_t u;
+        double v;
+        char *eq;
+        if (len >= sizeof item || n == CHAIN_MAX_UIDS) {
+            rc = ts_fail(&e, TS_EINVAL, "--weights: entry %u is too long or there are too many", n);
+            break;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (!(eq = strchr(item, '=')) || (*eq = 0, ts_parse_i64(item, &u)) || u < 0 ||
+            u >= CHAIN_MAX_UIDS || ts_parse_f64(eq + 1, &v)) {
+            rc = ts_fail(&e, TS_EINVAL, "--weights: '%.*s' is not UID=WEIGHT", (int)len, p);
+            break;
+        }
+        uids[n] = (uint32_t)u;
+        w[n++] = (float)v;
+        p = comma ? comma + 1 : p + len;
+    }
+    ts_keypair kp;
+    chain *ch = NULL;
+    if (!rc && !(rc = ts_key_load(wallet, hotkey, &kp, &e)) && !(rc = open_dir(dir, &ch, &e)) &&
+        !(rc = chain_set_weights(ch, &kp, uids, w, n, &e)))
+        printf("set %u weights for %s/%s\n", n, wallet, hotkey);
+    chain_close(ch);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
+/* ---------------------------------------------------------------- status */
+
+/* Names of the hotkeys found in $TESSERA_HOME/wallets (public keys only). */
+typedef struct {
+    uint8_t pk[TS_PK_BYTES];
+    char name[140];
+} local_key;
+
+static int scan_wallets(local_key **out) {
+    *out = NULL;
+    char *home = ts_home_dir();
+    char *wdir = home ? ts_path_join(home, "wallets") : NULL;
+    free(home);
+    if (!wdir) return 0;
+    int n = 0, cap = 0;
+    DIR *d = opendir(wdir);
+    struct dirent *w;
+    while (d && (w = readdir(d)) && n < 1000) {
+        if (w->d_name[0] == '.') continue;
+        char hk[PATH_MAX];
+        snprintf(hk, sizeof hk, "%s/%s/hotkeys", wdir, w->d_name);
+        DIR *h = opendir(hk);
+        struct dirent *k;
+        while (h && (k = readdir(h)) && n < 1000) {
+            if (k->d_name[0] == '.' || strstr(k->d_name, ".tmp.")) continue;
+            char kp[PATH_MAX + 300];
+            snprintf(kp, sizeof kp, "%s/%s", hk, k->d_name);
+            /* Only the public key is wanted: pick it out of the text rather
+             * than parse the file, so the secret seed is never copied, and
+             * wipe the buffer. */
+            uint8_t *buf;
+            size_t len;
+            if (ts_read_file(kp, 1 << 16, &buf, &len, NULL)) continue;
+            uint8_t pk[TS_PK_BYTES];
+            const char *at = strstr((char *)buf, "\"publicKey\"");
+            const char *q = at ? strstr(at, "\"0x") : NULL;
+            char hex[2 * TS_PK_BYTES + 3] = "";
+            if (q && strlen(q + 1) > sizeof hex - 1 && q[sizeof hex] == '"') {
+                memcpy(hex, q + 1, sizeof hex - 1);
+                hex[sizeof hex - 1] = 0;
+            }
+            explicit_bzero(buf, len);
+            free(buf);
+            if (!hex[0] || ts_unhex(pk, TS_PK_BYTES, hex)) continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                local_key *nk = realloc(*out, (size_t)cap * sizeof *nk);
+                if (!nk) break;
+                *out = nk;
+            }
+            memcpy((*out)[n].pk, pk, TS_PK_BYTES);
+            snprintf((*out)[n].name, sizeof (*out)[n].name, "%s/%s", w->d_name, k->d_name);
+            n++;
+        }
+        if (h) closedir(h);
+    }
+    if (d) closedir(d);
+    free(wdir);
+    return n;
+}
+
+static const char *key_name(const local_key *keys, int n, const uint8_t pk[TS_PK_BYTES]) {
+    for (int i = 0; i < n; i++)
+        if (!memcmp(keys[i].pk, pk, TS_PK_BYTES)) return keys[i].name;
+    return "-";
+}
+
+/* A commitment shortened to at most 36 columns, non-printables as '?'. */
+static void short_commit(char *out, size_t cap, const chain_commitment *cm) {
+    char clean[40];
+    uint32_t show = cm->len <= 36 ? cm->len : 24;
+    for (uint32_t i = 0; i < show; i++) {
+        unsigned char ch = (unsigned char)cm->data[i];
+        clean[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    clean[show] = 0;
+    if (show == cm->len) snprintf(out, cap, "%s", clean);
+    else snprintf(out, cap, "%s... (%u B)", clean, cm->len);
+}
+
+static void short_weights(char *out, size_t cap, const chain_weight_row *r) {
+    double sum = 0;
+    for (uint32_t i = 0; i < r->n; i++) sum += r->w[i].weight;
+    size_t at = (size_t)snprintf(out, cap, "@%llu", (unsigned long long)r->block);
+    /* the three largest, largest first */
+    uint32_t top[3];
+    int nt = 0;
+    for (int k = 0; k < 3 && k < (int)r->n; k++) {
+        int best = -1;
+        for (uint32_t i = 0; i < r->n; i++) {
+            bool taken = false;
+            for (int j = 0; j < nt; j++) taken |= top[j] == i;
+            if (!taken && (best < 0 || r->w[i].weight > r->w[best].weight)) best = (int)i;
+        }
+        top[nt++] = (uint32_t)best;
+    }
+    for (int j = 0; j < nt && at < cap; j++)
+        at += (size_t)snprintf(out + at, cap - at, " %u:%.0f%%", r->w[top[j]].uid,
+                               100.0 * r->w[top[j]].weight / sum);
+    if (r->n > 3 && at < cap) snprintf(out + at, cap - at, " +%u more", r->n - 3);
+}
+
+static int status_json(const chain_params *p, const chain_clock *ck,
+                       const chain_metagraph *mg, const chain_commitment *cm, uint32_t ncm,
+                       const chain_weight_row *rows, uint32_t nrows, const chain_stats *st,
+                       const chain_rejection *rej, uint32_t nrej, const local_key *keys, int nkeys,
+                       const char *dir) {
+    cJSON *o = cJSON_CreateObject();
+    char hex[2 * TS_PK_BYTES + 3] = "0x", ss[64];
+    cJSON_AddStringToObject(o, "dir", dir);
+    cJSON_AddStringToObject(o, "run_id", p->run_id);
+    cJSON_AddNumberToObject(o, "netuid", p->netuid);
+    cJSON_AddNumberToObject(o, "genesis_time", p->genesis_time);
+    cJSON_AddNumberToObject(o, "block_time", p->block_time);
+    cJSON_AddNumberToObject(o, "blocks_per_window", (double)p->blocks_per_window);
+    cJSON_AddNumberToObject(o, "max_uids", p->max_uids);
+    cJSON_AddNumberToObject(o, "max_validators", p->max_validators);
+    cJSON_AddNumberToObject(o, "block", (double)ck->block);
+    cJSON_AddNumberToObject(o, "block_timestamp", ck->block_timestamp);
+    cJSON_AddNumberToObject(o, "window", (double)ck->window);
+    cJSON_AddNumberToObject(o, "next_window_time", ck->next_window_time);
+    cJSON_AddNumberToObject(o, "seconds_left", ck->seconds_left);
+    uint32_t leader;
+    if (chain_leader(mg, &leader) == TS_OK) cJSON_AddNumberToObject(o, "leader", leader);
+    else cJSON_AddNullToObject(o, "leader");
+    cJSON *arr = cJSON_AddArrayToObject(o, "uids");
+    for (uint32_t u = 0; u < mg->n; u++) {
+        const chain_neuron *x = &mg->neurons[u];
+        cJSON *j = cJSON_CreateObject();
+        ts_hex(hex + 2, x->hotkey, TS_PK_BYTES);
+        ts_ss58(ss, x->hotkey);
+        cJSON_AddNumberToObject(j, "uid", u);
+        cJSON_AddStringToObject(j, "hotkey", hex);
+        cJSON_AddStringToObject(j, "ss58", ss);
+        const char *nm = key_name(keys, nkeys, x->hotkey);
+        if (strcmp(nm, "-")) cJSON_AddStringToObject(j, "local_name", nm);
+        char tao[40];
+        chain_fmt_tao(tao, sizeof tao, x->stake, 0);
+        cJSON_AddStringToObject(j, "stake_tao", tao);
+        cJSON_AddNumberToObject(j, "stake_rao", (double)x->stake);
+        cJSON_AddBoolToObject(j, "validator_permit", x->validator_permit);
+        cJSON_AddNumberToObject(j, "registered_block", (double)x->registered_block);
+        for (uint32_t i = 0; i < ncm; i++)
+            if (cm[i].uid == u) {
+                cJSON_AddStringToObject(j, "commitment", cm[i].data);
+                cJSON_AddNumberToObject(j, "commitment_block", (double)cm[i].block);
+            }
+        for (uint32_t i = 0; i < nrows; i++)
+            if (rows[i].uid == u) {
+                cJSON *wo = cJSON_AddObjectToObject(j, "weights");
+                cJSON_AddNumberToObject(wo, "block", (double)rows[i].block);
+                cJSON *we = cJSON_AddObjectToObject(wo, "u16");
+                for (uint32_t k = 0; k < rows[i].n; k++) {
+                    char key[16];
+                    snprintf(key, sizeof key, "%u", rows[i].w[k].uid);
+                    cJSON_AddNumberToObject(we, key, rows[i].w[k].weight);
+                }
+            }
+        cJSON_AddItemToArray(arr, j);
+    }
+    cJSON *lg = cJSON_AddObjectToObject(o, "log");
+    cJSON_AddNumberToObject(lg, "lines", (double)st->lines);
+    cJSON_AddNumberToObject(lg, "accepted", (double)st->accepted);
+    cJSON_AddNumberToObject(lg, "rejected", (double)st->rejected);
+    cJSON_AddNumberToObject(lg, "torn_bytes", (double)st->torn_bytes);
+    cJSON *ra = cJSON_AddArrayToObject(lg, "recent_rejections");
+    for (uint32_t i = 0; i < nrej; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "line", (double)rej[i].line);
+        cJSON_AddStringToObject(r, "reason", rej[i].reason);
+        cJSON_AddItemToArray(ra, r);
+    }
+    char *s = cJSON_Print(o);
+    int rc = s ? 0 : 1;
+    if (s) printf("%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int cmd_status(int argc, char **argv) {
+    char *dir = NULL;
+    bool json = false;
+    const ts_opt opts[] = {
+        {"dir", TS_OPT_STR, &dir, NULL, "subnet directory", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
+        {"json", TS_OPT_BOOL, &json, "false", "print JSON", TS_OPT_NOENV, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera localnet status",
+        .usage = "--dir D [--json]",
+        .summary = "Shows the subnet: the clock (block, window, time left), and per uid its hotkey,\n"
+                   "stake, validator permit, registration block, commitment and latest weights.",
+        .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, NOPTS(opts));
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    /* rejected lines are listed in the output; no need to warn about each */
+    ts_log_set_level(TS_LOG_ERROR);
+    chain *ch = NULL;
+    chain_metagraph mg = {0};
+    chain_commitment *cm = NULL;
+    chain_weight_row *rows = NULL;
+    uint32_t ncm = 0, nrows = 0;
+    chain_clock ck;
+    chain_stats st;
+    local_key *keys = NULL;
+    if ((rc = open_dir(dir, &ch, &e)) || (rc = chain_metagraph_get(ch, &mg, &e)) ||
+        (rc = chain_commitments(ch, &cm, &ncm, &e)) || (rc = chain_weights(ch, &rows, &nrows, &e)) ||
+        (rc = chain_get_stats(ch, &st, &e)) || (rc = chain_now(ch, &ck, &e)))
+        goto out;
+    const chain_params *p = chain_get_params(ch);
+    chain_rejection rej[5];
+    uint32_t nrej = chain_rejections(ch, rej, 5);
+    int nkeys = scan_wallets(&keys);
+    if (json) {
+        rc = status_json(p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir);
+        goto out;
+    }
+    char when[64], left[32];
+    fmt_utc(when, sizeof when, ck.block_timestamp);
+    ts_fmt_duration(left, sizeof left, ck.seconds_left);
+    uint32_t npermits = 0, leader = UINT32_MAX;
+    for (uint32_t u = 0; u < mg.n; u++) npermits += mg.neurons[u].validator_permit;
+    chain_leader(&mg, &leader);
+    printf("subnet %s  netuid %u  (local:%s)\n", p->run_id, p->netuid, dir);
+    printf("block %llu at %s  window %llu (block %llu of %llu)  next window in %s\n",
+           (unsigned long long)ck.block, when, (unsigned long long)ck.window,
+           (unsigned long long)(ck.block - ck.window_start_block + 1),
+           (unsigned long long)p->blocks_per_window, left);
+    printf("%g s blocks, %u of %u uids registered, %u validator permits (at most %u)\n",
+           p->block_time, mg.n, p->max_uids, npermits, p->max_validators);
+    printf("log: %llu transactions, %llu rejected%s\n\n", (unsigned long long)st.accepted,
+           (unsigned long long)st.rejected, st.torn_bytes ? ", a torn last line (ignored)" : "");
+    int nw = 4;
+    for (uint32_t u = 0; u < mg.n; u++) {
+        int l = (int)strlen(key_name(keys, nkeys, mg.neurons[u].hotkey));
+        if (l > nw) nw = l;
+    }
+    if (nw > 24) nw = 24;
+    printf("UID  HOTKEY          %-*s  %12s  VALIDATOR  %9s  %-36s  %s\n", nw, "NAME", "STAKE (TAO)",
+           "REG.BLOCK", "COMMITMENT", "WEIGHTS");
+    for (uint32_t u = 0; u < mg.n; u++) {
+        const chain_neuron *x = &mg.neurons[u];
+        char hk[32], tao[40], com[64] = "-", wts[160] = "-";
+        short_ss58(hk, sizeof hk, x->hotkey);
+        chain_fmt_tao(tao, sizeof tao, x->stake, 0);
+        for (uint32_t i = 0; i < ncm; i++)
+            if (cm[i].uid == u) short_commit(com, sizeof com, &cm[i]);
+        for (uint32_t i = 0; i < nrows; i++)
+            if (rows[i].uid == u) short_weights(wts, sizeof wts, &rows[i]);
+        printf("%3u  %-14s  %-*.*s  %12s  %-9s  %9llu  %-36s  %s\n", u, hk, nw, nw,
+               key_name(keys, nkeys, x->hotkey), tao,
+               u == leader ? "leader" : x->validator_permit ? "permit" : "-",
+               (unsigned long long)x->registered_block, com, wts);
+    }
+    if (mg.n == 0) printf("(no uids registered: tessera localnet register --dir %s --wallet W --hotkey H)\n", dir);
+    if (nrej) {
+        printf("\nrecent rejected lines:\n");
+        for (uint32_t i = 0; i < nrej; i++)
+            printf("  line %llu: %s\n", (unsigned long long)rej[i].line, rej[i].reason);
+    }
+out:
+    free(keys);
+    free(cm);
+    free(rows);
+    chain_metagraph_free(&mg);
+    chain_close(ch);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
+static int cmd_localnet(int argc, char **argv) {
+    static const tool_verb verbs[] = {
+        {"init", "create a local subnet (genesis and an empty log)", cmd_init},
+        {"register", "register a hotkey (takes or replaces a uid)", cmd_register},
+        {"stake", "add or remove a hotkey's stake (owner key)", cmd_stake},
+        {"commit", "publish a hotkey's commitment", cmd_commit},
+        {"set-weights", "set a validator's weights", cmd_set_weights},
+        {"status", "show uids, stake, permits, commitments, weights, the clock", cmd_status},
+    };
+    return tool_dispatch("tessera localnet",
+                         "Operate a local subnet: a file-backed chain on this machine (local:DIR).", verbs,
+                         NOPTS(verbs), argc, argv);
+}
+
+TS_COMMAND("localnet", "create and operate a local subnet", 20, cmd_localnet)
