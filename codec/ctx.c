@@ -97,8 +97,9 @@ int spl_ctx_new(const spl_params *p, const ts_tensor *ts, int n, spl_ctx **out, 
     c->t = calloc((size_t)n, sizeof *c->t);
     c->by_name = calloc((size_t)n, sizeof *c->by_name);
     if (!c->t || !c->by_name) {
+        rc = ts_fail(e, TS_ENOMEM, "codec: out of memory");
         spl_ctx_free(c);
-        return ts_fail(e, TS_ENOMEM, "codec: out of memory");
+        return rc;
     }
     size_t body = 0;
     for (int i = 0; i < n; i++) {
@@ -106,30 +107,34 @@ int spl_ctx_new(const spl_params *p, const ts_tensor *ts, int n, spl_ctx **out, 
         spl_tl *t = &c->t[i];
         size_t nl = strnlen(x->name, TS_MAX_NAME);
         if (nl < 1 || nl >= TS_MAX_NAME) {
+            rc = ts_fail(e, TS_EINVAL, "codec: tensor %d has an empty or over-long name", i);
             spl_ctx_free(c);
-            return ts_fail(e, TS_EINVAL, "codec: tensor %d has an empty or over-long name", i);
+            return rc;
         }
         memcpy(t->name, x->name, nl);
         t->name_len = nl;
         if (x->ndim != 1 && x->ndim != 2) {
-            spl_ctx_free(c);
-            return ts_fail(e, TS_EUNSUPPORTED, "codec: tensor %s has %d dimensions (1 or 2 supported)",
+            rc = ts_fail(e, TS_EUNSUPPORTED, "codec: tensor %s has %d dimensions (1 or 2 supported)",
                            t->name, x->ndim);
+            spl_ctx_free(c);
+            return rc;
         }
         t->ndim = x->ndim;
         for (int d = 0; d < x->ndim; d++) {
             if (x->shape[d] < 1 || x->shape[d] > (int64_t)UINT32_MAX) {
-                spl_ctx_free(c);
-                return ts_fail(e, TS_EINVAL, "codec: tensor %s has dimension %lld (must be 1..2^32-1)",
+                rc = ts_fail(e, TS_EINVAL, "codec: tensor %s has dimension %lld (must be 1..2^32-1)",
                                t->name, (long long)x->shape[d]);
+                spl_ctx_free(c);
+                return rc;
             }
             t->shape[d] = x->shape[d];
         }
         t->rows = x->ndim == 2 ? x->shape[0] : 1;
         t->cols = x->ndim == 2 ? x->shape[1] : x->shape[0];
         if (t->rows > INT64_MAX / t->cols) {
+            rc = ts_fail(e, TS_EINVAL, "codec: tensor %s is too large", t->name);
             spl_ctx_free(c);
-            return ts_fail(e, TS_EINVAL, "codec: tensor %s is too large", t->name);
+            return rc;
         }
         t->ch = (int)spl_chunk_of(t->rows, p->chunk);
         t->cw = (int)spl_chunk_of(t->cols, p->chunk);
@@ -140,19 +145,21 @@ int spl_ctx_new(const spl_params *p, const ts_tensor *ts, int n, spl_ctx **out, 
         t->k = p->k < t->tile_numel ? p->k : t->tile_numel;
         t->k &= ~1;
         if (t->k == 0) {
-            spl_ctx_free(c);
-            return ts_fail(e, TS_EUNSUPPORTED,
+            rc = ts_fail(e, TS_EUNSUPPORTED,
                            "codec: tensor %s %s: its tiles hold one value each (no divisor of its "
                            "dimensions in 2..%d), so no even k fits; pad the dimension",
                            t->name, x->ndim == 2 ? "(2-D)" : "(1-D)", p->chunk);
+            spl_ctx_free(c);
+            return rc;
         }
         t->nvals = t->ntiles * t->k;
         t->idx_bytes = (size_t)t->nvals / 2 * 3;
         t->code_bytes = spl_code_bytes(t->nvals, c->bits);
         if (t->nvals > (int64_t)UINT32_MAX || t->idx_bytes > UINT32_MAX) {
-            spl_ctx_free(c);
-            return ts_fail(e, TS_EINVAL, "codec: tensor %s carries too many values for the wire format",
+            rc = ts_fail(e, TS_EINVAL, "codec: tensor %s carries too many values for the wire format",
                            t->name);
+            spl_ctx_free(c);
+            return rc;
         }
         t->val_off = c->nvals;
         c->nvals += t->nvals;
@@ -171,8 +178,9 @@ int spl_ctx_new(const spl_params *p, const ts_tensor *ts, int n, spl_ctx **out, 
     c->body_bytes = body;
     size_t bound = ZSTD_compressBound(body);
     if (ZSTD_isError(bound) || bound > SIZE_MAX / 2) {
+        rc = ts_fail(e, TS_ETOOBIG, "codec: the model is too large for one upload");
         spl_ctx_free(c);
-        return ts_fail(e, TS_ETOOBIG, "codec: the model is too large for one upload");
+        return rc;
     }
     c->wire_max = SPL_HEADER_BYTES + bound + TS_SIG_BYTES;
     *out = c;

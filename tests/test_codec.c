@@ -1128,7 +1128,7 @@ static void reference_outer_step(const spl_ctx *c, spl_upload **by_uid, int n, f
     }
 }
 
-#define PRIV(which) ((70 + 20 * (which)) * 128 + 100 + 3 * (which)) /* l0.q[70 + 20w, 100 + 3w] */
+#define PRIV(which) ((70 + 15 * (which)) * 128 + 100 + 3 * (which)) /* l0.q[70 + 15w, 100 + 3w], w < 4 */
 
 /* Peers whose deltas share a spike at one coordinate (selected by all) and
  * have one private spike each (selected by that peer alone). */
