@@ -8,13 +8,11 @@
  *   3. serialize the body, zstd it, header, BLAKE2b, Ed25519;
  *   4. only then write ef = beta*ef + alpha*delta and subtract what was sent.
  *
- * Selection is a min-heap of k per tile fed in offset order.  A band of
- * tiles (chunk rows of the tensor) is scanned row by row so memory is read
- * sequentially; a value enters a full heap only when its magnitude beats the
- * heap's minimum, which for k = 64 of 4096 happens a few hundred times per
- * tile, so the scan is one compare per value.  Magnitudes are compared as
- * the bit patterns of |v| (monotone for non-negative floats), and heap
- * entries are (|v| bits << 32 | 0xffff - offset), so the order is total and
+ * Selection reads a band of tiles (chunk rows of the tensor) row by row, so
+ * memory is read sequentially, first for a safe threshold per tile, then to
+ * collect the few values that reach it (see select_tensor).  Magnitudes are compared as the bit patterns of |v|
+ * (monotone for non-negative floats), and candidates are (|v| bits << 32 |
+ * 0xffff - offset), so the order is total and
  * the lower offset wins a tie. */
 #include <math.h>
 #include <stdlib.h>
@@ -25,10 +23,14 @@
 
 static int alloc_scratch(spl_ctx *c, ts_err *e) {
     if (c->have_scratch) return TS_OK;
-    size_t heap = 1;
+    size_t cand = 1, band = 1, groups = 1;
     for (int i = 0; i < c->n; i++) {
-        size_t h = (size_t)(c->t[i].ntx * c->t[i].k);
-        if (h > heap) heap = h;
+        const spl_tl *t = &c->t[i];
+        size_t h = (size_t)t->ntx * (size_t)(2 * t->k + SPL_MAX_CHUNK);
+        if (h > cand) cand = h;
+        size_t g = (size_t)t->ntx * (size_t)t->ch * (size_t)((t->cw + 3) / 4);
+        if (g > groups) groups = g;
+        if ((size_t)c->t[i].ntx > band) band = (size_t)c->t[i].ntx;
     }
     size_t nv = (size_t)c->nvals;
     c->idx = malloc(nv * sizeof *c->idx);
@@ -36,90 +38,218 @@ static int alloc_scratch(spl_ctx *c, ts_err *e) {
     c->codes = malloc(nv);
     c->luts = malloc((size_t)c->n * (size_t)c->p.bins * sizeof(float));
     c->shifts = malloc((size_t)c->n * sizeof(float));
-    c->heap = malloc(heap * sizeof *c->heap);
+    c->cand = malloc(cand * sizeof *c->cand);
+    c->thr = malloc(band * sizeof *c->thr);
+    c->gmax = malloc(groups * sizeof *c->gmax);
+    c->ncand = malloc(band * sizeof *c->ncand);
     c->body = malloc(c->body_bytes);
     c->wire = malloc(c->wire_max);
     c->zc = ZSTD_createCCtx();
-    if (!c->idx || !c->vals || !c->codes || !c->luts || !c->shifts || !c->heap || !c->body || !c->wire ||
+    if (!c->idx || !c->vals || !c->codes || !c->luts || !c->shifts || !c->cand || !c->thr || !c->ncand || !c->gmax || !c->body || !c->wire ||
         !c->zc) {
         free(c->idx), free(c->vals), free(c->codes), free(c->luts), free(c->shifts);
-        free(c->heap), free(c->body), free(c->wire);
+        free(c->cand), free(c->thr), free(c->ncand), free(c->gmax), free(c->body), free(c->wire);
         ZSTD_freeCCtx(c->zc);
         c->idx = NULL, c->vals = NULL, c->codes = NULL, c->luts = NULL, c->shifts = NULL;
-        c->heap = NULL, c->body = NULL, c->wire = NULL, c->zc = NULL;
+        c->cand = NULL, c->thr = NULL, c->ncand = NULL, c->gmax = NULL, c->body = NULL, c->wire = NULL, c->zc = NULL;
         return ts_fail(e, TS_ENOMEM, "codec: out of memory for the compression buffers");
     }
     c->have_scratch = true;
     return TS_OK;
 }
 
-static inline void heap_sift_down(uint64_t *h, int n, uint64_t x) {
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1;
-        if (l >= n) break;
-        int m = (l + 1 < n && h[l + 1] < h[l]) ? l + 1 : l;
-        if (h[m] >= x) break;
-        h[i] = h[m];
-        i = m;
+/* Puts the k largest of a[0..n) (distinct values) in a[0..k), any order. */
+static void top_k(uint64_t *a, int n, int k) {
+    int lo = 0, hi = n - 1;
+    const int want = k - 1;
+    while (lo < hi) {
+        uint64_t x = a[lo], y = a[(lo + hi) / 2], z = a[hi];
+        uint64_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) {
+                uint64_t t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
     }
-    h[i] = x;
 }
 
-static inline void heap_push(uint64_t *h, int n, uint64_t x) {
-    int i = n;
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (h[p] <= x) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = x;
+/* Reduces a candidate buffer to its k best; returns the new threshold (the
+ * smallest kept magnitude: a later value must beat it strictly). */
+static int32_t reduce(uint64_t *b, int n, int k) {
+    top_k(b, n, k);
+    uint32_t m = UINT32_MAX;
+    for (int j = 0; j < k; j++)
+        if ((uint32_t)(b[j] >> 32) < m) m = (uint32_t)(b[j] >> 32);
+    return (int32_t)m;
 }
 
-static inline uint64_t entry(float v, int o) {
-    return ((uint64_t)(spl_f2u(v) & 0x7fffffffu) << 32) | (uint64_t)(0xffffu - (unsigned)o);
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+static inline v4f ld4(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* The k-th largest of a[0..n) (reorders a). */
+static uint32_t kth_largest(uint32_t *a, int n, int k) {
+    int lo = 0, hi = n - 1;
+    const int want = k - 1;
+    while (lo < hi) {
+        uint32_t x = a[lo], y = a[(lo + hi) / 2], z = a[hi];
+        uint32_t pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] > pivot) i++;
+            while (a[j] < pivot) j--;
+            if (i <= j) {
+                uint32_t t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (want <= j) hi = j;
+        else if (want >= i) lo = i;
+        else break;
+    }
+    return a[want];
 }
 
 /* Selects the kept offsets and values of one tensor into c->idx / c->vals.
  * Returns the flat position of a non-finite kept value, or -1.  (A tile
  * with any non-finite value keeps at least one: such a value outranks every
- * finite one.) */
+ * finite one.)
+ *
+ * Two passes over each band of tiles (chunk rows of the tensor, read row by
+ * row so memory is read sequentially):
+ *   1. the largest magnitude of every group of up to G consecutive values
+ *      of a tile row (G = 16, or 8 or 4 when the tile is small for k); the
+ *      k-th largest of a tile's group maxima, M, is a lower bound of its
+ *      k-th largest value (k distinct values reach M);
+ *   2. every value with magnitude >= M is a candidate (for normal-like data
+ *      barely more than k per tile); a candidate buffer that could overflow
+ *      (many ties) is cut to its k best by quickselect, raising the bar.
+ * Both passes test 16 values at a time with vector instructions. */
 static int64_t select_tensor(spl_ctx *c, const spl_tl *t, const float *d, const float *ef) {
     const float beta = c->p.beta, alpha = c->p.alpha;
-    const int k = t->k, cw = t->cw, ch = t->ch;
+    const int k = t->k, cw = t->cw, ch = t->ch, cap = 2 * k + SPL_MAX_CHUNK;
+    /* groups of G = 16, 8 or 4 values: the largest G that gives 4k groups per tile */
+    int G = 16;
+    while (G > 4 && ch * ((cw + G - 1) / G) < 4 * k) G /= 2;
+    const int gpr = (cw + G - 1) / G, ngroups = ch * gpr;
     const int64_t cols = t->cols, ntx = t->ntx;
     uint16_t *out_idx = c->idx + t->val_off;
     float *out_val = c->vals + t->val_off;
     const int words = (t->tile_numel + 63) / 64;
+    int32_t *thr = c->thr;
+    int *cnt = c->ncand;
+    const v4f vb = {beta, beta, beta, beta}, va = {alpha, alpha, alpha, alpha};
+    const v4i mask = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
     spl_fill_tab(c, t);
     for (int64_t ty = 0; ty < t->nty; ty++) {
-        for (int r = 0; r < ch; r++) {
-            const int64_t row = (ty * ch + r) * cols;
-            const int o0 = r * cw;
-            for (int64_t tx = 0; tx < ntx; tx++) {
-                uint64_t *h = c->heap + tx * k;
-                const float *dp = d + row + tx * cw, *ep = ef + row + tx * cw;
-                int cc = 0;
-                for (; cc < cw && o0 + cc < k; cc++) heap_push(h, o0 + cc, entry(beta * ep[cc] + alpha * dp[cc], o0 + cc));
-                if (cc == cw) continue;
-                uint32_t thr = (uint32_t)(h[0] >> 32);
-                for (; cc < cw; cc++) {
-                    const float v = beta * ep[cc] + alpha * dp[cc];
-                    if ((spl_f2u(v) & 0x7fffffffu) > thr) {
-                        heap_sift_down(h, k, entry(v, o0 + cc));
-                        thr = (uint32_t)(h[0] >> 32);
+        /* 1. group maxima -> a safe threshold per tile */
+        if (ngroups >= k) {
+            for (int r = 0; r < ch; r++) {
+                const int64_t row = (ty * ch + r) * cols;
+                for (int64_t tx = 0; tx < ntx; tx++) {
+                    const float *dp = d + row + tx * cw, *ep = ef + row + tx * cw;
+                    uint32_t *g = c->gmax + tx * ngroups + r * gpr;
+                    for (int j = 0; j < gpr; j++) {
+                        const int c0 = G * j;
+                        uint32_t m = 0;
+                        if (c0 + G <= cw) {
+                            union {
+                                v4i v;
+                                uint32_t u[4];
+                            } x;
+                            x.v = (v4i)(vb * ld4(ep + c0) + va * ld4(dp + c0)) & mask;
+                            for (int q = 4; q < G; q += 4) {
+                                const v4i kq = (v4i)(vb * ld4(ep + c0 + q) + va * ld4(dp + c0 + q)) & mask;
+                                const v4i gt = kq > x.v;
+                                x.v = (kq & gt) | (x.v & ~gt);
+                            }
+                            m = x.u[0];
+                            for (int q = 1; q < 4; q++) m = x.u[q] > m ? x.u[q] : m;
+                        } else {
+                            for (int q = c0; q < cw; q++) {
+                                const uint32_t key = spl_f2u(beta * ep[q] + alpha * dp[q]) & 0x7fffffffu;
+                                m = key > m ? key : m;
+                            }
+                        }
+                        g[j] = m;
                     }
                 }
             }
+            for (int64_t tx = 0; tx < ntx; tx++)
+                thr[tx] = (int32_t)kth_largest(c->gmax + tx * ngroups, ngroups, k) - 1;
+        } else {
+            for (int64_t tx = 0; tx < ntx; tx++) thr[tx] = -1;
         }
-        /* each tile of the band: kept offsets in ascending order, values recomputed */
+        for (int64_t tx = 0; tx < ntx; tx++) cnt[tx] = 0;
+        /* 2. candidates */
+        for (int r = 0; r < ch; r++) {
+            const int64_t row = (ty * ch + r) * cols;
+            const unsigned o0 = (unsigned)(r * cw);
+            for (int64_t tx = 0; tx < ntx; tx++) {
+                uint64_t *b = c->cand + tx * cap;
+                int nb = cnt[tx];
+                int32_t th = thr[tx];
+                if (nb + cw > cap) {
+                    th = reduce(b, nb, k);
+                    nb = k;
+                }
+                const float *dp = d + row + tx * cw, *ep = ef + row + tx * cw;
+                const v4i tv = {th, th, th, th};
+                int cc = 0;
+                for (; cc + 16 <= cw; cc += 16) {
+                    union {
+                        v4i v[4];
+                        uint32_t u[16];
+                    } key;
+                    key.v[0] = (v4i)(vb * ld4(ep + cc) + va * ld4(dp + cc)) & mask;
+                    key.v[1] = (v4i)(vb * ld4(ep + cc + 4) + va * ld4(dp + cc + 4)) & mask;
+                    key.v[2] = (v4i)(vb * ld4(ep + cc + 8) + va * ld4(dp + cc + 8)) & mask;
+                    key.v[3] = (v4i)(vb * ld4(ep + cc + 12) + va * ld4(dp + cc + 12)) & mask;
+                    union {
+                        v4i v;
+                        uint64_t u[2];
+                    } any;
+                    any.v = (key.v[0] > tv) | (key.v[1] > tv) | (key.v[2] > tv) | (key.v[3] > tv);
+                    if (!(any.u[0] | any.u[1])) continue;
+                    for (int j = 0; j < 16; j++) { /* branch-free: write always, keep when it beats th */
+                        b[nb] = ((uint64_t)key.u[j] << 32) | (0xffffu - (o0 + (unsigned)(cc + j)));
+                        nb += (int32_t)key.u[j] > th;
+                    }
+                }
+                for (; cc < cw; cc++) {
+                    const float v = beta * ep[cc] + alpha * dp[cc];
+                    const uint32_t key = spl_f2u(v) & 0x7fffffffu;
+                    if ((int32_t)key > th) b[nb++] = ((uint64_t)key << 32) | (0xffffu - (o0 + (unsigned)cc));
+                }
+                cnt[tx] = nb;
+                thr[tx] = th;
+            }
+        }
+        /* each tile of the band: its k best, offsets ascending, values recomputed */
         for (int64_t tx = 0; tx < ntx; tx++) {
-            const uint64_t *h = c->heap + tx * k;
+            uint64_t *b = c->cand + tx * cap;
+            if (cnt[tx] > k) reduce(b, cnt[tx], k);
             uint64_t bm[SPL_MAX_TILE / 64];
             memset(bm, 0, (size_t)words * sizeof *bm);
             for (int j = 0; j < k; j++) {
-                unsigned o = 0xffffu - (unsigned)(h[j] & 0xffffu);
+                unsigned o = 0xffffu - (unsigned)(b[j] & 0xffffu);
                 bm[o >> 6] |= 1ull << (o & 63);
             }
             const int64_t tile = ty * ntx + tx;
@@ -140,6 +270,10 @@ static int64_t select_tensor(spl_ctx *c, const spl_tl *t, const float *d, const 
         }
     }
     return -1;
+}
+
+static void ef_update(float *restrict E, const float *restrict D, int64_t n, float beta, float alpha) {
+    for (int64_t j = 0; j < n; j++) E[j] = beta * E[j] + alpha * D[j];
 }
 
 static uint8_t *put_record(const spl_ctx *c, int i, uint8_t *p) {
@@ -257,10 +391,8 @@ int spl_compress(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, const spl_me
     const float beta = c->p.beta, alpha = c->p.alpha;
     for (int i = 0; i < c->n; i++) {
         const spl_tl *t = &c->t[i];
+        ef_update(ef[i].data, delta[i].data, t->rows * t->cols, beta, alpha);
         float *E = ef[i].data;
-        const float *D = delta[i].data;
-        const int64_t numel = t->rows * t->cols;
-        for (int64_t j = 0; j < numel; j++) E[j] = beta * E[j] + alpha * D[j];
         spl_fill_tab(c, t);
         const float *lut = c->luts + (size_t)i * bins;
         const float shift = c->shifts[i];

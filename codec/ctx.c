@@ -196,7 +196,10 @@ void spl_ctx_free(spl_ctx *c) {
     free(c->codes);
     free(c->luts);
     free(c->shifts);
-    free(c->heap);
+    free(c->cand);
+    free(c->thr);
+    free(c->ncand);
+    free(c->gmax);
     free(c->body);
     free(c->wire);
     ZSTD_freeCCtx(c->zc);

@@ -67,7 +67,10 @@ struct spl_ctx {
     uint8_t *codes;  /* [nvals] */
     float *luts;     /* [n * bins] */
     float *shifts;   /* [n] */
-    uint64_t *heap;  /* [max tiles_x * k] */
+    uint64_t *cand;  /* [max tiles_x * (2k + 64)] selection candidates per tile of a band */
+    int32_t *thr;    /* [max tiles_x] */
+    int *ncand;      /* [max tiles_x] */
+    uint32_t *gmax;  /* [max tiles_x * groups per tile] group maxima of a band */
     uint8_t *body;   /* [body_bytes] */
     uint8_t *wire;   /* [wire_max] */
     void *zc;        /* ZSTD_CCtx */
