@@ -1,6 +1,6 @@
 /* bundle.c - the leader's catch-up object: the signed uploads it aggregated
  * in one window, in uid order, signed again by the leader
- * (docs/FORMATS.md 7.4).
+ * (docs/FORMATS.md 7.6).
  *
  * Replaying a window means decoding each listed upload (its own signature is
  * still checked, against the hotkey the leader lists for its uid) and

@@ -307,7 +307,7 @@ int spl_overlap(const spl_ctx *c, const spl_upload *a, const spl_upload *b, doub
  *
  * The leader's per-window aggregate object is the list of the gathered
  * peers' signed uploads, in uid order, wrapped and signed by the leader
- * (docs/FORMATS.md 7.4).  Replaying it is decoding each upload (identity:
+ * (docs/FORMATS.md 7.6).  Replaying it is decoding each upload (identity:
  * the uid and hotkey the leader lists) and running spl_outer_step, so the
  * result is the leader's model bit for bit. */
 #define SPL_BUNDLE_MAGIC "TESSAGGR"

@@ -1,5 +1,5 @@
 /* compress.c - error feedback, per-tile top-k, quantization and the signed
- * wire object (PROTOCOL.md section 7, docs/FORMATS.md 7.1-7.2).
+ * wire object (PROTOCOL.md section 7, docs/FORMATS.md 7.1-7.3).
  *
  * The work is split so that a failure changes nothing:
  *   1. select: per tile, the k largest |beta*ef + alpha*delta| (computed on

@@ -1,4 +1,4 @@
-/* decode.c - reading uploads, every byte hostile (docs/FORMATS.md 7.1-7.3).
+/* decode.c - reading uploads, every byte hostile (docs/FORMATS.md 7.1, 7.2, 7.4).
  *
  * Order of checks, cheapest and most fundamental first:
  *   magic, version, fixed-header length; total length against the largest
