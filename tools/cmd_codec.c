@@ -313,8 +313,8 @@ static int cmd_inspect(int argc, char **argv) {
         .min_pos = 1,
         .max_pos = 1,
     };
-    char **pos;
-    int npos;
+    char **pos = NULL;
+    int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
     if (rc) {
         ts_opts_free(opts, 1);
@@ -405,10 +405,12 @@ static int cmd_inspect(int argc, char **argv) {
     rc = l.rc ? 1 : 0;
     loaded_free(&l);
     ts_opts_free(opts, 1);
+    free(pos);
     return rc;
 done:
     loaded_free(&l);
     ts_opts_free(opts, 1);
+    free(pos);
     return rc ? tool_error(&e) : 0;
 }
 
@@ -457,8 +459,8 @@ static int cmd_decode(int argc, char **argv) {
         .min_pos = 1,
         .max_pos = 1,
     };
-    char **pos;
-    int npos;
+    char **pos = NULL;
+    int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
     if (rc) {
         ts_opts_free(opts, 2);
@@ -488,6 +490,7 @@ done:
     free_tensors(t, n);
     loaded_free(&l);
     ts_opts_free(opts, 2);
+    free(pos);
     return rc ? tool_error(&e) : 0;
 }
 
@@ -520,8 +523,8 @@ static int cmd_aggregate(int argc, char **argv) {
         .min_pos = 1,
         .max_pos = SPL_MAX_PEERS,
     };
-    char **pos;
-    int npos;
+    char **pos = NULL;
+    int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
     if (rc) {
         ts_opts_free(opts, 1);
@@ -568,6 +571,7 @@ done:
     }
     free(ls);
     ts_opts_free(opts, 1);
+    free(pos);
     return rc ? tool_error(&e) : 0;
 }
 
@@ -586,8 +590,8 @@ static int cmd_overlap(int argc, char **argv) {
         .min_pos = 2,
         .max_pos = 2,
     };
-    char **pos;
-    int npos;
+    char **pos = NULL;
+    int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
     if (rc) {
         ts_opts_free(opts, 1);
@@ -609,6 +613,7 @@ done:
     loaded_free(&ls[0]);
     loaded_free(&ls[1]);
     ts_opts_free(opts, 1);
+    free(pos);
     return rc ? tool_error(&e) : 0;
 }
 
