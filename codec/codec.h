@@ -245,7 +245,8 @@ int spl_peek(const uint8_t *buf, size_t len, spl_meta *m, spl_params *p, spl_wir
              spl_reject *why, ts_err *e);
 /* For tools that have no model at hand: verifies the signature against the
  * hotkey the object names, decompresses (at most max_body bytes) and builds
- * a context from the tensor names and shapes the body lists. */
+ * a context from the tensor names and shapes the body lists (at most 65536
+ * tensors). */
 int spl_ctx_from_wire(const uint8_t *buf, size_t len, size_t max_body, spl_ctx **out,
                       spl_reject *why, ts_err *e);
 

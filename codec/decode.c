@@ -472,7 +472,7 @@ int spl_ctx_from_wire(const uint8_t *buf, size_t len, size_t max_body, spl_ctx *
                        max_body);
     /* the smallest record: 1-byte name, 1 dimension, no data */
     const size_t min_rec = spl_record_bytes(1, 1, p.bins, 0, 0);
-    if (info.tensors < 1 || info.tensors > info.body_bytes / min_rec)
+    if (info.tensors < 1 || info.tensors > 65536 || info.tensors > info.body_bytes / min_rec)
         return spl_rej(why, e, SPL_R_HEADER, "%u tensors in a %zu-byte body", info.tensors, info.body_bytes);
     uint8_t *body = NULL;
     size_t blen = 0;

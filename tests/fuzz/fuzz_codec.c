@@ -180,6 +180,27 @@ static void fz_bundle(const uint8_t *b, size_t n) {
     }
 }
 
+/* The tools' path: a context built from what the upload itself lists. */
+static void fz_tools(const uint8_t *w, size_t n) {
+    spl_ctx *c = NULL;
+    spl_reject why;
+    ts_err e = {0};
+    if (spl_ctx_from_wire(w, n, 1 << 16, &c, &why, &e)) return;
+    spl_upload *u = NULL;
+    spl_expect any = {0};
+    any.skip = SPL_SKIP_RUN | SPL_SKIP_WINDOW | SPL_SKIP_UID | SPL_SKIP_SIGNER | SPL_SKIP_CONFIG;
+    if (spl_upload_new(c, &u, &e)) fz_die("upload", &e);
+    if (!spl_decode(c, w, n, &any, u, &why, &e)) {
+        double share;
+        if (spl_overlap(c, u, u, &share, &e) || (share != 1.0 && share != 0.0)) {
+            fprintf(stderr, "fuzz_codec: tools path: self-overlap %g\n", share);
+            abort();
+        }
+    }
+    spl_upload_free(u);
+    spl_ctx_free(c);
+}
+
 int spl_fuzz_one(const uint8_t *data, size_t size) {
     fz_setup();
     if (size < 1) return 0;
@@ -195,16 +216,7 @@ int spl_fuzz_one(const uint8_t *data, size_t size) {
         spl_wire_info info;
         spl_peek(data, size, &m, &p, &info, &why, &e);
         if (!spl_decode(fz.c4, data, size, &x, fz.u4, &why, &e)) fz_exercise(fz.c4, fz.u4, fz.undo4);
-        spl_ctx *c = NULL;
-        if (!spl_ctx_from_wire(data, size, 1 << 16, &c, &why, &e)) {
-            spl_upload *u = NULL;
-            spl_expect any = {0};
-            any.skip = SPL_SKIP_RUN | SPL_SKIP_WINDOW | SPL_SKIP_UID | SPL_SKIP_SIGNER | SPL_SKIP_CONFIG;
-            if (spl_upload_new(c, &u, &e)) fz_die("upload", &e);
-            spl_decode(c, data, size, &any, u, &why, &e);
-            spl_upload_free(u);
-            spl_ctx_free(c);
-        }
+        fz_tools(data, size);
         break;
     }
     case 1:
@@ -214,6 +226,7 @@ int spl_fuzz_one(const uint8_t *data, size_t size) {
         spl_ctx *c = mode == 1 ? fz.c4 : fz.c256;
         spl_upload *u = mode == 1 ? fz.u4 : fz.u256;
         if (!spl_decode(c, w, n, &x, u, &why, &e)) fz_exercise(c, u, mode == 1 ? fz.undo4 : fz.undo256);
+        fz_tools(w, n);
         free(w);
         break;
     }

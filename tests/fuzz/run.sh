@@ -70,3 +70,14 @@ if [ $status -ne 0 ] || [ -n "$found" ] || grep -qE 'ERROR: (AddressSanitizer|Le
   exit 1
 fi
 echo "fuzz: no crash, leak, timeout or sanitizer report"
+
+# FUZZ_COVERAGE=1: line coverage of the codec by the kept corpus (llvm-cov).
+if [ "${FUZZ_COVERAGE:-0}" = 1 ] && command -v llvm-profdata >/dev/null && command -v llvm-cov >/dev/null; then
+  "$CC" -std=gnu11 -O0 -g -D_GNU_SOURCE -I. -ffp-contract=off -w -fprofile-instr-generate -fcoverage-mapping \
+    -fsanitize=fuzzer -DSPL_FUZZ_MAIN tests/fuzz/fuzz_codec.c common/*.c codec/*.c \
+    -o "$OUT/fuzz_codec_cov" -lsodium -lcjson -lzstd -lm -lpthread
+  LLVM_PROFILE_FILE="$OUT/cov.profraw" "$OUT/fuzz_codec_cov" -runs=0 "$KEEP" >/dev/null 2>&1 || true
+  llvm-profdata merge -sparse "$OUT/cov.profraw" -o "$OUT/cov.profdata"
+  echo "fuzz: coverage of codec/ by tests/fuzz/corpus:"
+  llvm-cov report "$OUT/fuzz_codec_cov" -instr-profile="$OUT/cov.profdata" codec/*.c | sed 's/^/  /'
+fi
