@@ -15,6 +15,8 @@ PACKAGES=(
   fortunes-min fortunes
   # fuzzing (libFuzzer comes with clang's runtime)
   clang libclang-rt-14-dev
+  # codec: tests/t_codec.py reads upload bodies with the zstd command
+  zstd
 )
 
 missing=()
