@@ -338,6 +338,20 @@ static void put_header(const spl_ctx *c, uint8_t *w, const spl_meta *m, const ts
     ts_put_u64(w + H_ZBODY, zlen);
 }
 
+/* The residual kept at a sent coordinate: r with fl(r + sent) == ef_new, so
+ * the error feedback's invariant ef_after + sent == ef_new holds exactly in
+ * fp32.  fl(ef_new - sent) is that r whenever the subtraction is exact
+ * (always when sent / 2 <= ef_new <= 2 sent); otherwise one of its fp32
+ * neighbours is, and the residual moves by one ulp at most. */
+static float ef_residual(float en, float sent) {
+    float r = en - sent;
+    if (r + sent == en) return r;
+    float up = nextafterf(r, INFINITY), down = nextafterf(r, -INFINITY);
+    if (up + sent == en) return up;
+    if (down + sent == en) return down;
+    return r;
+}
+
 int spl_compress(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, const spl_meta *m,
                  const ts_keypair *kp, const uint8_t **wire, size_t *wire_len, ts_err *e) {
     *wire = NULL;
@@ -412,7 +426,7 @@ int spl_compress(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, const spl_me
             const int64_t origin = ty * t->ch * t->cols + tx * t->cw;
             for (int j = 0; j < t->k; j++) {
                 const int64_t v = tile * t->k + j;
-                E[origin + c->tab[oi[v]]] = ov[v] - (lut[cd[v]] + shift);
+                E[origin + c->tab[oi[v]]] = ef_residual(ov[v], lut[cd[v]] + shift);
             }
         }
     }

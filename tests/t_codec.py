@@ -221,7 +221,14 @@ def reference_compress(delta, ef, k, bins, beta, alpha, rng):
         np.put_along_axis(st, sel, sent_vals.reshape(sel.shape), axis=1)
         sent = untile(st, d.shape, ch)
         after_t = t.copy()
-        np.put_along_axis(after_t, sel, (np.take_along_axis(t, sel, axis=1) - sent_vals.reshape(sel.shape)).astype(np.float32), axis=1)
+        kept = np.take_along_axis(t, sel, axis=1).reshape(-1)
+        # the residual r with fl(r + sent) == ef_new (FORMATS 7.5): fl(ef_new - sent), or its fp32 neighbour
+        r = (kept - sent_vals).astype(np.float32)
+        for cand in (np.nextafter(r, np.float32(np.inf)), np.nextafter(r, np.float32(-np.inf))):
+            bad = (r + sent_vals).astype(np.float32) != kept
+            good = (cand + sent_vals).astype(np.float32) == kept
+            r = np.where(bad & good, cand, r).astype(np.float32)
+        np.put_along_axis(after_t, sel, r.reshape(sel.shape), axis=1)
         out[name] = dict(sel=sel, codes=codes, lut=lut, shift=shift, sent=sent, ef_after=untile(after_t, d.shape, ch),
                          chunk=ch, k=kk)
     return out
