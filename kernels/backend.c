@@ -72,7 +72,9 @@ const kn_backend *kn_cpu(void) { return &cpu_backend; }
 static const kn_cu_api *cu;
 static const char *cu_why;
 static pthread_once_t cu_once = PTHREAD_ONCE_INIT;
+#ifdef TS_HAVE_CUDA
 static char cu_why_buf[512];
+#endif
 
 static void cu_load(void) {
 #ifdef TS_HAVE_CUDA
