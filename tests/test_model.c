@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "model/model.h"
@@ -600,3 +601,379 @@ static void gradcheck(bool tied) {
 
 TEST(gradcheck_tiny_tied) { gradcheck(true); }
 TEST(gradcheck_tiny_untied) { gradcheck(false); }
+
+/* ------------------------------------------------------------- training */
+
+TEST(overfit_one_batch) {
+    const int B = 4, T = 32;
+    model *m = make_model("tiny", true, B, T);
+    REQUIRE(m != NULL);
+    int32_t tok[4 * 33];
+    rng_seed(99);
+    rand_tokens(tok, B * (T + 1), 257);
+    model_adamw h;
+    model_adamw_defaults(&h);
+    h.weight_decay = 0.0;
+    ts_err e = {0};
+    float first = 0, loss = 0;
+    double norm;
+    for (int s = 0; s < 300; s++) {
+        REQUIRE(model_train_step(m, &h, 1e-2, tok, B, T, &loss, &norm, &e) == TS_OK);
+        if (s == 0) first = loss;
+    }
+    CHECK_MSG(first > 5.0f && loss < 0.05f, "loss %g -> %g after 300 steps", first, loss);
+    CHECK_EQ_INT(model_adam_steps(m), 300);
+    model_adam_reset(m);
+    CHECK_EQ_INT(model_adam_steps(m), 0);
+    model_free(m);
+}
+
+TEST(eval_loss_matches_training_loss_and_logits) {
+    const int B = 3, T = 20, V = 257;
+    model *m = make_model("tiny", false, B, T);
+    REQUIRE(m != NULL);
+    int32_t tok[3 * 21], in[3 * 20];
+    rng_seed(5);
+    rand_tokens(tok, B * (T + 1), V);
+    tok[21 + 20] = MODEL_IGNORE_INDEX;
+    ts_err e = {0};
+    float loss;
+    model_zero_grad(m);
+    REQUIRE(model_forward_backward(m, tok, B, T, &loss, &e) == TS_OK);
+    double sum, rows[3];
+    int64_t cnt;
+    REQUIRE(model_eval_loss(m, tok, B, T, &sum, &cnt, rows, &e) == TS_OK);
+    CHECK_EQ_INT(cnt, B * T - 1);
+    CHECK_NEAR(sum / cnt, loss, 1e-6);
+    CHECK_NEAR(rows[0] + rows[1] + rows[2], sum, 1e-9);
+    /* an eval-only model with the same weights gives the same sums */
+    model_config c = *model_get_config(m);
+    model *ev = NULL;
+    model_options o = {.max_batch = B, .max_seq = T, .eval_only = true};
+    REQUIRE(model_create_opts(&c, kn_cpu(), &o, &ev, &e) == TS_OK);
+    size_t n;
+    const float *src = model_param_data(m, &n);
+    memcpy(model_param_data(ev, NULL), src, n * 4);
+    double sum2, rows2[3];
+    int64_t cnt2;
+    REQUIRE(model_eval_loss(ev, tok, B, T, &sum2, &cnt2, rows2, &e) == TS_OK);
+    CHECK(sum2 == sum && cnt2 == cnt);
+    CHECK(model_grad_data(ev, NULL) == NULL);
+    CHECK_ERR(model_forward_backward(ev, tok, B, T, &loss, &e), TS_ESTATE);
+    model_adamw h;
+    model_adamw_defaults(&h);
+    CHECK_ERR(model_adamw_step(ev, &h, 1e-3, &e), TS_ESTATE);
+    size_t pa, ga, oa, aa, ae;
+    model_memory(m, &pa, &ga, &oa, &aa);
+    model_memory(ev, NULL, NULL, NULL, &ae);
+    CHECK(ga == pa && oa == 2 * pa && ae < aa);
+    /* logits: the loss recomputed from them in double */
+    for (int b = 0; b < B; b++) memcpy(in + b * T, tok + b * (T + 1), T * 4);
+    float *lg = malloc(sizeof(float) * B * T * V);
+    REQUIRE(model_logits(m, in, B, T, lg, &e) == TS_OK);
+    double s = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int tg = tok[b * (T + 1) + t + 1];
+            if (tg == MODEL_IGNORE_INDEX) continue;
+            const float *r = lg + (size_t)(b * T + t) * V;
+            double mx = -1e300, z = 0;
+            for (int j = 0; j < V; j++) mx = fmax(mx, r[j]);
+            for (int j = 0; j < V; j++) z += exp(r[j] - mx);
+            s += mx + log(z) - r[tg];
+        }
+    CHECK_NEAR(s, sum, 1e-4);
+    free(lg);
+    model_free(ev);
+    model_free(m);
+}
+
+TEST(padding_leaves_earlier_tokens_alone) {
+    /* a row padded at its end: the losses of the real tokens are unchanged */
+    const int T = 16;
+    model *m = make_model("tiny", true, 1, T);
+    REQUIRE(m != NULL);
+    int32_t a[17], b[17];
+    rng_seed(8);
+    rand_tokens(a, 17, 257);
+    memcpy(b, a, sizeof a);
+    for (int t = 10; t <= 16; t++) b[t] = MODEL_IGNORE_INDEX;
+    double sa, sb;
+    int64_t ca, cb;
+    ts_err e = {0};
+    REQUIRE(model_eval_loss(m, a, 1, 9, &sa, &ca, NULL, &e) == TS_OK); /* tokens 0..9 */
+    REQUIRE(model_eval_loss(m, b, 1, T, &sb, &cb, NULL, &e) == TS_OK);
+    CHECK_EQ_INT(ca, 9);
+    CHECK_EQ_INT(cb, 9);
+    CHECK_NEAR(sa, sb, 1e-5);
+    /* an all-padding row counts nothing and contributes no gradient */
+    int32_t pad[17];
+    for (int t = 0; t < 17; t++) pad[t] = MODEL_IGNORE_INDEX;
+    float loss = -1;
+    model_zero_grad(m);
+    REQUIRE(model_forward_backward(m, pad, 1, T, &loss, &e) == TS_OK);
+    CHECK(loss == 0.0f);
+    CHECK(model_grad_norm(m) == 0.0);
+    model_free(m);
+}
+
+TEST(gradients_accumulate_and_clip) {
+    const int B = 2, T = 12;
+    model *m = make_model("tiny", true, B, T);
+    REQUIRE(m != NULL);
+    int32_t tok[2 * 13];
+    rng_seed(4);
+    rand_tokens(tok, B * (T + 1), 257);
+    ts_err e = {0};
+    float l1, l2;
+    model_zero_grad(m);
+    REQUIRE(model_forward_backward(m, tok, B, T, &l1, &e) == TS_OK);
+    double n1 = model_grad_norm(m);
+    size_t n;
+    float *g = model_grad_data(m, &n);
+    float *copy = malloc(n * 4);
+    memcpy(copy, g, n * 4);
+    REQUIRE(model_forward_backward(m, tok, B, T, &l2, &e) == TS_OK);
+    CHECK(l1 == l2);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(g[i] - 2 * copy[i]));
+    CHECK(worst < 1e-6);
+    CHECK_NEAR(model_grad_norm(m), 2 * n1, 1e-6 * n1);
+    model_scale_grads(m, 0.5f);
+    CHECK_NEAR(model_grad_norm(m), n1, 1e-6 * n1);
+    /* clip: above the threshold scales to max_norm / (norm + 1e-6) */
+    double before = model_clip_grad(m, n1 / 2);
+    CHECK_NEAR(before, n1, 1e-6 * n1);
+    CHECK_NEAR(model_grad_norm(m), n1 / 2 * n1 / (n1 + 1e-6), 1e-6 * n1);
+    double now = model_grad_norm(m);
+    model_clip_grad(m, 10 * n1); /* below: untouched */
+    CHECK(model_grad_norm(m) == now);
+    model_zero_grad(m);
+    CHECK(model_grad_norm(m) == 0.0);
+    free(copy);
+    model_free(m);
+}
+
+TEST(schedule_values) {
+    model_schedule s;
+    model_schedule_defaults(&s, 1.3e-4, 10, 110);
+    CHECK_NEAR(model_schedule_lr(&s, 0), 1.3e-5, 1e-15);
+    CHECK_NEAR(model_schedule_lr(&s, 4), 6.5e-5, 1e-15);
+    CHECK_NEAR(model_schedule_lr(&s, 9), 1.3e-4, 1e-15);
+    CHECK_NEAR(model_schedule_lr(&s, 10), 1.3e-4, 1e-15);
+    CHECK_NEAR(model_schedule_lr(&s, 60), 1.3e-5 + (1.3e-4 - 1.3e-5) * 0.5, 1e-15); /* half way */
+    CHECK_NEAR(model_schedule_lr(&s, 110), 1.3e-5, 1e-15);
+    CHECK_NEAR(model_schedule_lr(&s, 5000), 1.3e-5, 1e-15); /* keeps advancing, stays at the floor */
+    /* monotone after warm-up */
+    for (int i = 10; i < 120; i++) CHECK(model_schedule_lr(&s, i + 1) <= model_schedule_lr(&s, i));
+    model_schedule_defaults(&s, 1e-3, 0, 10);
+    CHECK_NEAR(model_schedule_lr(&s, 0), 1e-3, 1e-15);
+    model_adamw h;
+    model_adamw_defaults(&h);
+    CHECK(h.lr == 1.3e-4 && h.beta1 == 0.9 && h.beta2 == 0.95 && h.eps == 1e-8 && h.weight_decay == 0.1 &&
+          h.clip == 1.0);
+}
+
+TEST(bad_tokens_are_refused) {
+    const int B = 2, T = 8;
+    model *m = make_model("tiny", true, B, T);
+    REQUIRE(m != NULL);
+    int32_t tok[2 * 9];
+    rng_seed(1);
+    rand_tokens(tok, 18, 257);
+    size_t n;
+    float *w = model_param_data(m, &n);
+    float *before = malloc(n * 4);
+    memcpy(before, w, n * 4);
+    ts_err e = {0};
+    float loss;
+    double s;
+    int64_t c;
+    tok[12] = 257;
+    CHECK_ERR(model_forward_backward(m, tok, B, T, &loss, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "257") && strstr(e.msg, "row 1") && strstr(e.msg, "vocabulary"));
+    CHECK_ERR(model_eval_loss(m, tok, B, T, &s, &c, NULL, &e), TS_EINVAL);
+    tok[12] = -5;
+    CHECK_ERR(model_eval_loss(m, tok, B, T, &s, &c, NULL, &e), TS_EINVAL);
+    tok[12] = 3;
+    CHECK_ERR(model_eval_loss(m, tok, 3, T, &s, &c, NULL, &e), TS_EINVAL); /* B > max_batch */
+    CHECK(strstr(e.msg, "max_batch") != NULL);
+    CHECK_ERR(model_eval_loss(m, tok, 1, 9, &s, &c, NULL, &e), TS_EINVAL); /* T > max_seq */
+    CHECK_ERR(model_eval_loss(m, tok, 0, T, &s, &c, NULL, &e), TS_EINVAL);
+    int32_t in[8] = {1, 2, 3, 100000, 4, 5, 6, 7};
+    float lg[8 * 257];
+    CHECK_ERR(model_logits(m, in, 1, 8, lg, &e), TS_EINVAL);
+    model_train_step(m, &(model_adamw){.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .clip = 1}, 1e-3,
+                     (int32_t[]){300, 1, 2, 3, 4, 5, 6, 7, 8}, 1, T, &loss, NULL, &e);
+    CHECK(memcmp(before, w, n * 4) == 0); /* nothing ran */
+    CHECK_EQ_INT(model_adam_steps(m), 0);
+    free(before);
+    model_free(m);
+}
+
+/* ----------------------------------------------------------- checkpoints */
+
+static int write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+TEST(save_load_roundtrip) {
+    const char *dir = th_tmpdir();
+    char ck[600], file[700];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    model *a = make_model("tiny", false, 2, 16), *b = make_model("tiny", false, 2, 16);
+    REQUIRE(a && b);
+    model_init(b, 99);
+    ts_err e = {0};
+    REQUIRE(model_save(a, ck, &e) == TS_OK);
+    REQUIRE(model_load(b, ck, &e) == TS_OK);
+    size_t n;
+    const float *pa = model_param_data(a, &n);
+    CHECK(memcmp(pa, model_param_data(b, NULL), n * 4) == 0);
+    /* the bare file loads too, and the config reads back equal */
+    model_init(b, 98);
+    snprintf(file, sizeof file, "%s/model.safetensors", ck);
+    REQUIRE(model_load(b, file, &e) == TS_OK);
+    CHECK(memcmp(model_param_data(a, NULL), model_param_data(b, NULL), n * 4) == 0);
+    model_config c;
+    REQUIRE(model_config_load(ck, &c, &e) == TS_OK);
+    CHECK(model_config_equal(&c, model_get_config(a)));
+    /* one write holds every tensor, in order, right after the header */
+    ts_st_file *f;
+    REQUIRE(ts_st_open(file, &f, &e) == TS_OK);
+    CHECK_EQ_INT(ts_st_count(f), 21);
+    CHECK_STR(ts_st_meta(f, "format"), "pt");
+    CHECK_STR(ts_st_get(f, 0)->name, "model.embed_tokens.weight");
+    ts_st_close(f);
+    /* a tied model writes no lm_head, as transformers does */
+    model *t = make_model("tiny", true, 1, 8);
+    snprintf(ck, sizeof ck, "%s/tied", dir);
+    REQUIRE(model_save(t, ck, &e) == TS_OK);
+    snprintf(file, sizeof file, "%s/model.safetensors", ck);
+    REQUIRE(ts_st_open(file, &f, &e) == TS_OK);
+    CHECK(ts_st_find(f, "lm_head.weight") == NULL);
+    CHECK_EQ_INT(ts_st_count(f), 20);
+    ts_st_close(f);
+    /* gradients save under the same names */
+    snprintf(file, sizeof file, "%s/grads.safetensors", dir);
+    REQUIRE(model_save_grads(a, file, &e) == TS_OK);
+    REQUIRE(ts_st_open(file, &f, &e) == TS_OK);
+    CHECK_EQ_INT(ts_st_count(f), 21);
+    CHECK(ts_st_find(f, "lm_head.weight") != NULL);
+    ts_st_close(f);
+    model_free(t);
+    model_free(a);
+    model_free(b);
+}
+
+/* Writes the model's tensors, with one of them replaced, removed or added. */
+static int save_variant(model *m, const char *path, const char *drop, const ts_tensor *replace,
+                        const ts_tensor *add) {
+    int n;
+    const ts_tensor *t = model_params(m, &n);
+    const ts_tensor *list[64];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (drop && !strcmp(t[i].name, drop)) continue;
+        list[k++] = replace && !strcmp(t[i].name, replace->name) ? replace : &t[i];
+    }
+    if (add) list[k++] = add;
+    ts_err e = {0};
+    return ts_st_write(path, list, k, NULL, &e);
+}
+
+TEST(load_refuses_bad_checkpoints) {
+    const char *dir = th_tmpdir();
+    char p[600];
+    model *m = make_model("tiny", false, 1, 8);
+    REQUIRE(m != NULL);
+    size_t n;
+    float *w = model_param_data(m, &n);
+    float *keep = malloc(n * 4);
+    memcpy(keep, w, n * 4);
+    ts_err e = {0};
+    /* missing tensor */
+    snprintf(p, sizeof p, "%s/missing.safetensors", dir);
+    REQUIRE(save_variant(m, p, "model.layers.1.mlp.up_proj.weight", NULL, NULL) == 0);
+    CHECK_ERR(model_load(m, p, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "model.layers.1.mlp.up_proj.weight") && strstr(e.msg, "missing"));
+    /* misshaped tensor */
+    ts_tensor bad;
+    int64_t shp[2] = {64, 63};
+    REQUIRE(ts_tensor_alloc(&bad, "model.layers.0.self_attn.o_proj.weight", TS_F32, 2, shp, &e) == TS_OK);
+    snprintf(p, sizeof p, "%s/shape.safetensors", dir);
+    REQUIRE(save_variant(m, p, NULL, &bad, NULL) == 0);
+    CHECK_ERR(model_load(m, p, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "o_proj") && strstr(e.msg, "[64, 63]") && strstr(e.msg, "[64, 64]"));
+    ts_tensor_free(&bad);
+    /* wrong dtype */
+    int64_t s1[1] = {64};
+    REQUIRE(ts_tensor_alloc(&bad, "model.norm.weight", TS_I32, 1, s1, &e) == TS_OK);
+    snprintf(p, sizeof p, "%s/dtype.safetensors", dir);
+    REQUIRE(save_variant(m, p, NULL, &bad, NULL) == 0);
+    CHECK_ERR(model_load(m, p, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "I32") != NULL);
+    ts_tensor_free(&bad);
+    /* non-finite values */
+    REQUIRE(ts_tensor_alloc(&bad, "model.norm.weight", TS_F32, 1, s1, &e) == TS_OK);
+    ((float *)bad.data)[5] = NAN;
+    snprintf(p, sizeof p, "%s/nan.safetensors", dir);
+    REQUIRE(save_variant(m, p, NULL, &bad, NULL) == 0);
+    CHECK_ERR(model_load(m, p, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "non-finite") != NULL);
+    ts_tensor_free(&bad);
+    /* an unexpected extra tensor (a third layer) */
+    int64_t s2[1] = {64};
+    REQUIRE(ts_tensor_alloc(&bad, "model.layers.2.input_layernorm.weight", TS_F32, 1, s2, &e) == TS_OK);
+    snprintf(p, sizeof p, "%s/extra.safetensors", dir);
+    REQUIRE(save_variant(m, p, NULL, NULL, &bad) == 0);
+    CHECK_ERR(model_load(m, p, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "unexpected") && strstr(e.msg, "layers.2"));
+    ts_tensor_free(&bad);
+    /* truncated file, garbage file, no file */
+    snprintf(p, sizeof p, "%s/trunc.safetensors", dir);
+    REQUIRE(save_variant(m, p, NULL, NULL, NULL) == 0);
+    REQUIRE(truncate(p, 5000) == 0);
+    CHECK(model_load(m, p, &e) != TS_OK);
+    snprintf(p, sizeof p, "%s/garbage.safetensors", dir);
+    REQUIRE(write_file(p, "this is not a checkpoint") == 0);
+    CHECK(model_load(m, p, &e) != TS_OK);
+    snprintf(p, sizeof p, "%s/none", dir);
+    CHECK_ERR(model_load(m, p, &e), TS_ENOTFOUND);
+    /* a directory whose config.json is another model */
+    snprintf(p, sizeof p, "%s/other", dir);
+    REQUIRE(model_save(m, p, &e) == TS_OK);
+    model_config c = *model_get_config(m);
+    c.intermediate_size = 192;
+    char cj[700];
+    snprintf(cj, sizeof cj, "%s/config.json", p);
+    REQUIRE(model_config_save(&c, cj, &e) == TS_OK);
+    CHECK_ERR(model_load(m, p, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "intermediate_size") != NULL);
+    /* a tied checkpoint lacks lm_head for an untied model */
+    model *t = make_model("tiny", true, 1, 8);
+    snprintf(p, sizeof p, "%s/tied/model.safetensors", dir);
+    char td[600];
+    snprintf(td, sizeof td, "%s/tied", dir);
+    REQUIRE(model_save(t, td, &e) == TS_OK);
+    CHECK_ERR(model_load(m, p, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "lm_head.weight") != NULL);
+    /* after all that, the parameters are untouched */
+    CHECK(memcmp(keep, w, n * 4) == 0);
+    /* BF16 tensors load, converted */
+    ts_tensor h16;
+    REQUIRE(ts_tensor_alloc(&h16, "model.norm.weight", TS_BF16, 1, s1, &e) == TS_OK);
+    for (int i = 0; i < 64; i++) ((uint16_t *)h16.data)[i] = ts_f32_to_bf16(0.5f + i / 64.0f);
+    snprintf(p, sizeof p, "%s/bf16.safetensors", dir);
+    REQUIRE(save_variant(m, p, NULL, &h16, NULL) == 0);
+    REQUIRE(model_load(m, p, &e) == TS_OK);
+    const float *nw = model_params(m, NULL)[model_param_index(m, "model.norm.weight")].data;
+    CHECK(nw[0] == 0.5f && nw[32] == 1.0f);
+    ts_tensor_free(&h16);
+    model_free(t);
+    free(keep);
+    model_free(m);
+}
