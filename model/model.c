@@ -170,6 +170,55 @@ static void rope_tables(model *m, float *cos_t, float *sin_t) {
     }
 }
 
+/* Floats of the activation family, and the rows of an LM-head block. */
+static size_t act_floats(const model_config *cfg, const model_options *o, size_t *rows_lm) {
+    const size_t N = (size_t)o->max_batch * o->max_seq, C = (size_t)cfg->hidden_size,
+                 F = (size_t)cfg->intermediate_size, V = (size_t)cfg->vocab_size;
+    const size_t nh = (size_t)cfg->num_attention_heads, hd = (size_t)cfg->head_dim;
+    const size_t Q = nh * hd, QKV = Q + 2 * (size_t)cfg->num_key_value_heads * hd;
+    const size_t TT = (size_t)o->max_batch * nh * (size_t)o->max_seq * o->max_seq;
+    size_t rows = LM_BLOCK_FLOATS / V;
+    if (rows >= 64) rows -= rows % 64;
+    if (rows < 1) rows = 1;
+    if (rows > N) rows = N;
+    if (rows_lm) *rows_lm = rows;
+    size_t slots = o->eval_only ? 1 : (size_t)cfg->num_hidden_layers;
+    size_t nres = o->eval_only ? 2 : (size_t)cfg->num_hidden_layers + 1;
+    /* per layer: ln1, mid, ln2 (N,C); rstd1, rstd2 (N); qkv; att; y; gu; h */
+    size_t per_layer = 3 * N * C + 2 * N + N * QKV + TT + N * Q + 2 * N * F + N * F;
+    size_t total = per_layer * slots + nres * N * C /* residual streams */ + N * C + N /* lnf, rstdf */ +
+                   rows * V /* logits block */ + N /* losses */ + 2 * N /* tokens, int32 */ +
+                   2 * (size_t)o->max_seq * (hd / 2) /* rotary tables */;
+    size_t big = 2 * F > QKV ? 2 * F : QKV, small = F > Q ? F : Q;
+    if (!o->eval_only) total += 2 * N * C + N * big + N * small + TT; /* backward scratch */
+    return total;
+}
+
+static int check_options(const model_config *cfg, const model_options *o, ts_err *e) {
+    if (o->max_batch < 1 || o->max_seq < 1)
+        return ts_fail(e, TS_EINVAL, "model: max_batch (%d) and max_seq (%d) must be positive",
+                       o->max_batch, o->max_seq);
+    if (o->max_seq > cfg->max_position_embeddings)
+        return ts_fail(e, TS_EINVAL, "model: sequence length %d exceeds max_position_embeddings %d",
+                       o->max_seq, cfg->max_position_embeddings);
+    if ((int64_t)o->max_batch * o->max_seq > (1 << 24))
+        return ts_fail(e, TS_EINVAL, "model: batch x sequence %d x %d is too large", o->max_batch,
+                       o->max_seq);
+    return TS_OK;
+}
+
+int model_memory_plan(const model_config *cfg, const model_options *o, size_t *params, size_t *grads,
+                      size_t *optim, size_t *acts, ts_err *e) {
+    int rc = model_config_validate(cfg, e);
+    if (rc || (rc = check_options(cfg, o, e))) return rc;
+    size_t np = (size_t)model_config_num_params(cfg) * sizeof(float);
+    if (params) *params = np;
+    if (grads) *grads = o->eval_only ? 0 : np;
+    if (optim) *optim = o->eval_only ? 0 : 2 * np;
+    if (acts) *acts = act_floats(cfg, o, NULL) * sizeof(float);
+    return TS_OK;
+}
+
 int model_create(const model_config *cfg, const kn_backend *be, int max_batch, int max_seq,
                  model **out, ts_err *e) {
     model_options o = {.max_batch = max_batch, .max_seq = max_seq};
@@ -187,18 +236,12 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     if (rc) return rc;
     if (!be) be = kn_cpu();
     if ((rc = kn_backend_has_model_ops(be, e))) return rc;
-    if (o->max_batch < 1 || o->max_seq < 1)
-        return ts_fail(e, TS_EINVAL, "model: max_batch (%d) and max_seq (%d) must be positive",
-                       o->max_batch, o->max_seq);
-    if (o->max_seq > cfg->max_position_embeddings)
-        return ts_fail(e, TS_EINVAL, "model: sequence length %d exceeds max_position_embeddings %d",
-                       o->max_seq, cfg->max_position_embeddings);
-    if ((int64_t)o->max_batch * o->max_seq > (1 << 24))
-        return ts_fail(e, TS_EINVAL, "model: batch x sequence %d x %d is too large", o->max_batch,
-                       o->max_seq);
+    if ((rc = check_options(cfg, o, e))) return rc;
 
     model *m = calloc(1, sizeof *m);
     if (!m) return ts_fail(e, TS_ENOMEM, "out of memory");
+    const char *what = NULL;
+    size_t want = 0;
     m->cfg = *cfg;
     m->be = be;
     m->opt = *o;
@@ -215,10 +258,8 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     m->max_n = o->max_batch * o->max_seq;
     const size_t N = (size_t)m->max_n, C = (size_t)m->C, F = (size_t)m->F, V = (size_t)m->V;
     const size_t TT = (size_t)o->max_batch * m->nh * (size_t)o->max_seq * o->max_seq;
-    size_t rows = LM_BLOCK_FLOATS / V;
-    if (rows >= 64) rows -= rows % 64;
-    if (rows < 1) rows = 1;
-    if (rows > N) rows = N;
+    size_t rows;
+    const size_t total = act_floats(cfg, o, &rows);
     m->rows_lm = (int)rows;
 
     /* parameters */
@@ -230,7 +271,11 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     describe(m, d);
     m->nparams = (size_t)model_config_num_params(cfg);
     m->params = be_alloc(be, m->nparams);
-    if (!m->params) goto nomem;
+    if (!m->params) {
+        what = "parameters";
+        want = m->nparams * sizeof(float);
+        goto nomem;
+    }
     carve(m, d, m->params, m->pt, m->lw, &m->wte, &m->wnorm, &m->wlm);
     if ((rc = be->fill(be, m->params, 0.0f, m->nparams))) goto fail;
 
@@ -239,6 +284,8 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
         m->lg = calloc((size_t)m->L, sizeof *m->lg);
         m->grads = be_alloc(be, m->nparams);
         m->mv = be_alloc(be, 2 * m->nparams);
+        what = "gradients and optimizer state";
+        want = 3 * m->nparams * sizeof(float);
         if (!m->gt || !m->lg || !m->grads || !m->mv) goto nomem;
         carve(m, d, m->grads, m->gt, m->lg, &m->dwte, &m->dwnorm, &m->dwlm);
         if ((rc = be->fill(be, m->grads, 0.0f, m->nparams))) goto fail;
@@ -247,20 +294,16 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     free(d);
     d = NULL;
 
-    /* activations: sizes first, then one allocation carved in order */
+    /* activations: one allocation carved in order (sizes: act_floats) */
     int slots = o->eval_only ? 1 : m->L;
     int nres = o->eval_only ? 2 : m->L + 1;
-    size_t per_layer = N * C * 3 /* ln1, mid, ln2 */ + 2 * N /* rstd */ + N * (size_t)m->QKV + TT +
-                       N * (size_t)m->Q + N * 2 * F + N * F;
     size_t h2 = (size_t)m->hd / 2;
-    size_t total = per_layer * (size_t)slots + (size_t)nres * N * C + N * C + N /* lnf, rstdf */ +
-                   rows * V + N /* losses */ + 2 * N /* tokens (int32) */ +
-                   2 * (size_t)o->max_seq * h2;
     size_t big = 2 * F > (size_t)m->QKV ? 2 * F : (size_t)m->QKV;
     size_t small = F > (size_t)m->Q ? F : (size_t)m->Q;
-    if (!o->eval_only) total += 2 * N * C + N * big + N * small + TT;
     m->nacts = total;
     m->acts = be_alloc(be, total);
+    what = "activations";
+    want = total * sizeof(float);
     m->la = calloc((size_t)slots, sizeof *m->la);
     m->res = calloc((size_t)m->L + 1, sizeof *m->res);
     m->h_in = malloc(N * sizeof(int32_t));
@@ -327,7 +370,14 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     *out = m;
     return TS_OK;
 nomem:
-    rc = ts_fail(e, TS_ENOMEM, "model: out of memory (%s)", "allocating parameters or activations");
+    if (want) {
+        char sz[32];
+        ts_fmt_bytes(sz, sizeof sz, (double)want);
+        rc = ts_fail(e, TS_ENOMEM, "model: cannot allocate %s of %s (batch %d x sequence %d) on %s", sz, what,
+                     o->max_batch, o->max_seq, be->name);
+    } else {
+        rc = ts_fail(e, TS_ENOMEM, "model: out of memory");
+    }
 fail:
     free(d);
     model_free(m);

@@ -107,6 +107,10 @@ void model_free(model *m);
 const model_config *model_get_config(const model *m);
 /* Bytes held by each family (any pointer may be NULL). */
 void model_memory(const model *m, size_t *params, size_t *grads, size_t *optim, size_t *acts);
+/* The same, for a model not created: what model_create_opts would allocate
+ * (it also checks the config and options). */
+int model_memory_plan(const model_config *cfg, const model_options *o, size_t *params, size_t *grads,
+                      size_t *optim, size_t *acts, ts_err *e);
 
 /* Views (HF names, fp32, shapes) of the parameters or the gradients in
  * their fixed order: model.embed_tokens.weight; per layer N

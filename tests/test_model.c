@@ -252,6 +252,16 @@ TEST(params_layout_is_contiguous_hf_order) {
     CHECK_EQ_INT(ng, n);
     CHECK_STR(g[5].name, t[5].name);
     CHECK_EQ_INT(model_param_index(m, "model.layers.1.mlp.up_proj.weight"), 15);
+    /* the plan of a model not created matches what creation allocated */
+    size_t p1, g1, o1, a1, p2, g2, o2, a2;
+    ts_err e = {0};
+    model_memory(m, &p1, &g1, &o1, &a1);
+    model_options mo = {.max_batch = 2, .max_seq = 16};
+    REQUIRE(model_memory_plan(model_get_config(m), &mo, &p2, &g2, &o2, &a2, &e) == TS_OK);
+    CHECK(p1 == p2 && g1 == g2 && o1 == o2 && a1 == a2);
+    CHECK_EQ_INT(p1, count * 4);
+    mo.max_seq = 100000;
+    CHECK_ERR(model_memory_plan(model_get_config(m), &mo, &p2, &g2, &o2, &a2, &e), TS_EINVAL);
     CHECK_EQ_INT(model_param_index(m, "nope"), -1);
     model_free(m);
 }

@@ -288,21 +288,20 @@ static int cmd_model_info(int argc, char **argv) {
         hash_hex(&cfg, hx);
         printf("%s\nconfig hash %s\n", d, hx);
         if (batch > 0 && seq > 0) {
-            model *m = NULL;
-            if (model_create(&cfg, kn_cpu(), (int)batch, (int)seq, &m, &e)) {
+            size_t p, g, o, a;
+            model_options mo = {.max_batch = (int)batch, .max_seq = (int)seq};
+            if (model_memory_plan(&cfg, &mo, &p, &g, &o, &a, &e)) {
                 rc = tool_error(&e);
             } else {
-                size_t p, g, o, a;
-                char s1[32], s2[32], s3[32], s4[32];
-                model_memory(m, &p, &g, &o, &a);
+                char s1[32], s2[32], s3[32], s4[32], s5[32];
                 ts_fmt_bytes(s1, sizeof s1, (double)p);
                 ts_fmt_bytes(s2, sizeof s2, (double)g);
                 ts_fmt_bytes(s3, sizeof s3, (double)o);
                 ts_fmt_bytes(s4, sizeof s4, (double)a);
-                printf("training memory at batch %lld x seq %lld: parameters %s, gradients %s, "
-                       "AdamW %s, activations %s\n",
-                       (long long)batch, (long long)seq, s1, s2, s3, s4);
-                model_free(m);
+                ts_fmt_bytes(s5, sizeof s5, (double)(p + g + o + a));
+                printf("training memory at batch %lld x seq %lld: %s (parameters %s, gradients %s, "
+                       "AdamW %s, activations %s)\n",
+                       (long long)batch, (long long)seq, s5, s1, s2, s3, s4);
             }
         }
     }
