@@ -5,11 +5,10 @@
 #
 #   BUILD=build bash bench/b_model_curve.sh [STEPS]
 #
-# Corpus: the byte-level demo corpus when the data module has built it
-# ($BUILD/corpus/*.bin), else the fortunes Debian installs
-# (/usr/share/games/fortunes), turned into byte-level token shards (one token
-# per byte, vocabulary 257) by a few lines of Python below: the last 5 % of
-# the bytes are held out.
+# Corpus: the fortunes Debian installs (/usr/share/games/fortunes), turned
+# into byte-level token shards (one token per byte, vocabulary 257) by a few
+# lines of Python below; the last 5 % of the bytes are held out.  (To be
+# switched to the data module's demo corpus once it exists.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
