@@ -18,6 +18,11 @@
  * layout.  Compute goes through a kernels backend (kernels/kernels.h); only
  * the CPU backend implements the model ops today.
  *
+ * Results are deterministic for a given build, CPU and thread count
+ * (OpenBLAS may split a product differently under another thread count);
+ * initialisation and loading do not depend on the thread count.  A model is
+ * used by one caller at a time (its calls use OpenMP inside).
+ *
  * Tokens are int32 ids.  A training or evaluation batch is B rows of T + 1
  * tokens: row b's inputs are its first T tokens and its targets its last T
  * (the next-token shift).  A token equal to MODEL_IGNORE_INDEX marks
