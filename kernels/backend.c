@@ -1,4 +1,5 @@
 /* backend.c - choosing a backend, and the CPU one. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,111 @@ static int cpu_bf16_to_f32(const kn_backend *b, float *dst, const uint16_t *src,
     return TS_OK;
 }
 
+/* Model ops: thin wrappers over the CPU twins (cpu_*.c). */
+static int cpu_gemm(const kn_backend *b, int ta, int tb, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)b;
+    kn_cpu_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return TS_OK;
+}
+static int cpu_fill(const kn_backend *b, float *x, float v, size_t n) {
+    (void)b;
+    kn_cpu_fill(x, v, n);
+    return TS_OK;
+}
+static int cpu_fcopy(const kn_backend *b, float *dst, const float *src, size_t n) {
+    (void)b;
+    kn_cpu_copy(dst, src, n);
+    return TS_OK;
+}
+static int cpu_embed_fwd(const kn_backend *b, float *out, const float *wte, const int32_t *tok,
+                         int N, int C) {
+    (void)b;
+    kn_cpu_embed_fwd(out, wte, tok, N, C);
+    return TS_OK;
+}
+static int cpu_embed_bwd(const kn_backend *b, float *dwte, const float *dout, const int32_t *tok,
+                         int N, int C) {
+    (void)b;
+    kn_cpu_embed_bwd(dwte, dout, tok, N, C);
+    return TS_OK;
+}
+static int cpu_rmsnorm_fwd(const kn_backend *b, float *out, float *rstd, const float *x,
+                           const float *w, int N, int C, float eps) {
+    (void)b;
+    kn_cpu_rmsnorm_fwd(out, rstd, x, w, N, C, eps);
+    return TS_OK;
+}
+static int cpu_rmsnorm_bwd(const kn_backend *b, float *dx, float *dw, const float *dout,
+                           const float *x, const float *w, const float *rstd, int N, int C) {
+    (void)b;
+    kn_cpu_rmsnorm_bwd(dx, dw, dout, x, w, rstd, N, C);
+    return TS_OK;
+}
+static int cpu_rope_fwd(const kn_backend *b, float *x, int ld, const float *c, const float *s,
+                        int B, int T, int nh, int hd) {
+    (void)b;
+    kn_cpu_rope_fwd(x, ld, c, s, B, T, nh, hd);
+    return TS_OK;
+}
+static int cpu_rope_bwd(const kn_backend *b, float *x, int ld, const float *c, const float *s,
+                        int B, int T, int nh, int hd) {
+    (void)b;
+    kn_cpu_rope_bwd(x, ld, c, s, B, T, nh, hd);
+    return TS_OK;
+}
+static int cpu_attn_fwd(const kn_backend *b, float *out, float *att, const float *qkv, int B,
+                        int T, int nh, int nkv, int hd) {
+    (void)b;
+    kn_cpu_attn_fwd(out, att, qkv, B, T, nh, nkv, hd);
+    return TS_OK;
+}
+static int cpu_attn_bwd(const kn_backend *b, float *dqkv, float *scratch, const float *dout,
+                        const float *qkv, const float *att, int B, int T, int nh, int nkv, int hd) {
+    (void)b;
+    kn_cpu_attn_bwd(dqkv, scratch, dout, qkv, att, B, T, nh, nkv, hd);
+    return TS_OK;
+}
+static int cpu_swiglu_fwd(const kn_backend *b, float *h, const float *gu, int N, int F) {
+    (void)b;
+    kn_cpu_swiglu_fwd(h, gu, N, F);
+    return TS_OK;
+}
+static int cpu_swiglu_bwd(const kn_backend *b, float *dgu, const float *dh, const float *gu, int N,
+                          int F) {
+    (void)b;
+    kn_cpu_swiglu_bwd(dgu, dh, gu, N, F);
+    return TS_OK;
+}
+static int cpu_xent_fwd(const kn_backend *b, float *loss, const float *logits,
+                        const int32_t *targets, int N, int V) {
+    (void)b;
+    kn_cpu_xent_fwd(loss, logits, targets, N, V);
+    return TS_OK;
+}
+static int cpu_xent_fwd_bwd(const kn_backend *b, float *loss, float *logits,
+                            const int32_t *targets, int N, int V, float dscale) {
+    (void)b;
+    kn_cpu_xent_fwd_bwd(loss, logits, targets, N, V, dscale);
+    return TS_OK;
+}
+static int cpu_sumsq(const kn_backend *b, const float *x, size_t n, double *out) {
+    (void)b;
+    *out = kn_cpu_sumsq(x, n);
+    return TS_OK;
+}
+static int cpu_scale(const kn_backend *b, float *x, float s, size_t n) {
+    (void)b;
+    kn_cpu_scale(x, s, n);
+    return TS_OK;
+}
+static int cpu_adamw(const kn_backend *b, float *p, const float *g, float *m, float *v, size_t n,
+                     const kn_adamw_args *a) {
+    (void)b;
+    kn_cpu_adamw(p, g, m, v, n, a);
+    return TS_OK;
+}
+
 static const kn_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
@@ -58,7 +164,48 @@ static const kn_backend cpu_backend = {
     .sync = cpu_sync,
     .f32_to_bf16 = cpu_f32_to_bf16,
     .bf16_to_f32 = cpu_bf16_to_f32,
+    .gemm = cpu_gemm,
+    .fill = cpu_fill,
+    .copy = cpu_fcopy,
+    .embed_fwd = cpu_embed_fwd,
+    .embed_bwd = cpu_embed_bwd,
+    .rmsnorm_fwd = cpu_rmsnorm_fwd,
+    .rmsnorm_bwd = cpu_rmsnorm_bwd,
+    .rope_fwd = cpu_rope_fwd,
+    .rope_bwd = cpu_rope_bwd,
+    .attn_fwd = cpu_attn_fwd,
+    .attn_bwd = cpu_attn_bwd,
+    .swiglu_fwd = cpu_swiglu_fwd,
+    .swiglu_bwd = cpu_swiglu_bwd,
+    .xent_fwd = cpu_xent_fwd,
+    .xent_fwd_bwd = cpu_xent_fwd_bwd,
+    .sumsq = cpu_sumsq,
+    .scale = cpu_scale,
+    .adamw = cpu_adamw,
 };
+
+int kn_backend_has_model_ops(const kn_backend *b, ts_err *e) {
+    static const struct {
+        size_t off;
+        const char *name;
+    } ops[] = {
+#define OP(x) {offsetof(kn_backend, x), #x}
+        OP(gemm), OP(fill), OP(copy), OP(embed_fwd), OP(embed_bwd), OP(rmsnorm_fwd),
+        OP(rmsnorm_bwd), OP(rope_fwd), OP(rope_bwd), OP(attn_fwd), OP(attn_bwd), OP(swiglu_fwd),
+        OP(swiglu_bwd), OP(xent_fwd), OP(xent_fwd_bwd), OP(sumsq), OP(scale), OP(adamw),
+#undef OP
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        void *fp;
+        memcpy(&fp, (const char *)b + ops[i].off, sizeof fp);
+        if (!fp)
+            return ts_fail(e, TS_EUNSUPPORTED,
+                           "backend %s does not implement the model op '%s' yet; run the model "
+                           "on the CPU backend (--device cpu)",
+                           b->name, ops[i].name);
+    }
+    return TS_OK;
+}
 
 const kn_backend *kn_cpu(void) { return &cpu_backend; }
 
@@ -195,6 +342,8 @@ int kn_backend_open(const char *spec, const kn_backend **out, ts_err *e) {
         .sync = gpu_sync,
         .f32_to_bf16 = gpu_f32_to_bf16,
         .bf16_to_f32 = gpu_bf16_to_f32,
+        /* the model ops come with the CUDA model kernels (a later issue);
+         * until then they stay NULL and the model refuses this backend */
     };
     *out = b;
     return TS_OK;

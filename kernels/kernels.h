@@ -32,6 +32,17 @@ int kn_cuda_devices(kn_device_info *out, int max, const char **why);
 
 typedef struct kn_backend kn_backend;
 
+/* One AdamW step's scalars (see kn_cpu_adamw). */
+typedef struct kn_adamw_args {
+    float lr, beta1, beta2, eps, weight_decay;
+    float step_size;   /* lr / (1 - beta1^t) */
+    float bc2_sqrt;    /* sqrt(1 - beta2^t) */
+} kn_adamw_args;
+
+/* Targets equal to this are skipped by the cross-entropy ops (the Hugging
+ * Face / PyTorch convention). */
+#define KN_IGNORE_INDEX (-100)
+
 struct kn_backend {
     const char *name; /* "cpu" or "cuda:N" */
     int is_gpu;
@@ -44,14 +55,130 @@ struct kn_backend {
     /* ops */
     int (*f32_to_bf16)(const kn_backend *b, uint16_t *dst, const float *src, size_t n);
     int (*bf16_to_f32)(const kn_backend *b, float *dst, const uint16_t *src, size_t n);
+
+    /* ---- model ops (fp32, row-major; see "Model ops" below for the
+     * contract of each).  A backend that leaves any of them NULL cannot run
+     * the model; kn_backend_has_model_ops says which one is missing. */
+    int (*gemm)(const kn_backend *b, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+    int (*fill)(const kn_backend *b, float *x, float v, size_t n);
+    int (*copy)(const kn_backend *b, float *dst, const float *src, size_t n);
+    int (*embed_fwd)(const kn_backend *b, float *out, const float *wte, const int32_t *tok, int N,
+                     int C);
+    int (*embed_bwd)(const kn_backend *b, float *dwte, const float *dout, const int32_t *tok, int N,
+                     int C);
+    int (*rmsnorm_fwd)(const kn_backend *b, float *out, float *rstd, const float *x, const float *w,
+                       int N, int C, float eps);
+    int (*rmsnorm_bwd)(const kn_backend *b, float *dx, float *dw, const float *dout, const float *x,
+                       const float *w, const float *rstd, int N, int C);
+    int (*rope_fwd)(const kn_backend *b, float *x, int ld, const float *cos_t, const float *sin_t,
+                    int B, int T, int nh, int hd);
+    int (*rope_bwd)(const kn_backend *b, float *dx, int ld, const float *cos_t, const float *sin_t,
+                    int B, int T, int nh, int hd);
+    int (*attn_fwd)(const kn_backend *b, float *out, float *att, const float *qkv, int B, int T,
+                    int nh, int nkv, int hd);
+    int (*attn_bwd)(const kn_backend *b, float *dqkv, float *scratch, const float *dout,
+                    const float *qkv, const float *att, int B, int T, int nh, int nkv, int hd);
+    int (*swiglu_fwd)(const kn_backend *b, float *h, const float *gu, int N, int F);
+    int (*swiglu_bwd)(const kn_backend *b, float *dgu, const float *dh, const float *gu, int N, int F);
+    int (*xent_fwd)(const kn_backend *b, float *loss, const float *logits, const int32_t *targets,
+                    int N, int V);
+    int (*xent_fwd_bwd)(const kn_backend *b, float *loss, float *logits, const int32_t *targets,
+                        int N, int V, float dscale);
+    int (*sumsq)(const kn_backend *b, const float *x, size_t n, double *out);
+    int (*scale)(const kn_backend *b, float *x, float s, size_t n);
+    int (*adamw)(const kn_backend *b, float *p, const float *g, float *m, float *v, size_t n,
+                 const struct kn_adamw_args *a);
 };
 
 /* "cpu", "cuda", "cuda:N" or "auto" (the first GPU if any, else the CPU). */
 int kn_backend_open(const char *spec, const kn_backend **out, ts_err *e);
 const kn_backend *kn_cpu(void);
 
+/* Returns TS_OK when b implements every model op, else TS_EUNSUPPORTED with
+ * a message naming the first missing one. */
+int kn_backend_has_model_ops(const kn_backend *b, ts_err *e);
+
 /* CPU twins, usable directly on host memory. */
 void kn_cpu_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 void kn_cpu_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+
+/* ------------------------------------------------------------- Model ops
+ *
+ * The CPU twins of the model's ops.  All tensors are fp32, row-major and
+ * dense unless a leading dimension (ld) is given.  N is a number of rows
+ * (tokens: B*T), C a width.  "Accumulates" means the op adds into its
+ * output (+=); the other ops overwrite.  Each op is deterministic for a given
+ * input and thread count, and the reductions over rows (dw of RMSNorm, the
+ * embedding gradient, sumsq) are also independent of the thread count.
+ * OpenMP splits work across the cores; nothing here allocates.
+ */
+
+/* C(M,N) = alpha * op(A) op(B) + beta * C, op(X) = X or X^T (cblas_sgemm,
+ * row-major).  A is (M,K) or, transposed, (K,M); B is (K,N) or (N,K). */
+void kn_cpu_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void kn_cpu_fill(float *x, float v, size_t n);
+/* dst and src must not overlap. */
+void kn_cpu_copy(float *dst, const float *src, size_t n);
+
+/* out(N,C) = wte(V,C)[tok[i]]; tokens must be in range (checked by callers). */
+void kn_cpu_embed_fwd(float *out, const float *wte, const int32_t *tok, int N, int C);
+/* dwte[tok[i]] += dout[i] (accumulates). */
+void kn_cpu_embed_bwd(float *dwte, const float *dout, const int32_t *tok, int N, int C);
+
+/* RMSNorm (Hugging Face LlamaRMSNorm): rstd[i] = 1/sqrt(mean_j x[i,j]^2 + eps),
+ * out[i,j] = (x[i,j] * rstd[i]) * w[j].  x, out: (N,C); rstd: (N). */
+void kn_cpu_rmsnorm_fwd(float *out, float *rstd, const float *x, const float *w, int N, int C,
+                        float eps);
+/* Backward: dx += d/dx, dw += d/dw (both accumulate). */
+void kn_cpu_rmsnorm_bwd(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                        const float *rstd, int N, int C);
+
+/* Rotary position embedding, in place, in the rotate-half convention of
+ * Hugging Face Llama: for each of the nh heads of width hd stored at columns
+ * [h*hd, (h+1)*hd) of the rows of x (row r = b*T + t, leading dimension ld),
+ * with c = cos_t[t*hd/2 + i], s = sin_t[t*hd/2 + i], i < hd/2:
+ *   x'[i]        = x[i] c - x[i + hd/2] s
+ *   x'[i + hd/2] = x[i + hd/2] c + x[i] s
+ * rope_bwd applies the transpose (the rotation by -angle) to a gradient. */
+void kn_cpu_rope_fwd(float *x, int ld, const float *cos_t, const float *sin_t, int B, int T,
+                     int nh, int hd);
+void kn_cpu_rope_bwd(float *dx, int ld, const float *cos_t, const float *sin_t, int B, int T,
+                     int nh, int hd);
+
+/* Causal self-attention with grouped KV heads.  qkv: (B*T, (nh + 2 nkv) hd),
+ * each row holding the nh query heads, then the nkv key heads, then the nkv
+ * value heads; query head h reads KV head h / (nh / nkv).  Scores are scaled
+ * by 1/sqrt(hd).  out: (B*T, nh*hd); att: (B, nh, T, T), the softmax
+ * probabilities (zero above the diagonal), kept for the backward pass. */
+void kn_cpu_attn_fwd(float *out, float *att, const float *qkv, int B, int T, int nh, int nkv,
+                     int hd);
+/* Backward: dqkv (same layout as qkv) is overwritten with the gradients of
+ * q, k and v.  scratch: B*nh*T*T floats. */
+void kn_cpu_attn_bwd(float *dqkv, float *scratch, const float *dout, const float *qkv,
+                     const float *att, int B, int T, int nh, int nkv, int hd);
+
+/* SwiGLU: gu (N, 2F) holds gate in columns [0,F) and up in [F,2F);
+ * h(N,F) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). */
+void kn_cpu_swiglu_fwd(float *h, const float *gu, int N, int F);
+/* dgu (N,2F) = gradient w.r.t. gate and up (overwrites). */
+void kn_cpu_swiglu_bwd(float *dgu, const float *dh, const float *gu, int N, int F);
+
+/* Cross-entropy per row: loss[i] = logsumexp(logits[i]) - logits[i, targets[i]],
+ * 0 where targets[i] == KN_IGNORE_INDEX.  logits: (N,V). */
+void kn_cpu_xent_fwd(float *loss, const float *logits, const int32_t *targets, int N, int V);
+/* The same, then overwrites logits with dscale * (softmax - onehot(target))
+ * (a zero row where the target is ignored). */
+void kn_cpu_xent_fwd_bwd(float *loss, float *logits, const int32_t *targets, int N, int V,
+                         float dscale);
+
+/* sum x^2 in double, in a fixed order that depends only on n. */
+double kn_cpu_sumsq(const float *x, size_t n);
+void kn_cpu_scale(float *x, float s, size_t n);
+/* AdamW (PyTorch's torch.optim.AdamW, amsgrad off), elementwise:
+ *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+void kn_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, const kn_adamw_args *a);
 
 #endif

@@ -1,0 +1,674 @@
+/* cmd_model.c - tessera model init|info, tessera train, tessera eval: the
+ * single-node trainer and evaluator around model/model.h.
+ *
+ * Token shards are read here in the llm.c layout (a header of 256 int32:
+ * magic 20240520, version 1, token count; then uint16 tokens).  This reader
+ * is a stand-in until the data module (data/data.h) lands, and should then
+ * be replaced by it; the model itself only ever sees int32 token arrays.
+ *
+ * Samples: sample k of the data is the T + 1 tokens starting at token
+ * k (T + 1) of a shard (non-overlapping, the rest of a shard is skipped);
+ * the shards follow each other in the order given.  Training takes B
+ * consecutive samples per step from the start (wrapping around), evaluation
+ * the first N samples. */
+#include <glob.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cblas.h>
+
+#include "model/model.h"
+#include "tools.h"
+
+/* ------------------------------------------------------------- shards */
+
+#define SHARD_MAGIC 20240520
+#define SHARD_HEADER_BYTES 1024
+
+typedef struct shard {
+    char *path;
+    ts_mmap map;
+    const uint8_t *tok; /* uint16 LE */
+    int64_t ntok;
+    int64_t nsamples; /* for the current T */
+} shard;
+
+typedef struct shard_set {
+    shard *s;
+    int n;
+    int64_t nsamples;
+} shard_set;
+
+static void shards_close(shard_set *ss) {
+    for (int i = 0; i < ss->n; i++) {
+        ts_mmap_close(&ss->s[i].map);
+        free(ss->s[i].path);
+    }
+    free(ss->s);
+    memset(ss, 0, sizeof *ss);
+}
+
+static int shard_open(shard *sh, const char *path, ts_err *e) {
+    memset(sh, 0, sizeof *sh);
+    sh->path = strdup(path);
+    if (!sh->path) return ts_fail(e, TS_ENOMEM, "out of memory");
+    int rc = ts_mmap_open(path, &sh->map, e);
+    if (rc) return rc;
+    if (sh->map.len < SHARD_HEADER_BYTES)
+        return ts_fail(e, TS_EFORMAT, "shard %s: shorter than its 1024-byte header", path);
+    uint32_t magic = ts_get_u32(sh->map.data), version = ts_get_u32(sh->map.data + 4);
+    int64_t ntok = (int32_t)ts_get_u32(sh->map.data + 8);
+    if (magic != SHARD_MAGIC)
+        return ts_fail(e, TS_EFORMAT, "shard %s: bad magic %u (expected %d)", path, magic, SHARD_MAGIC);
+    if (version != 1)
+        return ts_fail(e, TS_EUNSUPPORTED, "shard %s: version %u (this reader knows version 1, uint16 tokens)",
+                       path, version);
+    if (ntok < 0 || (uint64_t)ntok * 2 != sh->map.len - SHARD_HEADER_BYTES)
+        return ts_fail(e, TS_EFORMAT, "shard %s: header says %lld tokens but the file holds %zu bytes of tokens",
+                       path, (long long)ntok, sh->map.len - SHARD_HEADER_BYTES);
+    sh->tok = sh->map.data + SHARD_HEADER_BYTES;
+    sh->ntok = ntok;
+    return TS_OK;
+}
+
+/* SPEC: comma-separated files, directories (their *.bin files, sorted) or
+ * glob patterns. */
+static int shards_open(shard_set *ss, const char *spec, int T, ts_err *e) {
+    memset(ss, 0, sizeof *ss);
+    char *dup = strdup(spec);
+    if (!dup) return ts_fail(e, TS_ENOMEM, "out of memory");
+    char **paths = NULL;
+    size_t np = 0, cap = 0;
+    int rc = TS_OK;
+    for (char *save = NULL, *it = strtok_r(dup, ",", &save); it && rc == TS_OK; it = strtok_r(NULL, ",", &save)) {
+        struct stat st;
+        char pattern[4200];
+        if (stat(it, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(pattern, sizeof pattern, "%s/*.bin", it);
+        else snprintf(pattern, sizeof pattern, "%s", it);
+        glob_t g;
+        int gr = glob(pattern, 0, NULL, &g);
+        if (gr == GLOB_NOMATCH || (gr == 0 && g.gl_pathc == 0)) {
+            rc = ts_fail(e, TS_ENOTFOUND, "data: no shard matches '%s'", it);
+        } else if (gr != 0) {
+            rc = ts_fail(e, TS_EIO, "data: cannot list '%s'", it);
+        } else {
+            for (size_t i = 0; i < g.gl_pathc && rc == TS_OK; i++) {
+                if (np == cap) {
+                    cap = cap ? 2 * cap : 16;
+                    char **nptr = realloc(paths, cap * sizeof *paths);
+                    if (!nptr) {
+                        rc = ts_fail(e, TS_ENOMEM, "out of memory");
+                        break;
+                    }
+                    paths = nptr;
+                }
+                paths[np] = strdup(g.gl_pathv[i]);
+                if (!paths[np]) rc = ts_fail(e, TS_ENOMEM, "out of memory");
+                else np++;
+            }
+            /* glob sorts within a pattern; keep the user's order across items */
+        }
+        if (gr == 0) globfree(&g);
+    }
+    free(dup);
+    if (rc == TS_OK) {
+        ss->s = calloc(np ? np : 1, sizeof *ss->s);
+        if (!ss->s) rc = ts_fail(e, TS_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < np && rc == TS_OK; i++) {
+        rc = shard_open(&ss->s[i], paths[i], e);
+        ss->n = (int)i + 1;
+        ss->s[i].nsamples = ss->s[i].ntok / (T + 1);
+        ss->nsamples += ss->s[i].nsamples;
+    }
+    for (size_t i = 0; i < np; i++) free(paths[i]);
+    free(paths);
+    if (rc == TS_OK && ss->nsamples == 0)
+        rc = ts_fail(e, TS_EINVAL, "data '%s': no shard holds a whole sample of %d tokens", spec, T + 1);
+    if (rc) shards_close(ss);
+    return rc;
+}
+
+/* Copies sample k (modulo the total) into out (T + 1 int32). */
+static void shards_sample(const shard_set *ss, int64_t k, int T, int32_t *out) {
+    k %= ss->nsamples;
+    int i = 0;
+    while (k >= ss->s[i].nsamples) k -= ss->s[i++].nsamples;
+    const uint8_t *p = ss->s[i].tok + (size_t)k * (T + 1) * 2;
+    for (int t = 0; t <= T; t++) out[t] = ts_get_u16(p + 2 * t);
+}
+
+static void shards_batch(const shard_set *ss, int64_t first, int B, int T, int32_t *out) {
+    for (int b = 0; b < B; b++) shards_sample(ss, first + b, T, out + (size_t)b * (T + 1));
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static void set_threads(int64_t n) {
+    if (n <= 0) return;
+    omp_set_num_threads((int)n);
+    openblas_set_num_threads((int)n);
+}
+
+static bool is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* --model: a preset name or a checkpoint directory / config.json path. */
+static int resolve_config(const char *spec, int64_t vocab, model_config *cfg, bool *from_dir, ts_err *e) {
+    *from_dir = false;
+    if (!ts_path_exists(spec)) {
+        if (strchr(spec, '/'))
+            return ts_fail(e, TS_ENOTFOUND, "model '%s': no such file or directory", spec);
+        ts_err pe = {0};
+        if (model_preset(spec, (int)vocab, cfg, &pe) == TS_OK) return TS_OK;
+        return ts_fail(e, TS_EINVAL, "model '%s': neither a checkpoint directory nor a preset (%s)", spec,
+                       model_preset_names());
+    }
+    if (vocab > 0) return ts_fail(e, TS_EINVAL, "--vocab applies to presets only; '%s' has a config", spec);
+    *from_dir = is_dir(spec);
+    return model_config_load(spec, cfg, e);
+}
+
+static void hash_hex(const model_config *c, char out[65]) {
+    uint8_t h[TS_HASH_BYTES];
+    model_config_hash(c, h);
+    ts_hex(out, h, TS_HASH_BYTES);
+}
+
+/* ---------------------------------------------------------- model init */
+
+static int cmd_model_init(int argc, char **argv) {
+    char *config = NULL, *preset = NULL, *outdir = NULL;
+    int64_t seed = 0, vocab = 0, threads = 0;
+    const ts_opt opts[] = {
+        {"config", TS_OPT_STR, &config, NULL, "a Hugging Face LlamaConfig config.json (or its directory)", 0, 0},
+        {"preset", TS_OPT_STR, &preset, NULL, "a preset: tiny small 124m 150m 1b", 0, 0},
+        {"vocab", TS_OPT_INT, &vocab, "0", "vocabulary size for a preset (0: the preset's)", 0, 0},
+        {"seed", TS_OPT_INT, &seed, "0", "initialisation seed", 0, 0},
+        {"out", TS_OPT_STR, &outdir, NULL, "output directory (model.safetensors + config.json)",
+         TS_OPT_REQUIRED, 'o'},
+        {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
+    };
+    const int nopt = sizeof opts / sizeof opts[0];
+    const ts_cmdline c = {
+        .prog = "tessera model init",
+        .usage = "--config C | --preset P [--vocab V] --seed S --out DIR",
+        .summary = "Writes a seeded initialisation (normal(0, 0.02) projections and embeddings,\n"
+                   "norm weights 1; see docs/FORMATS.md section 6) as DIR/model.safetensors\n"
+                   "and DIR/config.json, loadable by transformers as they are.",
+        .opts = opts,
+        .nopts = nopt,
+        .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, nopt);
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    model_config cfg;
+    model *m = NULL;
+    if ((config != NULL) == (preset != NULL)) {
+        fprintf(stderr, "tessera model init: give exactly one of --config and --preset\n");
+        rc = 2;
+        goto out;
+    }
+    if (seed < 0) {
+        fprintf(stderr, "tessera model init: --seed must be non-negative\n");
+        rc = 2;
+        goto out;
+    }
+    set_threads(threads);
+    if (preset) rc = model_preset(preset, (int)vocab, &cfg, &e);
+    else rc = vocab ? ts_fail(&e, TS_EINVAL, "--vocab applies to presets only") : model_config_load(config, &cfg, &e);
+    if (!rc) rc = model_create_opts(&cfg, kn_cpu(), &(model_options){.max_batch = 1, .max_seq = 1, .eval_only = true},
+                                    &m, &e);
+    if (!rc) {
+        model_init(m, (uint64_t)seed);
+        rc = model_save(m, outdir, &e);
+    }
+    if (rc) {
+        rc = tool_error(&e);
+    } else {
+        char d[256], hx[65];
+        model_config_describe(&cfg, d, sizeof d);
+        hash_hex(&cfg, hx);
+        printf("wrote %s (seed %lld)\n  %s\n  config hash %s\n", outdir, (long long)seed, d, hx);
+    }
+out:
+    model_free(m);
+    ts_opts_free(opts, nopt);
+    return rc;
+}
+
+static int cmd_model_info(int argc, char **argv) {
+    char *spec = NULL;
+    int64_t vocab = 0, batch = 0, seq = 0;
+    bool json = false;
+    const ts_opt opts[] = {
+        {"model", TS_OPT_STR, &spec, NULL, "checkpoint directory, config.json or preset", TS_OPT_REQUIRED, 'm'},
+        {"vocab", TS_OPT_INT, &vocab, "0", "vocabulary size for a preset (0: the preset's)", 0, 0},
+        {"batch", TS_OPT_INT, &batch, "0", "with --seq: also print the memory a trainer needs", 0, 0},
+        {"seq", TS_OPT_INT, &seq, "0", "sequence length for the memory estimate", 0, 0},
+        {"json", TS_OPT_BOOL, &json, "false", "print the config.json", 0, 0},
+    };
+    const int nopt = sizeof opts / sizeof opts[0];
+    const ts_cmdline c = {
+        .prog = "tessera model info",
+        .usage = "--model DIR_OR_PRESET [--batch B --seq T] [--json]",
+        .summary = "Prints a model's shape, parameter count and config hash.",
+        .opts = opts,
+        .nopts = nopt,
+        .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, nopt);
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    model_config cfg;
+    bool from_dir;
+    rc = resolve_config(spec, vocab, &cfg, &from_dir, &e);
+    if (rc) {
+        rc = tool_error(&e);
+    } else if (json) {
+        char *j = model_config_to_json(&cfg);
+        if (j) fputs(j, stdout);
+        free(j);
+    } else {
+        char d[256], hx[65];
+        model_config_describe(&cfg, d, sizeof d);
+        hash_hex(&cfg, hx);
+        printf("%s\nconfig hash %s\n", d, hx);
+        if (batch > 0 && seq > 0) {
+            model *m = NULL;
+            if (model_create(&cfg, kn_cpu(), (int)batch, (int)seq, &m, &e)) {
+                rc = tool_error(&e);
+            } else {
+                size_t p, g, o, a;
+                char s1[32], s2[32], s3[32], s4[32];
+                model_memory(m, &p, &g, &o, &a);
+                ts_fmt_bytes(s1, sizeof s1, (double)p);
+                ts_fmt_bytes(s2, sizeof s2, (double)g);
+                ts_fmt_bytes(s3, sizeof s3, (double)o);
+                ts_fmt_bytes(s4, sizeof s4, (double)a);
+                printf("training memory at batch %lld x seq %lld: parameters %s, gradients %s, "
+                       "AdamW %s, activations %s\n",
+                       (long long)batch, (long long)seq, s1, s2, s3, s4);
+                model_free(m);
+            }
+        }
+    }
+    ts_opts_free(opts, nopt);
+    return rc;
+}
+
+/* Forward pass only, logits to a safetensors file: for comparing with other
+ * implementations (tests/t_model_torch.py) and for debugging. */
+static int cmd_model_logits(int argc, char **argv) {
+    char *spec = NULL, *data = NULL, *outp = NULL;
+    int64_t samples = 0, seq = 0, threads = 0;
+    const ts_opt opts[] = {
+        {"model", TS_OPT_STR, &spec, NULL, "checkpoint directory", TS_OPT_REQUIRED, 'm'},
+        {"data", TS_OPT_STR, &data, NULL, "shards", TS_OPT_REQUIRED, 'd'},
+        {"samples", TS_OPT_INT, &samples, "1", "the first N samples", 0, 'n'},
+        {"seq", TS_OPT_INT, &seq, "256", "tokens per sample (T; the inputs are a sample's first T)", 0, 't'},
+        {"out", TS_OPT_STR, &outp, NULL, "output .safetensors (tensor \"logits\", (N, T, vocab), F32)",
+         TS_OPT_REQUIRED, 'o'},
+        {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
+    };
+    const int nopt = sizeof opts / sizeof opts[0];
+    const ts_cmdline c = {
+        .prog = "tessera model logits",
+        .usage = "--model DIR --data SHARDS --samples N --seq T --out FILE",
+        .summary = "Runs the forward pass over the first N samples and writes the logits.",
+        .opts = opts,
+        .nopts = nopt,
+        .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, nopt);
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    model *m = NULL;
+    model_config cfg;
+    shard_set ss = {0};
+    int32_t *tok = NULL, *in = NULL;
+    ts_tensor lt = {0};
+    set_threads(threads);
+    if (samples < 1 || samples > 4096 || seq < 1 || seq > (1 << 20)) {
+        rc = ts_fail(&e, TS_EINVAL, "--samples must lie in [1, 4096] and --seq be positive");
+        goto done;
+    }
+    if ((rc = model_config_load(spec, &cfg, &e))) goto done;
+    model_options o = {.max_batch = (int)samples, .max_seq = (int)seq, .eval_only = true};
+    if ((rc = model_create_opts(&cfg, kn_cpu(), &o, &m, &e)) || (rc = model_load(m, spec, &e)) ||
+        (rc = shards_open(&ss, data, (int)seq, &e)))
+        goto done;
+    int64_t shape[3] = {samples, seq, cfg.vocab_size};
+    tok = malloc(sizeof(int32_t) * (size_t)samples * (size_t)(seq + 1));
+    in = malloc(sizeof(int32_t) * (size_t)samples * (size_t)seq);
+    if (!tok || !in) {
+        rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = ts_tensor_alloc(&lt, "logits", TS_F32, 3, shape, &e))) goto done;
+    shards_batch(&ss, 0, (int)samples, (int)seq, tok);
+    for (int64_t b = 0; b < samples; b++)
+        memcpy(in + b * seq, tok + b * (seq + 1), sizeof(int32_t) * (size_t)seq);
+    if ((rc = model_logits(m, in, (int)samples, (int)seq, lt.data, &e))) goto done;
+    const ts_tensor *tp = &lt;
+    rc = ts_st_write(outp, &tp, 1, NULL, &e);
+done:
+    if (rc) rc = tool_error(&e);
+    ts_tensor_free(&lt);
+    free(tok);
+    free(in);
+    shards_close(&ss);
+    model_free(m);
+    ts_opts_free(opts, nopt);
+    return rc;
+}
+
+static int cmd_model(int argc, char **argv) {
+    static const tool_verb verbs[] = {
+        {"init", "write a seeded initialisation as a checkpoint", cmd_model_init},
+        {"info", "print a model's shape, size and config hash", cmd_model_info},
+        {"logits", "run the forward pass and write the logits", cmd_model_logits},
+    };
+    return tool_dispatch("tessera model", "Create and inspect model checkpoints.", verbs, 3, argc, argv);
+}
+
+/* --------------------------------------------------------------- train */
+
+/* Mean loss over the first n samples of ss, in batches of at most B. */
+static int eval_samples(model *m, const shard_set *ss, int64_t n, int B, int T, int32_t *buf, double *mean,
+                        int64_t *count, ts_err *e) {
+    double sum = 0;
+    int64_t cnt = 0;
+    for (int64_t k = 0; k < n; k += B) {
+        int b = n - k < B ? (int)(n - k) : B;
+        shards_batch(ss, k, b, T, buf);
+        double s;
+        int64_t c;
+        int rc = model_eval_loss(m, buf, b, T, &s, &c, NULL, e);
+        if (rc) return ts_wrap(e, "evaluating samples %lld..%lld", (long long)k, (long long)(k + b - 1));
+        sum += s;
+        cnt += c;
+    }
+    *mean = cnt ? sum / (double)cnt : 0.0;
+    if (count) *count = cnt;
+    return TS_OK;
+}
+
+static int cmd_train(int argc, char **argv) {
+    char *spec = NULL, *data = NULL, *init = NULL, *outdir = NULL, *logjson = NULL, *savegrads = NULL,
+         *valdata = NULL, *device = NULL;
+    int64_t batch = 0, seq = 0, steps = 0, threads = 0, seed = 0, vocab = 0, warmup = -1, lr_total = 0,
+            val_every = 0, val_samples = 0, save_every = 0, start = 0;
+    double lr = 0, min_ratio = 0, wd = 0, clip = 0, b1 = 0, b2 = 0, eps = 0;
+    const ts_opt opts[] = {
+        {"model", TS_OPT_STR, &spec, NULL, "checkpoint directory, config.json or preset", TS_OPT_REQUIRED, 'm'},
+        {"data", TS_OPT_STR, &data, NULL, "training shards: files, directories or globs, comma-separated",
+         TS_OPT_REQUIRED, 'd'},
+        {"batch", TS_OPT_INT, &batch, "8", "samples per step (B)", 0, 'b'},
+        {"seq", TS_OPT_INT, &seq, "256", "tokens per sample (T; a sample holds T + 1)", 0, 't'},
+        {"steps", TS_OPT_INT, &steps, "100", "optimizer steps", 0, 'n'},
+        {"init", TS_OPT_STR, &init, NULL, "initial weights (checkpoint directory or .safetensors)", 0, 0},
+        {"seed", TS_OPT_INT, &seed, "0", "initialisation seed when no weights are given", 0, 0},
+        {"vocab", TS_OPT_INT, &vocab, "0", "vocabulary size for a preset (0: the preset's)", 0, 0},
+        {"out", TS_OPT_STR, &outdir, NULL, "output checkpoint directory", TS_OPT_REQUIRED, 'o'},
+        {"log-json", TS_OPT_STR, &logjson, NULL, "write one JSON object per step to FILE", 0, 0},
+        {"save-grads", TS_OPT_STR, &savegrads, NULL, "write the first step's gradients (before clipping) as safetensors", 0, 0},
+        {"lr", TS_OPT_F64, &lr, "1.3e-4", "peak learning rate", 0, 0},
+        {"warmup", TS_OPT_INT, &warmup, "-1", "warm-up steps (-1: steps / 10, at most 750)", 0, 0},
+        {"lr-total", TS_OPT_INT, &lr_total, "0", "step at which the cosine reaches its floor (0: --steps)", 0, 0},
+        {"min-lr-ratio", TS_OPT_F64, &min_ratio, "0.1", "floor of the cosine, as a fraction of --lr", 0, 0},
+        {"weight-decay", TS_OPT_F64, &wd, "0.1", "AdamW decoupled weight decay", 0, 0},
+        {"beta1", TS_OPT_F64, &b1, "0.9", "AdamW beta1", 0, 0},
+        {"beta2", TS_OPT_F64, &b2, "0.95", "AdamW beta2", 0, 0},
+        {"eps", TS_OPT_F64, &eps, "1e-8", "AdamW epsilon", 0, 0},
+        {"clip", TS_OPT_F64, &clip, "1.0", "gradient-norm clip (0: none)", 0, 0},
+        {"start-sample", TS_OPT_INT, &start, "0", "first training sample", 0, 0},
+        {"val-data", TS_OPT_STR, &valdata, NULL, "held-out shards for evaluation", 0, 0},
+        {"val-every", TS_OPT_INT, &val_every, "0", "evaluate every K steps (and at the end; 0: only at the end)", 0, 0},
+        {"val-samples", TS_OPT_INT, &val_samples, "32", "held-out samples per evaluation", 0, 0},
+        {"save-every", TS_OPT_INT, &save_every, "0", "also save the checkpoint every K steps", 0, 0},
+        {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
+        {"device", TS_OPT_STR, &device, "cpu", "compute backend (the model runs on cpu)", 0, 0},
+    };
+    const int nopt = sizeof opts / sizeof opts[0];
+    const ts_cmdline c = {
+        .prog = "tessera train",
+        .usage = "--model DIR_OR_PRESET --data SHARDS --batch B --seq T --steps N [--init DIR] --out DIR",
+        .summary =
+            "Trains a model on token shards with AdamW (PROTOCOL.md section 6 defaults: lr 1.3e-4,\n"
+            "betas 0.9/0.95, eps 1e-8, weight decay 0.1, clip 1.0, linear warm-up then cosine to\n"
+            "0.1 x lr) and saves the result to --out.  Weights come from --init, else from the\n"
+            "--model directory's model.safetensors, else a seeded initialisation.  Samples are\n"
+            "T + 1 consecutive tokens, taken in order from the shards (llm.c layout, uint16).",
+        .opts = opts,
+        .nopts = nopt,
+        .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, nopt);
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    model *m = NULL;
+    shard_set tr = {0}, va = {0};
+    int32_t *buf = NULL;
+    FILE *lj = NULL;
+    model_config cfg;
+    bool from_dir = false;
+    const kn_backend *be = NULL;
+
+    if (batch < 1 || batch > 65536 || seq < 1 || seq > (1 << 20) || steps < 0 || val_samples < 0 ||
+        val_every < 0 || save_every < 0 || start < 0 || seed < 0) {
+        rc = ts_fail(&e, TS_EINVAL, "--batch, --seq must be positive; --steps, --seed, --val-*, --save-every non-negative");
+        goto fail;
+    }
+    set_threads(threads);
+    if ((rc = kn_backend_open(device, &be, &e))) goto fail;
+    if ((rc = resolve_config(spec, vocab, &cfg, &from_dir, &e))) goto fail;
+    if ((rc = model_create(&cfg, be, (int)batch, (int)seq, &m, &e))) goto fail;
+    {
+        const char *wsrc = init;
+        char *dirst = NULL;
+        if (!wsrc && from_dir) {
+            dirst = ts_path_join(spec, "model.safetensors");
+            if (dirst && ts_path_exists(dirst)) wsrc = spec;
+        }
+        if (wsrc) rc = model_load(m, wsrc, &e);
+        else model_init(m, (uint64_t)seed);
+        free(dirst);
+        if (rc) goto fail;
+        fprintf(stderr, "weights: %s\n", wsrc ? wsrc : "seeded initialisation");
+    }
+    if ((rc = shards_open(&tr, data, (int)seq, &e))) goto fail;
+    if (valdata && (rc = shards_open(&va, valdata, (int)seq, &e))) goto fail;
+    buf = malloc(sizeof(int32_t) * (size_t)batch * (size_t)(seq + 1));
+    if (!buf) {
+        rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (logjson && !(lj = fopen(logjson, "w"))) {
+        rc = ts_fail(&e, TS_EIO, "%s: cannot create", logjson);
+        goto fail;
+    }
+    model_adamw h = {.lr = lr, .beta1 = b1, .beta2 = b2, .eps = eps, .weight_decay = wd, .clip = clip};
+    if (warmup < 0) warmup = steps / 10 < 750 ? steps / 10 : 750;
+    model_schedule sch;
+    model_schedule_defaults(&sch, lr, warmup, lr_total > 0 ? lr_total : steps);
+    sch.min_ratio = min_ratio;
+    {
+        char d[256];
+        model_config_describe(&cfg, d, sizeof d);
+        fprintf(stderr, "model: %s\ndata: %lld samples of %lld tokens in %d shard(s); %lld steps of %lld samples\n",
+                d, (long long)tr.nsamples, (long long)seq + 1, tr.n, (long long)steps, (long long)batch);
+    }
+    const int B = (int)batch, T = (int)seq;
+    double t0 = ts_mono(), tok_total = 0;
+    int64_t sample = start;
+    for (int64_t s = 0; s < steps; s++) {
+        double ts = ts_mono();
+        shards_batch(&tr, sample, B, T, buf);
+        sample += B;
+        double lr_s = model_schedule_lr(&sch, s);
+        float loss;
+        double norm;
+        model_zero_grad(m);
+        if ((rc = model_forward_backward(m, buf, B, T, &loss, &e))) {
+            ts_wrap(&e, "step %lld", (long long)s + 1);
+            goto fail;
+        }
+        if (s == 0 && savegrads && (rc = model_save_grads(m, savegrads, &e))) goto fail;
+        norm = clip > 0 ? model_clip_grad(m, clip) : model_grad_norm(m);
+        if (!isfinite(norm) || !isfinite(loss)) {
+            rc = ts_fail(&e, TS_ESTATE, "step %lld: training diverged (loss %g, gradient norm %g)",
+                         (long long)s + 1, loss, norm);
+            goto fail;
+        }
+        if ((rc = model_adamw_step(m, &h, lr_s, &e))) goto fail;
+        double dt = ts_mono() - ts;
+        tok_total += (double)B * T;
+        double tps = (double)B * T / dt, avg = tok_total / (ts_mono() - t0);
+        double val = NAN;
+        if (va.n && ((val_every && (s + 1) % val_every == 0) || s + 1 == steps)) {
+            if ((rc = eval_samples(m, &va, val_samples, B, T, buf, &val, NULL, &e))) goto fail;
+        }
+        char left[32];
+        ts_fmt_duration(left, sizeof left, (double)(steps - s - 1) * (double)B * T / avg);
+        if (!isnan(val)) {
+            ts_progress_done();
+            fprintf(stderr, "step %lld: held-out loss %.4f\n", (long long)s + 1, val);
+        }
+        ts_progress("step %lld/%lld  loss %.4f  lr %.3g  norm %.3f  %.0f tok/s  %s left", (long long)s + 1,
+                    (long long)steps, loss, lr_s, norm, avg, left);
+        if (lj) {
+            fprintf(lj, "{\"step\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens_per_s\": %.1f, "
+                        "\"time_s\": %.4f",
+                    (long long)s + 1, loss, lr_s, norm, tps, dt);
+            if (!isnan(val)) fprintf(lj, ", \"val_loss\": %.9g", val);
+            fprintf(lj, "}\n");
+            fflush(lj);
+        }
+        if (save_every && (s + 1) % save_every == 0 && s + 1 < steps && (rc = model_save(m, outdir, &e))) goto fail;
+    }
+    ts_progress_done();
+    if ((rc = model_save(m, outdir, &e))) goto fail;
+    fprintf(stderr, "saved %s (%lld steps, %.1f s, %.0f tokens/s)\n", outdir, (long long)steps, ts_mono() - t0,
+            steps ? tok_total / (ts_mono() - t0) : 0.0);
+    rc = 0;
+    goto out;
+fail:
+    ts_progress_done();
+    rc = tool_error(&e);
+out:
+    if (lj) fclose(lj);
+    free(buf);
+    shards_close(&tr);
+    shards_close(&va);
+    model_free(m);
+    ts_opts_free(opts, nopt);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- eval */
+
+static int cmd_eval(int argc, char **argv) {
+    char *spec = NULL, *data = NULL, *weights = NULL;
+    int64_t samples = 0, seq = 0, batch = 0, threads = 0, vocab = 0;
+    bool json = false;
+    const ts_opt opts[] = {
+        {"model", TS_OPT_STR, &spec, NULL, "checkpoint directory (or a preset with --init)", TS_OPT_REQUIRED, 'm'},
+        {"data", TS_OPT_STR, &data, NULL, "shards: files, directories or globs, comma-separated", TS_OPT_REQUIRED, 'd'},
+        {"samples", TS_OPT_INT, &samples, "64", "number of samples (the first N)", 0, 'n'},
+        {"seq", TS_OPT_INT, &seq, "256", "tokens per sample (T; a sample holds T + 1)", 0, 't'},
+        {"batch", TS_OPT_INT, &batch, "8", "samples per forward pass", 0, 'b'},
+        {"init", TS_OPT_STR, &weights, NULL, "weights to use instead of the model directory's", 0, 0},
+        {"vocab", TS_OPT_INT, &vocab, "0", "vocabulary size for a preset", 0, 0},
+        {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
+        {"json", TS_OPT_BOOL, &json, "false", "print a JSON object", 0, 0},
+    };
+    const int nopt = sizeof opts / sizeof opts[0];
+    const ts_cmdline c = {
+        .prog = "tessera eval",
+        .usage = "--model DIR --data SHARDS --samples N [--seq T]",
+        .summary = "Prints the mean cross-entropy of a checkpoint over the first N samples of the shards.",
+        .opts = opts,
+        .nopts = nopt,
+        .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) {
+        ts_opts_free(opts, nopt);
+        return rc < 0 ? 0 : rc;
+    }
+    ts_err e = {0};
+    model *m = NULL;
+    shard_set ss = {0};
+    int32_t *buf = NULL;
+    model_config cfg;
+    bool from_dir;
+    if (samples < 1 || seq < 1 || seq > (1 << 20) || batch < 1 || batch > 65536) {
+        rc = ts_fail(&e, TS_EINVAL, "--samples, --seq and --batch must be positive");
+        goto fail;
+    }
+    set_threads(threads);
+    if ((rc = resolve_config(spec, vocab, &cfg, &from_dir, &e))) goto fail;
+    if (!weights && !from_dir) {
+        rc = ts_fail(&e, TS_EINVAL, "'%s' holds no weights: give a checkpoint directory or --init", spec);
+        goto fail;
+    }
+    if (batch > samples) batch = samples;
+    model_options o = {.max_batch = (int)batch, .max_seq = (int)seq, .eval_only = true};
+    if ((rc = model_create_opts(&cfg, kn_cpu(), &o, &m, &e))) goto fail;
+    if ((rc = model_load(m, weights ? weights : spec, &e))) goto fail;
+    if ((rc = shards_open(&ss, data, (int)seq, &e))) goto fail;
+    if (samples > ss.nsamples) {
+        rc = ts_fail(&e, TS_EINVAL, "--samples %lld: the data holds only %lld samples of %lld tokens",
+                     (long long)samples, (long long)ss.nsamples, (long long)seq + 1);
+        goto fail;
+    }
+    buf = malloc(sizeof(int32_t) * (size_t)batch * (size_t)(seq + 1));
+    if (!buf) {
+        rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    double t0 = ts_mono(), mean;
+    int64_t cnt;
+    if ((rc = eval_samples(m, &ss, samples, (int)batch, (int)seq, buf, &mean, &cnt, &e))) goto fail;
+    double dt = ts_mono() - t0;
+    if (json)
+        printf("{\"loss\": %.9g, \"tokens\": %lld, \"samples\": %lld, \"seq\": %lld, \"seconds\": %.3f}\n", mean,
+               (long long)cnt, (long long)samples, (long long)seq, dt);
+    else
+        printf("loss %.6f  (perplexity %.3f) over %lld samples, %lld tokens, %.1f s\n", mean, exp(mean),
+               (long long)samples, (long long)cnt, dt);
+    rc = 0;
+    goto out;
+fail:
+    rc = tool_error(&e);
+out:
+    free(buf);
+    shards_close(&ss);
+    model_free(m);
+    ts_opts_free(opts, nopt);
+    return rc;
+}
+
+TS_COMMAND("model", "create and inspect model checkpoints", 40, cmd_model)
+TS_COMMAND("train", "train a model on token shards (single node)", 41, cmd_train)
+TS_COMMAND("eval", "mean loss of a checkpoint on token shards", 42, cmd_eval)
