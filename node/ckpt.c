@@ -396,7 +396,7 @@ int node_catch_up(node *n, uint64_t window, ts_err *e) {
         if (load_leader_checkpoint(n, leader, window, &loaded, e)) return e->code;
         if (!loaded) {
             if (!have_start) return ts_fail(e, TS_ENOTFOUND, "the leader has not published a start window yet");
-            model_init(n->m, n->run.seed);
+            if (node_init_model(n, e)) return e->code;
             n->next_window = start < window ? start : window;
             TS_INFO("starting from the run's seeded initialisation at window %llu", (unsigned long long)n->next_window);
         }

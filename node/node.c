@@ -150,6 +150,7 @@ int node_open(const node_opts *o, node **out, ts_err *e) {
                 goto fail;
     }
     if ((rc = ts_mkdirs(n->opts.state_dir, 0700, e))) goto fail;
+    if ((rc = node_init_model(n, e))) goto fail; /* checks the run's initial weights early */
     if ((rc = node_load_state(n, e))) goto fail;
     *out = n;
     return TS_OK;
@@ -204,6 +205,19 @@ ts_tensor *node_params(node *n, int *count) {
 }
 ts_tensor *node_ef(node *n) { return n->ef; }
 uint64_t node_next_window(const node *n) { return n->next_window; }
+
+int node_init_model(node *n, ts_err *e) {
+    if (!n->run.init[0]) {
+        model_init(n->m, n->run.seed);
+        return TS_OK;
+    }
+    uint8_t h[TS_HASH_BYTES];
+    if (ts_hash_file(n->run.init, h, e)) return ts_wrap(e, "the run's initial weights");
+    if (memcmp(h, n->run.init_hash, TS_HASH_BYTES))
+        return ts_fail(e, TS_ESIG, "the run's initial weights %s do not have the hash the run names", n->run.init);
+    if (model_load(n->m, n->run.init, e)) return ts_wrap(e, "the run's initial weights");
+    return TS_OK;
+}
 
 void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]) {
     size_t count;
@@ -730,7 +744,6 @@ int node_load_state(node *n, ts_err *e) {
     node_model_hash(n, got);
     if (memcmp(got, want, TS_HASH_BYTES)) {
         TS_WARN("local model does not match node.json (interrupted save); starting from the network");
-        model_init(n->m, n->run.seed);
         return TS_OK;
     }
     if (n->ef) {

@@ -39,6 +39,8 @@ typedef struct node_run {
     char model_name[32];          /* preset name, or "custom" */
     model_config model;
     uint64_t seed;                /* initialisation seed of the global model */
+    char init[1024];              /* or: start from these weights (a .safetensors path) */
+    uint8_t init_hash[TS_HASH_BYTES]; /* ... whose BLAKE2b-256 every node checks */
     int seq_len;                  /* T */
     int batch_size;               /* B: rows per inner step */
     int inner_steps;              /* H: inner steps per window */
@@ -136,6 +138,9 @@ ts_tensor *node_params(node *n, int *count);
 /* The window whose training starts from the node's current model: every
  * outer step before it is applied. */
 uint64_t node_next_window(const node *n);
+/* Sets the model to the run's starting point: the weights named by the run
+ * parameters (hash checked), else the seeded initialisation. */
+int node_init_model(node *n, ts_err *e);
 /* BLAKE2b-256 of the parameter buffer. */
 void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]);
 

@@ -38,7 +38,7 @@ void node_run_default(node_run *r, const char *run_id) {
 
 /* Options of the flat part of the run parameters. */
 typedef struct {
-    char *data, *val_data;
+    char *data, *val_data, *init, *init_hash;
     int64_t seed, seq_len, batch_size, inner_steps, warmup_steps, total_steps, val_samples;
     int64_t warmup_windows, retention_windows, checkpoint_interval, sync_values;
     int64_t k, bins, chunk;
@@ -51,6 +51,8 @@ typedef struct {
     {                                                                                        \
         {"data", TS_OPT_STR, &(f).data, NULL, "training shards", 0, 0},                      \
         {"val_data", TS_OPT_STR, &(f).val_data, NULL, "held-out shards", 0, 0},              \
+        {"init", TS_OPT_STR, &(f).init, NULL, "initial weights", 0, 0},                      \
+        {"init_hash", TS_OPT_STR, &(f).init_hash, NULL, "their BLAKE2b-256", 0, 0},          \
         {"seed", TS_OPT_INT, &(f).seed, NULL, "model init seed", 0, 0},                      \
         {"seq_len", TS_OPT_INT, &(f).seq_len, NULL, "sequence length", 0, 0},                \
         {"batch_size", TS_OPT_INT, &(f).batch_size, NULL, "rows per inner step", 0, 0},      \
@@ -82,6 +84,10 @@ typedef struct {
 static void to_flat(const node_run *r, flat *f) {
     f->data = strdup(r->data);
     f->val_data = strdup(r->val_data);
+    f->init = strdup(r->init);
+    char h[2 * TS_HASH_BYTES + 1];
+    ts_hex(h, r->init_hash, TS_HASH_BYTES);
+    f->init_hash = strdup(h);
     f->seed = (int64_t)r->seed;
     f->seq_len = r->seq_len;
     f->batch_size = r->batch_size;
@@ -175,7 +181,11 @@ int node_run_from_json(node_run *r, const char *run_id, const cJSON *params, ts_
     }
     snprintf(r->data, sizeof r->data, "%s", f.data ? f.data : "");
     snprintf(r->val_data, sizeof r->val_data, "%s", f.val_data ? f.val_data : "");
+    snprintf(r->init, sizeof r->init, "%s", f.init ? f.init : "");
+    int bad_hash = r->init[0] && (!f.init_hash || ts_unhex(r->init_hash, TS_HASH_BYTES, f.init_hash));
     ts_opts_free(opts, nopts);
+    if (bad_hash)
+        return ts_fail(e, TS_ECONFIG, "run parameter 'init_hash': the BLAKE2b-256 of 'init' (64 hex digits) is required");
     r->seed = (uint64_t)f.seed;
     r->seq_len = (int)f.seq_len;
     r->batch_size = (int)f.batch_size;
@@ -236,6 +246,12 @@ char *node_run_to_json(const node_run *r) {
     cJSON_AddNumberToObject(o, "seed", (double)r->seed);
     cJSON_AddStringToObject(o, "data", r->data);
     cJSON_AddStringToObject(o, "val_data", r->val_data);
+    if (r->init[0]) {
+        char h[2 * TS_HASH_BYTES + 1];
+        ts_hex(h, r->init_hash, TS_HASH_BYTES);
+        cJSON_AddStringToObject(o, "init", r->init);
+        cJSON_AddStringToObject(o, "init_hash", h);
+    }
     cJSON_AddNumberToObject(o, "seq_len", r->seq_len);
     cJSON_AddNumberToObject(o, "batch_size", r->batch_size);
     cJSON_AddNumberToObject(o, "inner_steps", r->inner_steps);

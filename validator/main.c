@@ -258,7 +258,9 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         /* sync: their record of w - 1 against ours */
         node_sync theirs;
         ts_err se = {0};
-        if (ours && node_fetch_sync(n, x->uid, w - 1, &theirs, &se) == TS_OK)
+        if (w == v->start)
+            x->ev.steps_behind = 0; /* every node starts from the seeded initialisation */
+        else if (ours && node_fetch_sync(n, x->uid, w - 1, &theirs, &se) == TS_OK)
             x->ev.steps_behind = node_steps_behind(&theirs, ours, prev);
         if (x->f->status != GAUNTLET_UPLOAD_OK) continue;
         const spl_meta *meta = spl_upload_meta(x->f->upload);
@@ -349,7 +351,11 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     double wts[64];
     size_t nw = 0;
     if (!rc && gauntlet_weights(&v->gs, gp, wuids, wts, 64, &nw, e)) rc = e->code;
-    if (!rc && scored && nw && gauntlet_is_weights_window(gp, w)) {
+    /* nothing to reward yet (every weight would go to the burn uid): set none */
+    bool any_miner = false;
+    for (size_t i = 0; i < nw; i++) any_miner |= wts[i] > 0 && (int64_t)wuids[i] != gp->burn_uid;
+    if (!any_miner) nw = 0;
+    if (!rc && scored && any_miner && gauntlet_is_weights_window(gp, w)) {
         float wf[64];
         for (size_t i = 0; i < nw; i++) wf[i] = (float)wts[i];
         if (chain_set_weights(node_chain(n), node_keys(n), wuids, wf, (uint32_t)nw, &pe))
