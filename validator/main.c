@@ -1,18 +1,573 @@
-/* main.c - tessera-validator (placeholder until the node module lands). */
+/* main.c - tessera-validator.
+ *
+ * Per window w, once its acceptance window has closed (PROTOCOL.md sections
+ * 8-10):
+ *   gather the peer list's uploads (the same outer-step input as the miners)
+ *   choose whom to evaluate; fetch and verify their uploads
+ *   losses on the miner's own samples and on random samples, before and
+ *   after applying that miner's update alone at eval_lr_factor (with the
+ *   gather's median-norm clip); the model restored bit for bit
+ *   sync: the miner's published model slice against ours
+ *   copycats: index overlap between every pair of fetched uploads
+ *   the Gauntlet update, saved atomically; weights every N windows
+ *   the outer step; our own sync record; the held-out loss
+ *   leader: the catch-up bundle, peer lists, the start window
+ *   every K windows: a signed checkpoint
+ */
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "common/common.h"
+#include <cjson/cJSON.h>
+
+#include "node/daemon.h"
+
+#define MAX_EVAL 256
+
+typedef struct validator {
+    node_daemon d;
+    node *n;
+    const node_run *r;
+    gauntlet_state gs;
+    char *gs_path, *log_path;
+    uint64_t select_seed;
+    uint8_t secret[32];   /* derived from the hotkey: seeds the validator's private draws */
+    uint64_t start;
+    int32_t *tokens;      /* eval_samples rows of T + 1 */
+    uint32_t *sample;
+    uint64_t *val_idx;
+    int nval;
+    spl_undo *undo;
+    /* our own sync records of the last windows (window -> record) */
+    node_sync sync[3];
+    bool sync_valid[3];
+    int windows_done;
+} validator;
+
+/* ------------------------------------------------------------- helpers */
+
+static void derive(const validator *v, const char *what, uint64_t a, uint64_t b, uint8_t out[32]) {
+    ts_hasher h;
+    ts_hasher_init(&h, 32);
+    ts_hasher_update(&h, what, strlen(what) + 1);
+    ts_hasher_update(&h, v->secret, 32);
+    uint8_t x[16];
+    ts_put_u64(x, a);
+    ts_put_u64(x + 8, b);
+    ts_hasher_update(&h, x, 16);
+    ts_hasher_final(&h, out);
+}
+
+static void remember_sync(validator *v, const node_sync *s) {
+    int slot = (int)(s->window % 3);
+    v->sync[slot] = *s;
+    v->sync_valid[slot] = true;
+}
+
+/* Our record of a window: from memory, else from our own bucket. */
+static const node_sync *own_sync(validator *v, uint64_t w) {
+    int slot = (int)(w % 3);
+    if (v->sync_valid[slot] && v->sync[slot].window == w) return &v->sync[slot];
+    ts_err e = {0};
+    node_sync s;
+    if (node_fetch_sync(v->n, node_uid(v->n), w, &s, &e)) return NULL;
+    remember_sync(v, &s);
+    return &v->sync[slot];
+}
+
+/* Loads rows of samples (indices into ds) into the token batch. */
+static int load_rows(validator *v, data_dataset *ds, const uint64_t *idx, int rows, ts_err *e) {
+    int T = v->r->seq_len;
+    for (int b = 0; b < rows; b++) {
+        if (data_sample(ds, (uint32_t)T, idx[b], v->sample, e)) return e->code;
+        for (int t = 0; t <= T; t++) v->tokens[(size_t)b * (size_t)(T + 1) + (size_t)t] = (int32_t)v->sample[t];
+    }
+    return TS_OK;
+}
+
+static int loss_of(validator *v, data_dataset *ds, const uint64_t *idx, int rows, double *sum, ts_err *e) {
+    if (load_rows(v, ds, idx, rows, e)) return e->code;
+    int64_t count;
+    return model_eval_loss(node_model(v->n), v->tokens, rows, v->r->seq_len, sum, &count, NULL, e);
+}
+
+/* Mean held-out loss of the current model. */
+static double held_out_loss(validator *v) {
+    if (v->nval <= 0) return NAN;
+    data_dataset *ds = node_val_data(v->n);
+    if (!ds) return NAN;
+    int rows = (int)v->r->gauntlet.eval_samples;
+    double total = 0;
+    int64_t counted = 0;
+    ts_err e = {0};
+    for (int i = 0; i < v->nval; i += rows) {
+        int k = v->nval - i < rows ? v->nval - i : rows;
+        double sum;
+        int64_t count;
+        if (load_rows(v, ds, v->val_idx + i, k, &e) ||
+            model_eval_loss(node_model(v->n), v->tokens, k, v->r->seq_len, &sum, &count, NULL, &e)) {
+            TS_WARN("held-out loss: %s", e.msg);
+            return NAN;
+        }
+        total += sum;
+        counted += count;
+    }
+    return counted ? total / (double)counted : NAN;
+}
+
+static void append_log(validator *v, cJSON *rec) {
+    char *line = cJSON_PrintUnformatted(rec);
+    if (!line) return;
+    int fd = open(v->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        size_t l = strlen(line);
+        line[l] = '\n';
+        if (write(fd, line, l + 1) != (ssize_t)(l + 1)) TS_WARN("window log: short write");
+        fsync(fd);
+        close(fd);
+    }
+    free(line);
+}
+
+static int is_miner(const validator *v, const chain_neuron *nu) {
+    return nu->uid != node_uid(v->n) && !nu->validator_permit;
+}
+
+/* --------------------------------------------------------- one window */
+
+typedef struct {
+    uint32_t uid;
+    node_fetch *f;        /* the fetched upload (in the gather or ours) */
+    bool own_fetch;
+    gauntlet_eval ev;
+    char reason[160];
+} evaluated;
+
+static int process_window(validator *v, uint64_t w, ts_err *e) {
+    node *n = v->n;
+    const node_run *r = v->r;
+    const gauntlet_params *gp = &r->gauntlet;
+    double t0 = ts_now();
+    node_daemon_metric(&v->d, "tessera_window", NULL, (double)w);
+    TS_INFO("window %llu: evaluating", (unsigned long long)w);
+    bool scored = v->gs.window == GAUNTLET_NEVER || w > v->gs.window;
+
+    /* registered miners and whether they uploaded anything */
+    const chain_metagraph *mg = node_metagraph(n);
+    gauntlet_reg *regs = calloc(mg->n + 1, sizeof *regs);
+    size_t nregs = 0;
+    for (uint32_t i = 0; i < mg->n; i++) {
+        if (!is_miner(v, &mg->neurons[i])) continue;
+        regs[nregs].uid = i;
+        memcpy(regs[nregs].hotkey, mg->neurons[i].hotkey, 32);
+        gauntlet_upload st = node_upload_status(n, i, w, NULL);
+        regs[nregs].active = st != GAUNTLET_UPLOAD_MISSING;
+        nregs++;
+    }
+
+    /* the gather: the outer-step input, as every miner computes it */
+    node_peers peers;
+    ts_err pe = {0};
+    int prc = node_peers_for(n, w, &peers, &pe);
+    node_gather g = {0};
+    if (prc == TS_OK) {
+        if (node_gather_window(n, w, &peers, &g, e)) {
+            free(regs);
+            return e->code;
+        }
+    } else if (prc != TS_ENOTFOUND) {
+        free(regs);
+        return ts_fail(e, prc, "peer list: %s", pe.msg);
+    }
+
+    /* whom to evaluate */
+    uint32_t chosen[MAX_EVAL];
+    size_t nchosen = 0;
+    evaluated ev[MAX_EVAL];
+    int nev = 0;
+    if (scored && nregs && gauntlet_select(&v->gs, gp, regs, nregs, w, v->select_seed, chosen, &nchosen, e)) {
+        free(regs);
+        node_gather_clear(&g);
+        return e->code;
+    }
+    for (size_t i = 0; i < nchosen && nev < MAX_EVAL; i++) {
+        evaluated *x = &ev[nev++];
+        memset(x, 0, sizeof *x);
+        x->uid = chosen[i];
+        for (int j = 0; j < g.n; j++)
+            if (g.f[j].uid == chosen[i]) x->f = &g.f[j];
+        if (!x->f) {
+            x->f = calloc(1, sizeof *x->f);
+            x->own_fetch = true;
+            if (node_fetch_upload(n, chosen[i], w, x->f, e)) {
+                free(regs);
+                node_gather_clear(&g);
+                return e->code;
+            }
+        }
+    }
+
+    /* the clip thresholds of the current gather: every valid upload fetched */
+    const spl_upload *valid[64 + MAX_EVAL];
+    uint32_t valid_uid[64 + MAX_EVAL];
+    double valid_lm[64 + MAX_EVAL];
+    int nvalid = 0;
+    for (int j = 0; j < g.n; j++) {
+        valid[nvalid] = g.f[j].upload;
+        valid_uid[nvalid] = g.f[j].uid;
+        valid_lm[nvalid++] = g.f[j].last_modified;
+    }
+    for (int i = 0; i < nev; i++)
+        if (ev[i].own_fetch && ev[i].f->status == GAUNTLET_UPLOAD_OK) {
+            valid[nvalid] = ev[i].f->upload;
+            valid_uid[nvalid] = ev[i].uid;
+            valid_lm[nvalid++] = ev[i].f->last_modified;
+        }
+    int ntens = spl_ctx_count(node_codec(n));
+    double *thr = calloc((size_t)ntens, sizeof *thr);
+    if (nvalid && spl_clip_thresholds(node_codec(n), valid, nvalid, thr, e)) {
+        free(thr);
+        free(regs);
+        node_gather_clear(&g);
+        return e->code;
+    }
+
+    /* evaluate */
+    int rows = (int)gp->eval_samples;
+    uint64_t nsamples = data_num_samples(node_data(n), (uint32_t)r->seq_len);
+    uint64_t rand_idx[256], own_pos[256], own_idx[256];
+    uint64_t pool_n = node_run_pool_size(r);
+    uint64_t *pool = malloc(sizeof *pool * pool_n);
+    uint8_t seed[32];
+    derive(v, "tessera-eval-random", w, 0, seed);
+    double lr_before = NAN;
+    if (nev && data_pool_draw(seed, nsamples, (uint64_t)rows, rand_idx, e) == TS_OK &&
+        loss_of(v, node_data(n), rand_idx, rows, &lr_before, e) != TS_OK)
+        lr_before = NAN;
+    const node_sync *ours = own_sync(v, w - 1), *prev = w >= 2 ? own_sync(v, w - 2) : NULL;
+    float factor = r->codec.alpha * (float)gp->eval_lr_factor;
+    for (int i = 0; i < nev; i++) {
+        evaluated *x = &ev[i];
+        x->ev.uid = x->uid;
+        x->ev.status = x->f->status;
+        x->ev.steps_behind = NAN;
+        snprintf(x->reason, sizeof x->reason, "%s", x->f->reason);
+        /* sync: their record of w - 1 against ours */
+        node_sync theirs;
+        ts_err se = {0};
+        if (w == v->start)
+            x->ev.steps_behind = 0; /* every node starts from the seeded initialisation */
+        else if (ours && node_fetch_sync(n, x->uid, w - 1, &theirs, &se) == TS_OK)
+            x->ev.steps_behind = node_steps_behind(&theirs, ours, prev);
+        if (x->f->status != GAUNTLET_UPLOAD_OK) continue;
+        const spl_meta *meta = spl_upload_meta(x->f->upload);
+        /* the miner must have trained on its own pool */
+        uint8_t digest[TS_HASH_BYTES];
+        if (data_pool(node_data(n), r->run_id, x->uid, w, (uint32_t)r->seq_len, pool_n, pool, e) ||
+            data_pool_digest(node_data(n), (uint32_t)r->seq_len, pool, pool_n, digest, e))
+            break;
+        if (memcmp(digest, meta->sample_digest, TS_HASH_BYTES)) {
+            x->ev.status = GAUNTLET_UPLOAD_INVALID;
+            snprintf(x->reason, sizeof x->reason, "sample digest differs from the assigned pool");
+            continue;
+        }
+        derive(v, "tessera-eval-own", w, x->uid, seed);
+        if (data_pool_draw(seed, pool_n, (uint64_t)rows, own_pos, e)) break;
+        for (int k = 0; k < rows; k++) own_idx[k] = pool[own_pos[k]];
+        double lo_b, lo_a, lr_a;
+        if (loss_of(v, node_data(n), own_idx, rows, &lo_b, e)) break;
+        const spl_upload *one = x->f->upload;
+        if (spl_apply(node_codec(n), node_params(n, NULL), &one, 1, nvalid ? thr : NULL, factor, v->undo, NULL, e))
+            break;
+        int rc1 = loss_of(v, node_data(n), own_idx, rows, &lo_a, e);
+        int rc2 = rc1 ? rc1 : loss_of(v, node_data(n), rand_idx, rows, &lr_a, e);
+        if (spl_undo_restore(node_codec(n), node_params(n, NULL), v->undo, e) || rc2) break;
+        x->ev.loss_own_before = lo_b;
+        x->ev.loss_own_after = lo_a;
+        x->ev.loss_rand_before = lr_before;
+        x->ev.loss_rand_after = lr_a;
+        TS_INFO("window %llu: uid %u  own %.4f -> %.4f  random %.4f -> %.4f  steps behind %.2f",
+                (unsigned long long)w, x->uid, lo_b / rows, lo_a / rows, lr_before / rows, lr_a / rows,
+                x->ev.steps_behind);
+    }
+    free(pool);
+    int rc = e->code;
+    /* the model must be exactly what it was: restore checked above */
+
+    /* copycats: every pair of valid uploads */
+    gauntlet_overlap ov[512];
+    size_t nov = 0;
+    for (int a = 0; !rc && a < nvalid; a++)
+        for (int b = a + 1; b < nvalid && nov < 512; b++) {
+            double share;
+            if (spl_overlap(node_codec(n), valid[a], valid[b], &share, e)) {
+                rc = e->code;
+                break;
+            }
+            if (share >= gp->copycat_slash_overlap) {
+                ov[nov].uid_a = valid_uid[a];
+                ov[nov].uid_b = valid_uid[b];
+                ov[nov].overlap = share;
+                ov[nov].later = valid_lm[a] > valid_lm[b] || (valid_lm[a] == valid_lm[b] && valid_uid[a] > valid_uid[b])
+                                    ? valid_uid[a]
+                                    : valid_uid[b];
+                TS_WARN("window %llu: uploads of uids %u and %u share %.0f%% of their indices; %u uploaded later",
+                        (unsigned long long)w, ov[nov].uid_a, ov[nov].uid_b, 100 * share, ov[nov].later);
+                nov++;
+            }
+        }
+
+    /* the Gauntlet */
+    if (!rc && scored) {
+        gauntlet_eval evs[MAX_EVAL];
+        for (int i = 0; i < nev; i++) evs[i] = ev[i].ev;
+        gauntlet_window_input in = {.window = w, .evals = evs, .n_evals = (size_t)nev, .overlaps = ov,
+                                    .n_overlaps = nov, .registered = regs, .n_registered = nregs};
+        rc = gauntlet_update(&v->gs, gp, &in, e);
+        if (!rc) rc = gauntlet_state_save(&v->gs, v->gs_path, e);
+    }
+
+    /* the outer step */
+    spl_apply_stats st = {0};
+    if (!rc) rc = node_outer_step(n, w, &g, &st, e);
+    node_sync mine;
+    if (!rc) {
+        node_sync_make(n, w, &mine);
+        remember_sync(v, &mine);
+        if (node_publish_sync(n, &mine, &pe)) TS_WARN("sync record not published: %s", pe.msg);
+    }
+
+    /* leader duties */
+    uint32_t leader = UINT32_MAX;
+    node_leader(n, &leader, NULL);
+    bool is_leader = !rc && leader == node_uid(n);
+    if (is_leader && node_publish_bundle(n, w, &g, &pe)) TS_WARN("bundle of window %llu: %s", (unsigned long long)w, pe.msg);
+
+    /* weights and peer lists */
+    uint32_t wuids[64];
+    double wts[64];
+    size_t nw = 0;
+    if (!rc && gauntlet_weights(&v->gs, gp, wuids, wts, 64, &nw, e)) rc = e->code;
+    /* nothing to reward yet (every weight would go to the burn uid): set none */
+    bool any_miner = false;
+    for (size_t i = 0; i < nw; i++) any_miner |= wts[i] > 0 && (int64_t)wuids[i] != gp->burn_uid;
+    if (!any_miner) nw = 0;
+    if (!rc && scored && any_miner && gauntlet_is_weights_window(gp, w)) {
+        float wf[64];
+        for (size_t i = 0; i < nw; i++) wf[i] = (float)wts[i];
+        if (chain_set_weights(node_chain(n), node_keys(n), wuids, wf, (uint32_t)nw, &pe))
+            TS_WARN("setting weights: %s", pe.msg);
+        else
+            TS_INFO("window %llu: set weights on %zu uids", (unsigned long long)w, nw);
+    }
+    if (is_leader && scored && gauntlet_is_peers_window(gp, w)) {
+        node_peers np = {.window = w + 1 + (uint64_t)gp->peers_delay};
+        size_t ng = 0, nr = 0;
+        uint32_t gl[64], rl[64];
+        if (gauntlet_peers(&v->gs, gp, gl, &ng, rl, &nr, &pe) == TS_OK) {
+            np.n_gather = (uint32_t)(ng > 64 ? 64 : ng);
+            np.n_reserve = (uint32_t)(nr > 64 ? 64 : nr);
+            memcpy(np.gather, gl, sizeof(uint32_t) * np.n_gather);
+            memcpy(np.reserve, rl, sizeof(uint32_t) * np.n_reserve);
+            if (node_publish_peers(n, &np, &pe)) TS_WARN("peer list: %s", pe.msg);
+            else TS_INFO("posted a peer list of %u + %u reserves, effective at window %llu", np.n_gather,
+                         np.n_reserve, (unsigned long long)np.window);
+        }
+    }
+    /* checkpoints */
+    if (!rc && (w + 1 - v->start) % (uint64_t)r->checkpoint_interval == 0 && node_publish_checkpoint(n, w, &pe))
+        TS_WARN("checkpoint: %s", pe.msg);
+    if (!rc && node_save_state(n, &pe)) TS_ERROR("saving local state: %s", pe.msg);
+
+    /* report */
+    double hol = rc ? NAN : held_out_loss(v);
+    if (!rc) {
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddNumberToObject(rec, "window", (double)w);
+        cJSON_AddNumberToObject(rec, "time", ts_now());
+        if (isfinite(hol)) cJSON_AddNumberToObject(rec, "held_out_loss", hol);
+        char hex[2 * TS_HASH_BYTES + 1];
+        ts_hex(hex, mine.model_hash, TS_HASH_BYTES);
+        cJSON_AddStringToObject(rec, "model_hash", hex);
+        cJSON *ga = cJSON_AddArrayToObject(rec, "gathered");
+        for (int j = 0; j < g.n; j++) cJSON_AddItemToArray(ga, cJSON_CreateNumber(g.f[j].uid));
+        cJSON *ea = cJSON_AddArrayToObject(rec, "evaluated");
+        for (int i = 0; i < nev; i++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "uid", ev[i].uid);
+            cJSON_AddStringToObject(x, "status", gauntlet_upload_name(ev[i].ev.status));
+            if (ev[i].reason[0]) cJSON_AddStringToObject(x, "reason", ev[i].reason);
+            const gauntlet_uid *u = gauntlet_state_find(&v->gs, ev[i].uid);
+            if (u) {
+                cJSON_AddNumberToObject(x, "gradient_score", u->gradient_score);
+                cJSON_AddNumberToObject(x, "final_score", u->final_score);
+                cJSON_AddNumberToObject(x, "binary_ma", u->binary_ma);
+                cJSON_AddNumberToObject(x, "sync_score", u->sync_score);
+            }
+            if (isfinite(ev[i].ev.steps_behind)) cJSON_AddNumberToObject(x, "steps_behind", ev[i].ev.steps_behind);
+            cJSON_AddItemToArray(ea, x);
+        }
+        cJSON *wa = cJSON_AddObjectToObject(rec, "weights");
+        for (size_t i = 0; i < nw; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "%u", wuids[i]);
+            cJSON_AddNumberToObject(wa, k, wts[i]);
+        }
+        append_log(v, rec);
+        cJSON_Delete(rec);
+        if (isfinite(hol)) node_daemon_metric(&v->d, "tessera_held_out_loss", NULL, hol);
+        node_daemon_metric(&v->d, "tessera_gather_peers", NULL, g.n);
+        for (size_t i = 0; i < v->gs.n; i++) {
+            char lab[32];
+            snprintf(lab, sizeof lab, "uid=\"%u\"", v->gs.uids[i].uid);
+            node_daemon_metric(&v->d, "tessera_final_score", lab, v->gs.uids[i].final_score);
+            node_daemon_metric(&v->d, "tessera_ordinal", lab, os_ordinal(v->gs.uids[i].rating));
+        }
+        TS_INFO("window %llu done in %.1fs: gathered %d, evaluated %d, held-out loss %.4f", (unsigned long long)w,
+                ts_now() - t0, g.n, nev, hol);
+    }
+    for (int i = 0; i < nev; i++)
+        if (ev[i].own_fetch) {
+            node_fetch_clear(ev[i].f);
+            free(ev[i].f);
+        }
+    node_gather_clear(&g);
+    free(thr);
+    free(regs);
+    if (!rc) v->windows_done++;
+    return rc;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int setup(validator *v, ts_err *e) {
+    v->n = v->d.n;
+    v->r = node_get_run(v->n);
+    gauntlet_state_init(&v->gs);
+    v->gs_path = ts_path_join(v->d.state_dir, "gauntlet.state");
+    v->log_path = ts_path_join(v->d.state_dir, "windows.jsonl");
+    int rc = gauntlet_state_load(&v->gs, v->gs_path, e);
+    if (rc == TS_ENOTFOUND) {
+        gauntlet_state_init(&v->gs);
+        ts_err_clear(e);
+    } else if (rc) {
+        return ts_wrap(e, "the saved scores (%s) are damaged; move the file away to start scoring afresh", v->gs_path);
+    } else {
+        TS_INFO("resumed scores of %zu uids at window %llu", v->gs.n, (unsigned long long)v->gs.window);
+    }
+    /* the validator's private seeds come from its hotkey's secret */
+    ts_hasher h;
+    ts_hasher_init(&h, 32);
+    ts_hasher_update(&h, "tessera-validator-secret-v1", 28);
+    ts_hasher_update(&h, node_keys(v->n)->sk, 32);
+    ts_hasher_final(&h, v->secret);
+    uint8_t s8[32];
+    derive(v, "tessera-select", 0, 0, s8);
+    v->select_seed = ts_get_u64(s8);
+    int rows = (int)v->r->gauntlet.eval_samples;
+    v->tokens = malloc(sizeof(int32_t) * (size_t)rows * (size_t)(v->r->seq_len + 1));
+    v->sample = malloc(sizeof(uint32_t) * (size_t)(v->r->seq_len + 1));
+    if (!v->tokens || !v->sample) return ts_fail(e, TS_ENOMEM, "out of memory");
+    if (spl_undo_new(node_codec(v->n), 1, &v->undo, e)) return e->code;
+    data_dataset *val = node_val_data(v->n);
+    if (val && v->r->val_samples > 0) {
+        v->nval = v->r->val_samples;
+        v->val_idx = malloc(sizeof *v->val_idx * (size_t)v->nval);
+        uint8_t seed[32];
+        ts_blake2b(seed, 32, "tessera-held-out-v1", 19);
+        if (!v->val_idx ||
+            data_pool_draw(seed, data_num_samples(val, (uint32_t)v->r->seq_len), (uint64_t)v->nval, v->val_idx, e))
+            return e->code ? e->code : ts_fail(e, TS_ENOMEM, "out of memory");
+    }
+    return TS_OK;
+}
+
+static void teardown(validator *v) {
+    gauntlet_state_free(&v->gs);
+    spl_undo_free(v->undo);
+    free(v->gs_path);
+    free(v->log_path);
+    free(v->tokens);
+    free(v->sample);
+    free(v->val_idx);
+}
 
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--version")) {
-        printf("tessera-validator %s\n", TESSERA_VERSION);
-        return 0;
+    validator v = {0};
+    int rc = node_daemon_parse(&v.d, NODE_VALIDATOR, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    ts_err e = {0};
+    if (node_daemon_start(&v.d, &e) || setup(&v, &e)) {
+        fprintf(stderr, "tessera-validator: %s\n", e.msg);
+        teardown(&v);
+        node_daemon_stop(&v.d);
+        return 1;
     }
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: tessera-validator [--config FILE] [options]\n\nThe validator's main loop is not built yet.\n");
-        return 0;
+    node *n = v.n;
+    const node_run *r = v.r;
+    int status = 0;
+    const chain_metagraph *mg = node_metagraph(n);
+    if (!mg->neurons[node_uid(n)].validator_permit)
+        TS_WARN("this hotkey holds no validator permit: it cannot set weights (stake it)");
+    double settle = r->upload_grace_s + r->gather_delay_s;
+    while (!node_stopping(n)) {
+        if (v.d.max_windows > 0 && v.windows_done >= v.d.max_windows) break;
+        ts_err le = {0};
+        if (node_refresh(n, &le)) {
+            TS_WARN("chain: %s", le.msg);
+            node_sleep_until(n, ts_now() + 2);
+            continue;
+        }
+        chain_clock clk;
+        if (chain_now(node_chain(n), &clk, &le)) {
+            TS_WARN("chain clock: %s", le.msg);
+            node_sleep_until(n, ts_now() + 2);
+            continue;
+        }
+        int src = node_start_window(n, &v.start, &le);
+        if (src) {
+            uint32_t leader;
+            if (src == TS_ENOTFOUND && node_leader(n, &leader, NULL) == TS_OK && leader == node_uid(n)) {
+                if (node_publish_start_window(n, clk.window + 1, &le)) TS_WARN("start window: %s", le.msg);
+            } else {
+                TS_INFO("waiting for the leader's start window (%s)", le.msg);
+            }
+            node_sleep_until(n, ts_now() + 1);
+            continue;
+        }
+        /* the newest window whose acceptance window has closed */
+        uint64_t c = clk.window;
+        double now = ts_now();
+        int64_t target = (int64_t)c - 1;
+        if (now < node_window_time(n, c) + settle) target--;
+        if (target < (int64_t)v.start) {
+            node_sleep_until(n, node_window_time(n, v.start + 1) + settle);
+            continue;
+        }
+        uint64_t w = (uint64_t)target;
+        if (node_next_window(n) > w) {
+            node_sleep_until(n, node_window_time(n, node_next_window(n) + 1) + settle);
+            continue;
+        }
+        if (node_catch_up(n, w, &le)) {
+            TS_WARN("catching up to window %llu: %s; retrying", (unsigned long long)w, le.msg);
+            node_sleep_until(n, ts_now() + 2);
+            continue;
+        }
+        if (process_window(&v, w, &le)) {
+            TS_ERROR("window %llu: %s", (unsigned long long)w, le.msg);
+            if (le.code == TS_ENOMEM) {
+                status = 1;
+                break;
+            }
+            node_sleep_until(n, ts_now() + 2);
+        }
     }
-    fprintf(stderr, "tessera-validator: the validator's main loop is not built yet\n");
-    return 1;
+    TS_INFO("stopping after %d window(s)", v.windows_done);
+    teardown(&v);
+    node_daemon_stop(&v.d);
+    return status;
 }

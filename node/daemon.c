@@ -1,0 +1,184 @@
+/* daemon.c - the program shell shared by tessera-miner and
+ * tessera-validator: options, logging, signals, metrics. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "daemon.h"
+#include "metrics.h"
+
+static node *g_node;
+static volatile sig_atomic_t g_signals;
+
+static void on_signal(int sig) {
+    (void)sig;
+    if (++g_signals >= 2) _exit(130);
+    if (g_node) node_stop(g_node);
+}
+
+int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
+    memset(d, 0, sizeof *d);
+    d->role = role;
+    d->prog = role == NODE_MINER ? "tessera-miner" : "tessera-validator";
+    if (argc > 1 && !strcmp(argv[1], "--version")) {
+        printf("%s %s\n", d->prog, TESSERA_VERSION);
+        return -1;
+    }
+    ts_opt opts[] = {
+        {"chain", TS_OPT_STR, &d->chain, NULL, "chain URL, e.g. local:/path/to/subnet", TS_OPT_REQUIRED, 0},
+        {"wallet", TS_OPT_STR, &d->wallet, "default", "wallet name ($TESSERA_HOME/wallets/W)", 0, 'w'},
+        {"hotkey", TS_OPT_STR, &d->hotkey, NULL, "hotkey name", TS_OPT_REQUIRED, 'k'},
+        {"store.url", TS_OPT_STR, &d->store_url, NULL,
+         "your bucket: file:///dir or s3://bucket[/prefix]?endpoint=https://host&region=auto", TS_OPT_REQUIRED, 0},
+        {"store.commitment", TS_OPT_STR, &d->commitment, NULL,
+         "read credentials published on chain (R2: 128 characters; else s3://KEY:SECRET@bucket?endpoint=...); "
+         "file:// stores publish their URL", 0, 0},
+        {"store.access_key", TS_OPT_STR, &d->access_key, NULL, "write access key (else $AWS_ACCESS_KEY_ID)",
+         TS_OPT_SECRET, 0},
+        {"store.secret_key", TS_OPT_STR, &d->secret_key, NULL, "write secret (else $AWS_SECRET_ACCESS_KEY)",
+         TS_OPT_SECRET, 0},
+        {"store.timeout", TS_OPT_F64, &d->store_timeout, "30", "seconds a stalled transfer may hang", 0, 0},
+        {"store.retries", TS_OPT_INT, &d->store_retries, "5", "retries of a failed request", 0, 0},
+        {"state_dir", TS_OPT_STR, &d->state_dir, NULL,
+         "local state (model, error feedback, scores) [default: $TESSERA_HOME/nodes/HOTKEY]", 0, 0},
+        {"device", TS_OPT_STR, &d->device, "cpu", "compute device: cpu, auto, cuda:N", 0, 0},
+        {"threads", TS_OPT_INT, &d->threads, "0", "CPU threads (0: all cores)", 0, 0},
+        {"data", TS_OPT_STR, &d->data, NULL, "training shards (overrides the run's path)", 0, 0},
+        {"val_data", TS_OPT_STR, &d->val_data, NULL, "held-out shards (overrides the run's path)", 0, 0},
+        {"metrics_port", TS_OPT_INT, &d->metrics_port, "-1",
+         "Prometheus metrics on this port (0: any free port, -1: off)", 0, 0},
+        {"metrics_bind_all", TS_OPT_BOOL, &d->metrics_bind_all, "false",
+         "serve metrics on every interface, not only loopback", 0, 0},
+        {"allow_local_peers", TS_OPT_BOOL, &d->allow_local_peers, "false",
+         "accept file:// and http:// peer buckets (on by default for local: chains)", 0, 0},
+        {"max_windows", TS_OPT_INT, &d->max_windows, "0", "stop after this many windows (0: run forever)", 0, 0},
+        {"log_level", TS_OPT_STR, &d->log_level, "info", "debug, info, warn or error", 0, 0},
+        {"log_json", TS_OPT_BOOL, &d->log_json, "false", "log JSON lines", 0, 0},
+        {"adversary", TS_OPT_STR, &d->adversary, "honest",
+         "for demos and tests only: honest, copycat, garbage, lazy or late", 0, 0},
+        {"copy_uid", TS_OPT_INT, &d->copy_uid, "-1", "for --adversary copycat: whose upload to copy", 0, 0},
+    };
+    int nopts = (int)(sizeof opts / sizeof opts[0]);
+    if (role == NODE_VALIDATOR) nopts -= 2; /* no adversary options */
+    const ts_cmdline c = {
+        .prog = d->prog,
+        .usage = "--chain URL --hotkey H --store-url URL [options]",
+        .summary = role == NODE_MINER
+                       ? "Trains the global model on the data assigned to this hotkey each window, uploads the\n"
+                         "compressed, signed pseudo-gradient to its bucket, gathers the peers' uploads and\n"
+                         "applies the outer step.  Options come from --config FILE (JSON), then TESSERA_*\n"
+                         "environment variables, then flags."
+                       : "Follows the outer steps like a miner and, each window, evaluates miners' uploads,\n"
+                         "keeps their scores (the Gauntlet), sets weights on chain and, as the leader, posts\n"
+                         "peer lists, catch-up bundles and signed checkpoints.  Options come from --config\n"
+                         "FILE (JSON), then TESSERA_* environment variables, then flags.",
+        .opts = opts,
+        .nopts = nopts,
+        .config_file = true,
+        .env = true,
+        .max_pos = 0,
+    };
+    ts_err e = {0};
+    bool help;
+    if (ts_cmdline_parse(&c, argc, argv, NULL, NULL, &help, &e)) {
+        fprintf(stderr, "%s: %s\n", d->prog, e.msg);
+        return 2;
+    }
+    if (help) return -1;
+    ts_log_level lvl;
+    if (ts_log_parse_level(d->log_level, &lvl)) {
+        fprintf(stderr, "%s: --log-level must be debug, info, warn or error\n", d->prog);
+        return 2;
+    }
+    ts_log_set_level(lvl);
+    ts_log_set_json(d->log_json);
+    if (!d->adversary) d->adversary = strdup("honest");
+    if (!d->state_dir) {
+        char *home = ts_home_dir();
+        char *nodes = home ? ts_path_join(home, "nodes") : NULL;
+        d->state_dir = nodes ? ts_path_join(nodes, d->hotkey) : NULL;
+        free(home);
+        free(nodes);
+    }
+    if (!strncmp(d->chain, "local:", 6)) d->allow_local_peers = true;
+    if (d->threads > 0) omp_set_num_threads((int)d->threads);
+    return 0;
+}
+
+int node_daemon_start(node_daemon *d, ts_err *e) {
+    store_opts so = {0};
+    so.access_key = d->access_key;
+    so.secret_key = d->secret_key;
+    so.stall_timeout_s = d->store_timeout;
+    so.retries = d->store_retries > 0 ? (int)d->store_retries : -1;
+    node_opts o = {
+        .role = d->role,
+        .chain_url = d->chain,
+        .wallet = d->wallet,
+        .hotkey = d->hotkey,
+        .store_url = d->store_url,
+        .commitment = d->commitment,
+        .sopts = &so,
+        .state_dir = d->state_dir,
+        .device = d->device,
+        .data = d->data,
+        .val_data = d->val_data,
+        .allow_local_peers = d->allow_local_peers,
+    };
+    if (node_open(&o, &d->n, e)) return e->code;
+    char comp[64];
+    snprintf(comp, sizeof comp, "%s[uid %u]", d->role == NODE_MINER ? "miner" : "validator", node_uid(d->n));
+    ts_log_set_component(comp);
+    g_node = d->n;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (d->metrics_port >= 0) {
+        if (node_metrics_start((int)d->metrics_port, d->metrics_bind_all, &d->metrics, &d->metrics_port_bound, e))
+            return e->code;
+        TS_INFO("metrics on http://%s:%d/metrics", d->metrics_bind_all ? "0.0.0.0" : "127.0.0.1", d->metrics_port_bound);
+        node_metrics_declare(d->metrics, "tessera_window", "gauge", "current window");
+        node_metrics_declare(d->metrics, "tessera_uid", "gauge", "this node's uid");
+        node_metrics_set(d->metrics, "tessera_uid", NULL, node_uid(d->n));
+    }
+    const node_run *r = node_get_run(d->n);
+    char desc[160];
+    model_config_describe(&r->model, desc, sizeof desc);
+    TS_INFO("run %s, %s; seq %d, batch %d, %d inner steps per window; state in %s", r->run_id, desc, r->seq_len,
+            r->batch_size, r->inner_steps, d->state_dir);
+    return TS_OK;
+}
+
+void node_daemon_stop(node_daemon *d) {
+    g_node = NULL;
+    node_metrics_stop(d->metrics);
+    node_close(d->n);
+    free(d->chain);
+    free(d->wallet);
+    free(d->hotkey);
+    free(d->store_url);
+    free(d->commitment);
+    free(d->access_key);
+    free(d->secret_key);
+    free(d->state_dir);
+    free(d->device);
+    free(d->data);
+    free(d->val_data);
+    free(d->log_level);
+    free(d->adversary);
+}
+
+void node_daemon_metric(node_daemon *d, const char *name, const char *labels, double v) {
+    node_metrics_set(d->metrics, name, labels, v);
+}
+
+void node_daemon_metric_add(node_daemon *d, const char *name, const char *labels, double v) {
+    node_metrics_add(d->metrics, name, labels, v);
+}

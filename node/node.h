@@ -1,0 +1,278 @@
+/*
+ * node.h - what the miner and the validator share: one implementation of the
+ * protocol used by both sides.
+ *
+ *   node_run       the run parameters (from the chain's genesis) every node
+ *                  must agree on: model, data, schedule, codec, timing, scoring
+ *   node_obj_*     signed JSON objects: peer lists, the start window, sync
+ *                  records, checkpoint manifests and the LATEST pointer
+ *   node_*         a node: its keys, chain, stores, model, codec and data;
+ *                  the window clock, the gather, the outer step, sync
+ *                  records, local state, catch-up from checkpoints and the
+ *                  leader's per-window bundles, and checkpoint publication
+ *
+ * The formats are in docs/FORMATS.md section 11.  Everything a node reads
+ * from another participant is verified against the hotkey the chain lists
+ * for that participant before any field is trusted.
+ */
+#ifndef TESSERA_NODE_H
+#define TESSERA_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chain/chain.h"
+#include "codec/codec.h"
+#include "common/common.h"
+#include "data/data.h"
+#include "gauntlet/gauntlet.h"
+#include "model/model.h"
+#include "storage/storage.h"
+
+struct cJSON;
+
+/* ------------------------------------------------------------ run params */
+
+typedef struct node_run {
+    char run_id[CHAIN_RUN_ID_MAX + 1];
+    char model_name[32];          /* preset name, or "custom" */
+    model_config model;
+    uint64_t seed;                /* initialisation seed of the global model */
+    char init[1024];              /* or: start from these weights (a .safetensors path) */
+    uint8_t init_hash[TS_HASH_BYTES]; /* ... whose BLAKE2b-256 every node checks */
+    int seq_len;                  /* T */
+    int batch_size;               /* B: rows per inner step */
+    int inner_steps;              /* H: inner steps per window */
+    model_adamw adamw;
+    int64_t warmup_steps;         /* inner-step learning-rate schedule */
+    int64_t total_steps;
+    spl_params codec;             /* codec.alpha is also the outer learning rate */
+    char data[1024];              /* training shards (path) */
+    char val_data[1024];          /* held-out shards for the global loss ("" none) */
+    int val_samples;              /* held-out samples per measurement */
+    double upload_grace_s;        /* accepted: LastModified in [T(w+1), T(w+1) + grace] */
+    double upload_delay_s;        /* miners upload this long after T(w+1) (clock skew) */
+    double gather_delay_s;        /* gathers start this long after T(w+1) + grace */
+    int64_t warmup_windows;       /* null rounds after the start window */
+    int64_t retention_windows;    /* old gradients and debug records are deleted */
+    int64_t checkpoint_interval;  /* windows between checkpoints (leader) */
+    int64_t sync_values;          /* parameter values in a sync record */
+    gauntlet_params gauntlet;
+} node_run;
+
+/* The defaults (PROTOCOL.md), for a run id. */
+void node_run_default(node_run *r, const char *run_id);
+/* Defaults, then the keys of a JSON object (the genesis "params"); unknown
+ * keys and wrong types are errors naming the key. */
+int node_run_from_json(node_run *r, const char *run_id, const struct cJSON *params, ts_err *e);
+/* Every key, as the JSON object a genesis holds (malloc'd text). */
+char *node_run_to_json(const node_run *r);
+/* Samples a miner trains on per window: H * B. */
+static inline uint64_t node_run_pool_size(const node_run *r) {
+    return (uint64_t)r->inner_steps * (uint64_t)r->batch_size;
+}
+
+/* ---------------------------------------------------- signed JSON objects
+ *
+ * A node object is a JSON object with "kind", "run_id", "signer" (hex
+ * public key) and "signature" (hex), signed with ts_sign under the tag
+ * "tessera/object/v1" over its canonical text (docs/FORMATS.md 11.1): every
+ * key but "signature" sorted, one "key=value\n" line each; strings, integers,
+ * booleans, arrays of integers and nested objects (dotted keys) only.  A
+ * key listed in `unsigned_keys` (the manifest's "config") is left out; the
+ * object binds it through a hash of its own. */
+#define NODE_OBJ_TAG "tessera/object/v1"
+#define NODE_OBJ_MAX (4u << 20)
+
+/* Adds "signer" and "signature" to obj (replacing any). */
+int node_obj_sign(struct cJSON *obj, const ts_keypair *kp, ts_err *e);
+/* Parses and verifies an object: its kind and run id must be as expected and
+ * its signature must verify with pk (the hotkey the chain lists for the
+ * publisher; NULL accepts the object's own "signer", for tools only).  *out
+ * (cJSON, cJSON_Delete) on success. */
+int node_obj_parse(const uint8_t *buf, size_t len, const char *kind, const char *run_id,
+                   const uint8_t *pk, struct cJSON **out, ts_err *e);
+/* The canonical text that is signed (malloc'd), for docs and tests. */
+char *node_obj_canonical(const struct cJSON *obj, ts_err *e);
+
+/* ------------------------------------------------------------- the node */
+
+typedef enum { NODE_MINER, NODE_VALIDATOR } node_role;
+
+typedef struct node_opts {
+    node_role role;
+    const char *chain_url;      /* local:/path */
+    const char *wallet, *hotkey;
+    const char *store_url;      /* own bucket, written with store_opts' credentials */
+    const char *commitment;     /* read credentials published on chain (NULL: the
+                                   store URL itself, for file:// stores) */
+    const store_opts *sopts;
+    const char *state_dir;      /* local state (model, error feedback, scores) */
+    const char *device;         /* cpu, auto, cuda:N */
+    const char *data;           /* overrides the run's training data path */
+    const char *val_data;       /* overrides the run's held-out data path */
+    bool allow_local_peers;     /* accept file:// and http:// peer stores */
+} node_opts;
+
+typedef struct node node;
+
+/* Opens everything a node needs; checks the hotkey is registered (a clear
+ * error says how to register otherwise) and publishes the commitment when
+ * the chain's differs.  Loads local state when it is there and consistent. */
+int node_open(const node_opts *o, node **out, ts_err *e);
+void node_close(node *n);
+
+const node_run *node_get_run(const node *n);
+uint32_t node_uid(const node *n);
+const ts_keypair *node_keys(const node *n);
+chain *node_chain(node *n);
+store *node_store(node *n);
+model *node_model(node *n);
+spl_ctx *node_codec(node *n);
+data_dataset *node_data(node *n);
+/* The held-out shards, or NULL when the run names none. */
+data_dataset *node_val_data(node *n);
+/* Parameter views (fp32, in codec order) and the whole parameter buffer. */
+ts_tensor *node_params(node *n, int *count);
+/* The window whose training starts from the node's current model: every
+ * outer step before it is applied. */
+uint64_t node_next_window(const node *n);
+/* Sets the model to the run's starting point: the weights named by the run
+ * parameters (hash checked), else the seeded initialisation. */
+int node_init_model(node *n, ts_err *e);
+/* BLAKE2b-256 of the parameter buffer. */
+void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]);
+
+/* Refreshes the metagraph and commitments (cheap; call once per phase). */
+int node_refresh(node *n, ts_err *e);
+const chain_metagraph *node_metagraph(const node *n);
+/* The leader validator's uid and hotkey.  TS_ENOTFOUND without validators. */
+int node_leader(node *n, uint32_t *uid, ts_err *e);
+/* The store of a registered uid, from its commitment (cached; reopened when
+ * the commitment changes).  TS_ENOTFOUND when it has none. */
+int node_peer_store(node *n, uint32_t uid, store **out, ts_err *e);
+
+/* Timestamps of the window boundaries: T(w) = start of window w. */
+double node_window_time(node *n, uint64_t window);
+/* Sleeps until wall clock t (or until node_stop was called: returns false). */
+bool node_sleep_until(node *n, double t);
+/* Asks a node's loops to stop (signal handlers call it). */
+void node_stop(node *n);
+bool node_stopping(const node *n);
+
+/* -------------------------------------------------- start and peer lists */
+
+/* The start window the leader published (TS_ENOTFOUND before it has). */
+int node_start_window(node *n, uint64_t *window, ts_err *e);
+/* Leader: publishes the start window if none is published yet. */
+int node_publish_start_window(node *n, uint64_t window, ts_err *e);
+
+typedef struct node_peers {
+    uint64_t window;            /* first effective window */
+    uint32_t n_gather, n_reserve;
+    uint32_t gather[64], reserve[64];
+} node_peers;
+
+/* The peer list in force for a window: the leader's list with the largest
+ * first effective window <= window.  TS_ENOTFOUND when none is (a null
+ * round). */
+int node_peers_for(node *n, uint64_t window, node_peers *out, ts_err *e);
+int node_publish_peers(node *n, const node_peers *p, ts_err *e);
+
+/* ------------------------------------------------------------- uploads */
+
+/* Where an upload stands after fetching (gauntlet_upload values). */
+typedef struct node_fetch {
+    uint32_t uid;
+    gauntlet_upload status;     /* OK, MISSING, EARLY, LATE, INVALID */
+    spl_reject why;             /* for INVALID */
+    char reason[160];           /* one line for logs */
+    double last_modified;
+    uint8_t *wire;              /* malloc'd upload bytes (OK or INVALID) */
+    size_t len;
+    spl_upload *upload;         /* decoded, when OK (the caller owns it) */
+} node_fetch;
+
+/* Fetches and checks uid's upload for a window: present, inside the
+ * acceptance window, decodes with the run's identity and the uid's hotkey.
+ * A failure of the peer's is a status, not an error; errors are local
+ * (TS_ENOMEM). */
+int node_fetch_upload(node *n, uint32_t uid, uint64_t window, node_fetch *f, ts_err *e);
+void node_fetch_clear(node_fetch *f);
+/* Whether uid uploaded anything for the window (a HEAD only): OK, MISSING,
+ * EARLY or LATE. */
+gauntlet_upload node_upload_status(node *n, uint32_t uid, uint64_t window, double *last_modified);
+
+/* The gather of a window: the peer list's primaries, each missing or
+ * invalid one replaced by the next reserve with a valid upload; the result
+ * in uid order.  peers NULL means a null round (n_out 0). */
+typedef struct node_gather {
+    int n;
+    node_fetch f[64];
+} node_gather;
+int node_gather_window(node *n, uint64_t window, const node_peers *peers, node_gather *g,
+                       ts_err *e);
+void node_gather_clear(node_gather *g);
+
+/* The outer step of a window (miners, validators and catch-up alike): with
+ * no uploads it is a null round and the model is unchanged.  Advances the
+ * node's next window to window + 1. */
+int node_outer_step(node *n, uint64_t window, node_gather *g, spl_apply_stats *st, ts_err *e);
+
+/* ----------------------------------------------------------- sync records */
+
+#define NODE_SYNC_MAX 4096
+
+typedef struct node_sync {
+    uint64_t window;            /* the model after this window's outer step */
+    uint32_t uid;
+    uint8_t model_hash[TS_HASH_BYTES];
+    uint32_t n;
+    float values[NODE_SYNC_MAX]; /* the parameters at node_sync_positions */
+} node_sync;
+
+/* The positions a sync record samples (a fixed, seeded choice for the run). */
+int node_sync_positions(const node *n, const uint64_t **pos, uint32_t *count);
+/* The node's own record of its current model (which includes window's step). */
+void node_sync_make(node *n, uint64_t window, node_sync *s);
+int node_publish_sync(node *n, const node_sync *s, ts_err *e);
+/* Reads and verifies uid's record for a window. */
+int node_fetch_sync(node *n, uint32_t uid, uint64_t window, node_sync *s, ts_err *e);
+/* Steps behind: the median over positions of |theirs - ours| divided by the
+ * mean |ours - ours_prev| (the per-step change); 0 when identical, a large
+ * number when the model did not move at all but theirs differs. */
+double node_steps_behind(const node_sync *theirs, const node_sync *ours, const node_sync *prev);
+
+/* ------------------------------------------------------------ local state */
+
+/* Saves the model, the error feedback (miners) and node.json atomically. */
+int node_save_state(node *n, ts_err *e);
+/* Error feedback buffers (miners), in codec order. */
+ts_tensor *node_ef(node *n);
+
+/* ------------------------------------------------------- catch-up, ckpts */
+
+/* Brings the model to the start of `window`: from the local state if it is
+ * at or before it, else from the leader's newest verified checkpoint (or
+ * the seeded initialisation at the start window), then replaying the
+ * leader's bundles (or, where a bundle is missing, gathering the window
+ * itself).  Returns TS_ENOTFOUND when the needed bundles are not there yet. */
+int node_catch_up(node *n, uint64_t window, ts_err *e);
+
+/* Leader: the window's catch-up bundle (the gathered uploads, signed). */
+int node_publish_bundle(node *n, uint64_t window, const node_gather *g, ts_err *e);
+
+/* Validator: writes checkpoints/{w}/model.safetensors, manifest.json and
+ * LATEST for the current model (after window w's outer step). */
+int node_publish_checkpoint(node *n, uint64_t window, ts_err *e);
+
+/* Verifies a checkpoint store (a URL or a directory): LATEST, then each
+ * manifest back along its chain as far as they exist, each weights file's
+ * hash.  pk NULL: self-consistency only (the signer named in the objects),
+ * else the signer must be pk.  Prints a report to fp (FILE *, may be NULL).
+ * *window (may be NULL) receives the newest checkpoint's window. */
+int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, void *fp,
+                            uint64_t *window, char *weights_key, size_t key_cap, ts_err *e);
+
+#endif
