@@ -1,0 +1,154 @@
+# subnet_lib.sh - sourced by tools/demo.sh and the end-to-end tests: builds a
+# local subnet on this machine and starts its nodes.
+#
+#   subnet_setup DIR MODEL NAME...   run parameters, subnet, keys, registration;
+#                                    the first NAME is the validator (staked)
+#   subnet_start NAME [args...]      starts a node in the background (pid in
+#                                    SUBNET_PID[NAME]); logs in DIR/logs/NAME.log
+#   subnet_stop NAME [SIGNAL]        stops one node and waits for it
+#   subnet_stop_all                  stops every node it started (and the S3 server)
+#
+# Set SUBNET_S3=1 before subnet_setup to use a prefix per participant in the
+# suite's S3 server (Swift's S3 layer) instead of local directories.
+
+: "${BUILD:=build}"
+SUBNET_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SUBNET_BIN=$SUBNET_REPO/$BUILD/bin
+SUBNET_S3=${SUBNET_S3:-0}
+SUBNET_BLOCKS=${SUBNET_BLOCKS:-12}
+SUBNET_SIGMA=${SUBNET_SIGMA:-4}
+declare -A SUBNET_PID
+SUBNET_S3_STARTED=0
+
+subnet_say() { [ "${SUBNET_QUIET:-0}" = 1 ] || echo "demo: $*"; }
+
+subnet_setup() { # dir model names...
+  SUBNET_DIR=$1 SUBNET_MODEL=$2
+  shift 2
+  SUBNET_NAMES=("$@")
+  local corpus=$SUBNET_REPO/$BUILD/corpus
+  [ -d "$corpus/train" ] || bash "$SUBNET_REPO/tools/make_corpus.sh" "$corpus" >/dev/null
+
+  # The run starts from a briefly pre-trained model, as a real run continues
+  # from a checkpoint: on a model fresh from its initialisation every update
+  # helps all data alike, and a validator could not tell a miner that trained
+  # on its own pages from one that did not.  Built once and reused.
+  local init=$SUBNET_REPO/$BUILD/demo-init/$SUBNET_MODEL
+  if [ ! -f "$init/model.safetensors" ]; then
+    subnet_say "pre-training the starting model ($SUBNET_MODEL, 300 steps; done once)"
+    rm -rf "$init.tmp"
+    OMP_WAIT_POLICY=passive "$SUBNET_BIN/tessera" train --model "$SUBNET_MODEL" --data "$corpus/train" --batch 16 \
+      --seq 64 --steps 300 --lr 3e-3 --seed 1 --out "$init.tmp" >/dev/null 2>"$SUBNET_REPO/$BUILD/demo-init.log" ||
+      { echo "demo: pre-training failed; see $SUBNET_REPO/$BUILD/demo-init.log" >&2; return 1; }
+    rm -rf "$init" && mv "$init.tmp" "$init"
+  fi
+  local init_hash
+  init_hash=$(b2sum -l 256 "$init/model.safetensors" | cut -d' ' -f1)
+
+  rm -rf "$SUBNET_DIR"
+  mkdir -p "$SUBNET_DIR"/{logs,state,stores}
+  SUBNET_DIR=$(cd "$SUBNET_DIR" && pwd)
+  export TESSERA_HOME=$SUBNET_DIR/home
+  # Several nodes share this machine's cores: one thread each, and threads
+  # that sleep instead of spinning while they wait.
+  export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+
+  # The run parameters: the subnet owner's choices, kept in the genesis.  A
+  # short demo shortens the windows (1 s blocks) and starts ratings from a
+  # smaller uncertainty (sigma 4 instead of 25/3) so that scores settle
+  # within ten windows; everything else is the protocol's default.
+  cat >"$SUBNET_DIR/params.json" <<EOF
+{
+  "model": {"preset": "$SUBNET_MODEL"},
+  "data": "$corpus/train",
+  "val_data": "$corpus/val",
+  "init": "$init/model.safetensors",
+  "init_hash": "$init_hash",
+  "seq_len": 64,
+  "batch_size": 8,
+  "inner_steps": 16,
+  "optimizer": {"lr": 0.003, "warmup_steps": 8, "total_steps": 2000},
+  "upload_grace_s": 3,
+  "upload_delay_s": 0.5,
+  "gather_delay_s": 0.5,
+  "checkpoint_interval": 3,
+  "val_samples": 32,
+  "gauntlet": {"peers_interval": 1, "weights_interval": 1, "openskill_sigma": $SUBNET_SIGMA}
+}
+EOF
+  subnet_say "creating a local subnet in $SUBNET_DIR/subnet"
+  "$SUBNET_BIN/tessera" localnet init --dir "$SUBNET_DIR/subnet" --run-id demo --block-time 1 \
+    --blocks-per-window "$SUBNET_BLOCKS" --params "$SUBNET_DIR/params.json" >"$SUBNET_DIR/logs/init.log" || return 1
+  local k
+  for k in "${SUBNET_NAMES[@]}"; do
+    "$SUBNET_BIN/tessera" keygen --wallet demo --hotkey "$k" >>"$SUBNET_DIR/logs/init.log" &&
+      "$SUBNET_BIN/tessera" localnet register --dir "$SUBNET_DIR/subnet" --wallet demo --hotkey "$k" \
+        >>"$SUBNET_DIR/logs/init.log" || return 1
+  done
+  "$SUBNET_BIN/tessera" localnet stake --dir "$SUBNET_DIR/subnet" --wallet demo --hotkey "${SUBNET_NAMES[0]}" \
+    --amount 1000 >>"$SUBNET_DIR/logs/init.log" || return 1
+  if [ "$SUBNET_S3" = 1 ]; then
+    subnet_say "starting the S3 server (Swift's S3 layer) on loopback"
+    subnet_s3_up || return 1
+  fi
+}
+
+subnet_s3_up() {
+  local kv
+  while IFS= read -r kv; do [[ $kv == *=* ]] && export "${kv?}"; done \
+    < <(bash "$SUBNET_REPO/tests/servers/s3.sh" start "$SUBNET_DIR/s3")
+  [ -n "${TESSERA_TEST_S3_ENDPOINT:-}" ] || { echo "demo: the S3 server did not start" >&2; return 1; }
+  SUBNET_S3_STARTED=1
+  export AWS_ACCESS_KEY_ID=$TESSERA_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$TESSERA_TEST_S3_SECRET_KEY
+}
+
+# The store URL of a participant (its bucket, or its prefix of the S3 bucket).
+subnet_store_url() {
+  if [ "$SUBNET_S3" = 1 ]; then
+    echo "s3://$TESSERA_TEST_S3_BUCKET/$1?endpoint=$TESSERA_TEST_S3_ENDPOINT&region=$TESSERA_TEST_S3_REGION"
+  else
+    echo "file://$SUBNET_DIR/stores/$1"
+  fi
+}
+
+subnet_start() { # name, extra args...
+  local name=$1
+  shift
+  local role=tessera-miner
+  [ "$name" = "${SUBNET_NAMES[0]}" ] && role=tessera-validator
+  local store
+  store=$(subnet_store_url "$name")
+  local commit=()
+  if [ "$SUBNET_S3" = 1 ]; then
+    # peers read with the same test credentials, published as a URL commitment
+    commit=(--store-commitment "s3://$TESSERA_TEST_S3_ACCESS_KEY:$TESSERA_TEST_S3_SECRET_KEY@${store#s3://}")
+  fi
+  "$SUBNET_BIN/$role" --chain "local:$SUBNET_DIR/subnet" --wallet demo --hotkey "$name" --store-url "$store" \
+    "${commit[@]}" --state-dir "$SUBNET_DIR/state/$name" "$@" >>"$SUBNET_DIR/logs/$name.log" 2>&1 &
+  SUBNET_PID[$name]=$!
+}
+
+subnet_stop() { # name [signal]
+  local pid=${SUBNET_PID[$1]:-}
+  [ -n "$pid" ] || return 0
+  kill "-${2:-TERM}" "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  unset "SUBNET_PID[$1]"
+}
+
+subnet_stop_all() {
+  local k
+  for k in "${!SUBNET_PID[@]}"; do kill "${SUBNET_PID[$k]}" 2>/dev/null || true; done
+  for k in "${!SUBNET_PID[@]}"; do wait "${SUBNET_PID[$k]}" 2>/dev/null || true; done
+  SUBNET_PID=()
+  if [ "$SUBNET_S3_STARTED" = 1 ]; then
+    bash "$SUBNET_REPO/tests/servers/s3.sh" stop "$SUBNET_DIR/s3" >/dev/null 2>&1 || true
+    SUBNET_S3_STARTED=0
+  fi
+}
+
+# The number of windows the validator has processed (lines of its log).
+subnet_windows_done() {
+  local f=$SUBNET_DIR/state/${SUBNET_NAMES[0]}/windows.jsonl
+  if [ -f "$f" ]; then wc -l <"$f"; else echo 0; fi
+}
