@@ -25,7 +25,7 @@ PRESETS = {
                  num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True),
     "small": dict(vocab_size=257, hidden_size=256, intermediate_size=768, num_hidden_layers=6,
                   num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False),
-    "124m": dict(vocab_size=50257, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+    "124m": dict(vocab_size=50304, hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
                  num_attention_heads=12, num_key_value_heads=12, tie_word_embeddings=True),
 }
 

@@ -217,20 +217,22 @@ int main(int argc, char **argv) {
         }
     }
     if (reps < 1 || reps > 16) reps = 3;
-    const shape_cfg m124 = {"124m", 768, 12, 12, 12, 3072, 50257, true};
-    const shape_cfg m124p = {"124m-v64", 768, 12, 12, 12, 3072, 50304, true};
-    const shape_cfg m1b = {full ? "1b" : "1b-4L", 2048, 16, 16, 8, 8192, 32000, false};
+    /* the model presets' shapes (docs/FORMATS.md section 6) */
+    const shape_cfg m124 = {"124m", 768, 12, 12, 12, 2048, 50304, true};
+    const shape_cfg m124u = {"124m-v50257", 768, 12, 12, 12, 2048, 50257, true};
+    const shape_cfg m1b = {full ? "1b" : "1b-4L", 2048, 16, 8, 8, 8192, 32000, false};
     printf("# bench_codec: SparseLoCo on one core, bins 4, chunk 64, zstd 3.  GB/s = GB of fp32 input per second of\n"
            "# process CPU time (median of the repetitions; the machine may be shared, wall time is shown too)\n");
     printf("# reproduce: %s%s --reps %d%s%s\n", argv[0], full ? " --full" : "", reps, only ? " --only " : "",
            only ? only : "");
-    printf("# 124m: width 768, 12 layers, FFN 3072, vocab 50257, tied; 124m-v64: the same with the vocab padded to\n"
-           "# 50304 (a multiple of 64); 1b: width 2048, 16 layers, 16/8 heads, FFN 8192, vocab 32000, untied%s\n",
+    printf("# 124m: width 768, 12 layers, FFN 2048, vocab 50304 (GPT-2's padded to a multiple of 64), tied;\n"
+           "# 124m-v50257: the same with GPT-2's unpadded vocab (29-row tiles in the embedding);\n"
+           "# 1b: width 2048, 16 layers, 8 heads, FFN 8192, vocab 32000, untied%s\n",
            full ? "" : " (1b-4L: 4 of the 16 layers; --full for all)");
     int rc = 0;
     if (!only || !strcmp(only, "124m")) {
         rc |= run_model(&m124, m124.layers, reps);
-        rc |= run_model(&m124p, m124p.layers, reps);
+        rc |= run_model(&m124u, m124u.layers, reps);
     }
     if (!only || !strcmp(only, "1b")) rc |= run_model(&m1b, full ? 16 : 4, reps);
     return rc;

@@ -66,7 +66,8 @@ typedef struct model_config {
  *   150m   12 layers, width 1024, 16 heads, FFN 2688 (Templar's shape)
  *   1b     16 layers, width 2048, 8 heads, FFN 8192 (Templar's shape)
  * vocab_size 0 picks the preset's default: 257 (the byte-level demo
- * tokenizer) for tiny and small, 50257 for 124m, 32000 for 150m and 1b. */
+ * tokenizer) for tiny and small, 50304 for 124m (GPT-2's 50257 padded to a
+ * multiple of 64, as llm.c does), 32000 for 150m and 1b. */
 int model_preset(const char *name, int vocab_size, model_config *cfg, ts_err *e);
 /* Space-separated preset names, for help texts. */
 const char *model_preset_names(void);

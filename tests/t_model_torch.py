@@ -289,13 +289,14 @@ def conformance(ck, tessera, tmp, label, cfg_json, B, T, steps, lr, warmup, clip
             worst = max(worst, float(np.abs(a - init_reference(n, a.shape, 7)).max()))
     ck.check(f"{label}/init_matches_specification", worst <= 2e-9, f"largest difference {worst:.3g}")
 
-    # --- data: random tokens, samples of T + 1
+    # --- data: random tokens; sample k is the T + 1 tokens from k * T on
+    #     (the data module's definition, docs/FORMATS.md section 5)
     rng = np.random.default_rng(12345)
     V = cfg["vocab_size"]
     toks = rng.integers(0, V, size=(steps * B + 1) * (T + 1), dtype=np.int64)
     shard = os.path.join(d, "data.bin")
     shard_write(shard, toks)
-    rows = torch.from_numpy(toks[:(steps * B) * (T + 1)].reshape(steps * B, T + 1))
+    rows = torch.from_numpy(np.stack([toks[k * T:k * T + T + 1] for k in range(steps * B)]))
 
     # --- logits
     lf = os.path.join(d, "logits.safetensors")

@@ -1,17 +1,11 @@
 /* cmd_model.c - tessera model init|info, tessera train, tessera eval: the
  * single-node trainer and evaluator around model/model.h.
  *
- * Token shards are read here in the llm.c layout (a header of 256 int32:
- * magic 20240520, version 1, token count; then uint16 tokens).  This reader
- * is a stand-in until the data module (data/data.h) lands, and should then
- * be replaced by it; the model itself only ever sees int32 token arrays.
- *
- * Samples: sample k of the data is the T + 1 tokens starting at token
- * k (T + 1) of a shard (non-overlapping, the rest of a shard is skipped);
- * the shards follow each other in the order given.  Training takes B
- * consecutive samples per step from the start (wrapping around), evaluation
- * the first N samples. */
-#include <glob.h>
+ * Token shards come through the data module (data/data.h): llm.c-layout
+ * files, directories or globs, comma-separated, read in the order given.
+ * A sample is T + 1 consecutive tokens (data_sample); training takes B
+ * consecutive samples per step from --start-sample on (wrapping around),
+ * evaluation the first N samples. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -21,129 +15,67 @@
 
 #include <cblas.h>
 
+#include "data/data.h"
 #include "model/model.h"
 #include "tools.h"
 
 /* ------------------------------------------------------------- shards */
 
-#define SHARD_MAGIC 20240520
-#define SHARD_HEADER_BYTES 1024
-
-typedef struct shard {
-    char *path;
-    ts_mmap map;
-    const uint8_t *tok; /* uint16 LE */
-    int64_t ntok;
-    int64_t nsamples; /* for the current T */
-} shard;
-
 typedef struct shard_set {
-    shard *s;
-    int n;
-    int64_t nsamples;
+    data_dataset *ds;
+    int n;            /* shards */
+    int64_t nsamples; /* samples of T + 1 tokens */
+    uint32_t *tmp;
 } shard_set;
 
 static void shards_close(shard_set *ss) {
-    for (int i = 0; i < ss->n; i++) {
-        ts_mmap_close(&ss->s[i].map);
-        free(ss->s[i].path);
-    }
-    free(ss->s);
+    data_dataset_close(ss->ds);
+    free(ss->tmp);
     memset(ss, 0, sizeof *ss);
 }
 
-static int shard_open(shard *sh, const char *path, ts_err *e) {
-    memset(sh, 0, sizeof *sh);
-    sh->path = strdup(path);
-    if (!sh->path) return ts_fail(e, TS_ENOMEM, "out of memory");
-    int rc = ts_mmap_open(path, &sh->map, e);
-    if (rc) return rc;
-    if (sh->map.len < SHARD_HEADER_BYTES)
-        return ts_fail(e, TS_EFORMAT, "shard %s: shorter than its 1024-byte header", path);
-    uint32_t magic = ts_get_u32(sh->map.data), version = ts_get_u32(sh->map.data + 4);
-    int64_t ntok = (int32_t)ts_get_u32(sh->map.data + 8);
-    if (magic != SHARD_MAGIC)
-        return ts_fail(e, TS_EFORMAT, "shard %s: bad magic %u (expected %d)", path, magic, SHARD_MAGIC);
-    if (version != 1)
-        return ts_fail(e, TS_EUNSUPPORTED, "shard %s: version %u (this reader knows version 1, uint16 tokens)",
-                       path, version);
-    if (ntok < 0 || (uint64_t)ntok * 2 != sh->map.len - SHARD_HEADER_BYTES)
-        return ts_fail(e, TS_EFORMAT, "shard %s: header says %lld tokens but the file holds %zu bytes of tokens",
-                       path, (long long)ntok, sh->map.len - SHARD_HEADER_BYTES);
-    sh->tok = sh->map.data + SHARD_HEADER_BYTES;
-    sh->ntok = ntok;
-    return TS_OK;
-}
-
-/* SPEC: comma-separated files, directories (their *.bin files, sorted) or
- * glob patterns. */
+/* SPEC: comma-separated shard files, directories or globs. */
 static int shards_open(shard_set *ss, const char *spec, int T, ts_err *e) {
     memset(ss, 0, sizeof *ss);
     char *dup = strdup(spec);
-    if (!dup) return ts_fail(e, TS_ENOMEM, "out of memory");
     char **paths = NULL;
-    size_t np = 0, cap = 0;
-    int rc = TS_OK;
-    for (char *save = NULL, *it = strtok_r(dup, ",", &save); it && rc == TS_OK; it = strtok_r(NULL, ",", &save)) {
-        struct stat st;
-        char pattern[4200];
-        if (stat(it, &st) == 0 && S_ISDIR(st.st_mode)) snprintf(pattern, sizeof pattern, "%s/*.bin", it);
-        else snprintf(pattern, sizeof pattern, "%s", it);
-        glob_t g;
-        int gr = glob(pattern, 0, NULL, &g);
-        if (gr == GLOB_NOMATCH || (gr == 0 && g.gl_pathc == 0)) {
-            rc = ts_fail(e, TS_ENOTFOUND, "data: no shard matches '%s'", it);
-        } else if (gr != 0) {
-            rc = ts_fail(e, TS_EIO, "data: cannot list '%s'", it);
-        } else {
-            for (size_t i = 0; i < g.gl_pathc && rc == TS_OK; i++) {
-                if (np == cap) {
-                    cap = cap ? 2 * cap : 16;
-                    char **nptr = realloc(paths, cap * sizeof *paths);
-                    if (!nptr) {
-                        rc = ts_fail(e, TS_ENOMEM, "out of memory");
-                        break;
-                    }
-                    paths = nptr;
-                }
-                paths[np] = strdup(g.gl_pathv[i]);
-                if (!paths[np]) rc = ts_fail(e, TS_ENOMEM, "out of memory");
-                else np++;
-            }
-            /* glob sorts within a pattern; keep the user's order across items */
-        }
-        if (gr == 0) globfree(&g);
+    int np = 0, rc = dup ? TS_OK : ts_fail(e, TS_ENOMEM, "out of memory");
+    for (char *save = NULL, *it = dup ? strtok_r(dup, ",", &save) : NULL; it && !rc; it = strtok_r(NULL, ",", &save)) {
+        data_dataset *part;
+        if ((rc = data_dataset_open(it, &part, e))) break;
+        int k = data_num_shards(part);
+        char **np2 = realloc(paths, sizeof *paths * (size_t)(np + k));
+        if (!np2) rc = ts_fail(e, TS_ENOMEM, "out of memory");
+        else paths = np2;
+        for (int i = 0; !rc && i < k; i++)
+            if (!(paths[np++] = strdup(data_shard(part, i)->path))) rc = ts_fail(e, TS_ENOMEM, "out of memory");
+        data_dataset_close(part);
     }
     free(dup);
-    if (rc == TS_OK) {
-        ss->s = calloc(np ? np : 1, sizeof *ss->s);
-        if (!ss->s) rc = ts_fail(e, TS_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < np && rc == TS_OK; i++) {
-        rc = shard_open(&ss->s[i], paths[i], e);
-        ss->n = (int)i + 1;
-        ss->s[i].nsamples = ss->s[i].ntok / (T + 1);
-        ss->nsamples += ss->s[i].nsamples;
-    }
-    for (size_t i = 0; i < np; i++) free(paths[i]);
+    if (!rc) rc = data_dataset_open_files((const char *const *)paths, np, &ss->ds, e);
+    for (int i = 0; i < np; i++) free(paths[i]);
     free(paths);
-    if (rc == TS_OK && ss->nsamples == 0)
-        rc = ts_fail(e, TS_EINVAL, "data '%s': no shard holds a whole sample of %d tokens", spec, T + 1);
+    if (!rc) {
+        ss->n = data_num_shards(ss->ds);
+        ss->nsamples = (int64_t)data_num_samples(ss->ds, (uint32_t)T);
+        ss->tmp = malloc(sizeof *ss->tmp * (size_t)(T + 1));
+        if (!ss->tmp) rc = ts_fail(e, TS_ENOMEM, "out of memory");
+        else if (ss->nsamples == 0)
+            rc = ts_fail(e, TS_EINVAL, "data '%s': no shard holds a whole sample of %d tokens", spec, T + 1);
+    }
     if (rc) shards_close(ss);
     return rc;
 }
 
-/* Copies sample k (modulo the total) into out (T + 1 int32). */
-static void shards_sample(const shard_set *ss, int64_t k, int T, int32_t *out) {
-    k %= ss->nsamples;
-    int i = 0;
-    while (k >= ss->s[i].nsamples) k -= ss->s[i++].nsamples;
-    const uint8_t *p = ss->s[i].tok + (size_t)k * (T + 1) * 2;
-    for (int t = 0; t <= T; t++) out[t] = ts_get_u16(p + 2 * t);
-}
-
-static void shards_batch(const shard_set *ss, int64_t first, int B, int T, int32_t *out) {
-    for (int b = 0; b < B; b++) shards_sample(ss, first + b, T, out + (size_t)b * (T + 1));
+/* Samples first .. first + B - 1 (modulo the total) into out, B rows of
+ * T + 1 int32 tokens. */
+static int shards_batch(const shard_set *ss, int64_t first, int B, int T, int32_t *out, ts_err *e) {
+    for (int b = 0; b < B; b++) {
+        int64_t k = (first + b) % ss->nsamples;
+        if (data_sample(ss->ds, (uint32_t)T, (uint64_t)k, ss->tmp, e)) return e->code;
+        for (int t = 0; t <= T; t++) out[(size_t)b * (size_t)(T + 1) + (size_t)t] = (int32_t)ss->tmp[t];
+    }
+    return TS_OK;
 }
 
 /* ------------------------------------------------------------- helpers */
@@ -361,7 +293,7 @@ static int cmd_model_logits(int argc, char **argv) {
         goto done;
     }
     if ((rc = ts_tensor_alloc(&lt, "logits", TS_F32, 3, shape, &e))) goto done;
-    shards_batch(&ss, 0, (int)samples, (int)seq, tok);
+    if ((rc = shards_batch(&ss, 0, (int)samples, (int)seq, tok, &e))) goto done;
     for (int64_t b = 0; b < samples; b++)
         memcpy(in + b * seq, tok + b * (seq + 1), sizeof(int32_t) * (size_t)seq);
     if ((rc = model_logits(m, in, (int)samples, (int)seq, lt.data, &e))) goto done;
@@ -396,7 +328,7 @@ static int eval_samples(model *m, const shard_set *ss, int64_t n, int B, int T, 
     int64_t cnt = 0;
     for (int64_t k = 0; k < n; k += B) {
         int b = n - k < B ? (int)(n - k) : B;
-        shards_batch(ss, k, b, T, buf);
+        if (shards_batch(ss, k, b, T, buf, e)) return e->code;
         double s;
         int64_t c;
         int rc = model_eval_loss(m, buf, b, T, &s, &c, NULL, e);
@@ -454,7 +386,7 @@ static int cmd_train(int argc, char **argv) {
             "betas 0.9/0.95, eps 1e-8, weight decay 0.1, clip 1.0, linear warm-up then cosine to\n"
             "0.1 x lr) and saves the result to --out.  Weights come from --init, else from the\n"
             "--model directory's model.safetensors, else a seeded initialisation.  Samples are\n"
-            "T + 1 consecutive tokens, taken in order from the shards (llm.c layout, uint16).",
+            "T + 1 consecutive tokens, taken in order from the shards (llm.c layout).",
         .opts = opts,
         .nopts = nopt,
         .max_pos = 0,
@@ -522,7 +454,7 @@ static int cmd_train(int argc, char **argv) {
     int64_t sample = start;
     for (int64_t s = 0; s < steps; s++) {
         double ts = ts_mono();
-        shards_batch(&tr, sample, B, T, buf);
+        if ((rc = shards_batch(&tr, sample, B, T, buf, &e))) goto fail;
         sample += B;
         double lr_s = model_schedule_lr(&sch, s);
         float loss;
