@@ -18,7 +18,7 @@ typedef struct node_daemon {
     char *log_level;
     bool log_json;
     int64_t threads, metrics_port, max_windows;
-    bool metrics_bind_all, allow_local_peers, no_local_peers;
+    bool metrics_bind_all, allow_local_peers;
     double store_timeout;
     int64_t store_retries;
     char *adversary;        /* miner: honest, copycat, garbage, lazy, late */

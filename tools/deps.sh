@@ -17,6 +17,10 @@ PACKAGES=(
   clang libclang-rt-14-dev
   # codec: tests/t_codec.py reads upload bodies with the zstd command
   zstd
+  # the demo and the end-to-end tests: b2sum (coreutils) hashes the starting model
+  coreutils
+  # tests/t_docker.sh validates docker/compose.yml with Compose's own check
+  docker-compose
 )
 
 missing=()
