@@ -5,10 +5,8 @@
 #
 #   BUILD=build bash bench/b_model_curve.sh [STEPS]
 #
-# Corpus: the fortunes Debian installs (/usr/share/games/fortunes), turned
-# into byte-level token shards (one token per byte, vocabulary 257) by a few
-# lines of Python below; the last 5 % of the bytes are held out.  (To be
-# switched to the data module's demo corpus once it exists.)
+# Corpus: the demo corpus (`make corpus`: byte-level shards made from the text
+# Debian's fortunes packages install, with a held-out split).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -17,30 +15,10 @@ TESSERA=$BUILD/bin/tessera
 [ -x "$TESSERA" ] || { echo "b_model_curve: $TESSERA is missing (make)"; exit 1; }
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tessera-curve-XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+CORPUS=$BUILD/corpus
+[ -d "$CORPUS/train" ] || bash tools/make_corpus.sh "$CORPUS"
 
-if ls /usr/share/games/fortunes/* >/dev/null 2>&1; then
-  /usr/bin/python3 - "$WORK" <<'EOF'
-import glob, os, sys
-import numpy as np
-out = sys.argv[1]
-files = sorted(f for f in glob.glob("/usr/share/games/fortunes/*")
-               if os.path.isfile(f) and not os.path.islink(f) and "." not in os.path.basename(f))
-data = b"".join(open(f, "rb").read() for f in files)
-tok = np.frombuffer(data, dtype=np.uint8).astype("<u2")
-cut = int(len(tok) * 0.95)
-for name, t in (("train.bin", tok[:cut]), ("val.bin", tok[cut:])):
-    h = np.zeros(256, dtype="<i4")
-    h[0], h[1], h[2] = 20240520, 1, len(t)
-    with open(os.path.join(out, name), "wb") as f:
-        f.write(h.tobytes())
-        f.write(t.tobytes())
-print(f"corpus: {len(files)} fortune files, {len(data)} bytes ({cut} train, {len(tok) - cut} held out)")
-EOF
-else
-  echo "b_model_curve: no corpus (install fortunes-min fortunes: make deps)"; exit 1
-fi
-
-CMD=("$TESSERA" train --model small --data "$WORK/train.bin" --val-data "$WORK/val.bin"
+CMD=("$TESSERA" train --model small --data "$CORPUS/train" --val-data "$CORPUS/val"
      --batch 8 --seq 256 --steps "$STEPS" --lr 1e-3 --warmup 30 --val-every 25 --val-samples 64
      --threads 2 --out "$WORK/ckpt" --log-json "$WORK/log.jsonl")
 echo "command: ${CMD[*]}"

@@ -94,15 +94,7 @@ typedef struct local {
 
 /* ------------------------------------------------------------- helpers */
 
-static bool run_id_ok(const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > CHAIN_RUN_ID_MAX) return false;
-    for (; *s; s++)
-        if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') ||
-              *s == '.' || *s == '_' || *s == '-'))
-            return false;
-    return true;
-}
+static bool run_id_ok(const char *s) { return ts_run_id_valid(s); }
 
 static void short_key(char *out, size_t cap, const uint8_t pk[TS_PK_BYTES]) {
     char ss[64];

@@ -40,18 +40,7 @@ int64_t spl_chunk_of(int64_t s, int target) {
     return 1;
 }
 
-bool spl_run_id_valid(const char *s) {
-    if (!s) return false;
-    size_t n = strlen(s);
-    if (n < 1 || n > SPL_MAX_RUN_ID) return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '.' || ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
+bool spl_run_id_valid(const char *s) { return ts_run_id_valid(s); }
 
 size_t spl_record_bytes(size_t name_len, int ndim, int bins, size_t idx_bytes, size_t code_bytes) {
     /* name_len u16, name, ndim u8, shape u32[ndim], chunk u8[ndim], k u16,

@@ -313,6 +313,11 @@ int ts_st_serialize(const ts_tensor *const *ts, int n, const char *const *meta, 
 
 /* ------------------------------------------------------------------ misc */
 
+/* A run id: 1..TS_RUN_ID_MAX bytes of [A-Za-z0-9._-] (every module that
+ * binds objects to a run checks it with this). */
+#define TS_RUN_ID_MAX 64
+bool ts_run_id_valid(const char *s);
+
 /* Parses a decimal integer/float with range checks; whole string must match. */
 int ts_parse_i64(const char *s, int64_t *out);
 int ts_parse_f64(const char *s, double *out);

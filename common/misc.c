@@ -8,6 +8,16 @@
 
 #include "common.h"
 
+bool ts_run_id_valid(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > TS_RUN_ID_MAX) return false;
+    for (; *s; s++)
+        if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') || ('0' <= *s && *s <= '9') || *s == '.' ||
+              *s == '_' || *s == '-'))
+            return false;
+    return true;
+}
+
 int ts_parse_i64(const char *s, int64_t *out) {
     if (!s || !*s) return TS_EINVAL;
     char *end;

@@ -36,14 +36,8 @@ int data_check_run_id(const char *run_id, ts_err *e) {
     size_t n = strlen(run_id);
     if (n > DATA_RUN_ID_MAX)
         return ts_fail(e, TS_EINVAL, "run id of %zu bytes exceeds %d", n, DATA_RUN_ID_MAX);
-    for (size_t i = 0; i < n; i++) {
-        char c = run_id[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return ts_fail(e, TS_EINVAL, "run id '%s': byte %zu is not one of [A-Za-z0-9._-]",
-                           run_id, i);
-    }
+    if (!ts_run_id_valid(run_id))
+        return ts_fail(e, TS_EINVAL, "run id '%s' holds a byte that is not one of [A-Za-z0-9._-]", run_id);
     return TS_OK;
 }
 
