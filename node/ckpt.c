@@ -278,8 +278,8 @@ int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, voi
 /* ------------------------------------------------------------- bundles */
 
 int node_publish_bundle(node *n, uint64_t window, const node_gather *g, ts_err *e) {
-    const uint8_t *wires[64];
-    size_t lens[64];
+    const uint8_t *wires[NODE_MAX_PEERS];
+    size_t lens[NODE_MAX_PEERS];
     for (int i = 0; i < g->n; i++) {
         wires[i] = g->f[i].wire;
         lens[i] = g->f[i].len;
@@ -302,16 +302,16 @@ static int replay_bundle(node *n, uint32_t leader, uint64_t window, ts_err *e) {
     char key[STORE_LAYOUT_KEY_MAX];
     store_key_aggregate(key, window);
     size_t max_wire = spl_ctx_wire_max(n->codec);
-    size_t max = 64 * (max_wire + 64) + 4096;
+    size_t max = NODE_MAX_PEERS * (max_wire + 64) + 4096;
     uint8_t *buf;
     size_t len;
     int rc = store_get(s, key, max, &buf, &len, e);
     if (rc) return rc;
-    spl_bundle_entry ent[64];
+    spl_bundle_entry ent[NODE_MAX_PEERS];
     int count = 0;
     spl_reject why = SPL_R_NONE;
     rc = spl_bundle_open(buf, len, n->run.run_id, window, node_hotkey_of(n, leader), n->config_hash, max_wire, ent,
-                         64, &count, &why, e);
+                         NODE_MAX_PEERS, &count, &why, e);
     node_gather g = {0};
     for (int i = 0; !rc && i < count; i++) {
         node_fetch *f = &g.f[g.n];

@@ -385,6 +385,23 @@ int node_start_window(node *n, uint64_t *window, ts_err *e) {
     return rc;
 }
 
+int node_start_window_published(node *n, uint64_t *window, ts_err *e) {
+    bool found = false;
+    for (uint32_t i = 0; i < n->mg.n; i++) {
+        if (!n->mg.neurons[i].validator_permit) continue;
+        cJSON *o;
+        ts_err ge = {0};
+        uint64_t w;
+        if (node_get_object(n, i, STORE_KEY_START_WINDOW, "start_window", &o, &ge)) continue;
+        if (!node_json_u64(o, "window", &w) && (!found || w < *window)) {
+            *window = w;
+            found = true;
+        }
+        cJSON_Delete(o);
+    }
+    return found ? TS_OK : ts_fail(e, TS_ENOTFOUND, "no validator has published a start window");
+}
+
 int node_publish_start_window(node *n, uint64_t window, ts_err *e) {
     uint64_t cur;
     ts_err e2 = {0};
@@ -457,8 +474,8 @@ int node_peers_for(node *n, uint64_t window, node_peers *out, ts_err *e) {
         if ((rc = node_get_object(n, leader, key, "peers", &o, e))) return rc;
         uint64_t w;
         if (node_json_u64(o, "window", &w) || w != ps.best ||
-            parse_uid_array(cJSON_GetObjectItemCaseSensitive(o, "gather"), out->gather, 64, &out->n_gather) ||
-            parse_uid_array(cJSON_GetObjectItemCaseSensitive(o, "reserve"), out->reserve, 64, &out->n_reserve))
+            parse_uid_array(cJSON_GetObjectItemCaseSensitive(o, "gather"), out->gather, NODE_MAX_PEERS, &out->n_gather) ||
+            parse_uid_array(cJSON_GetObjectItemCaseSensitive(o, "reserve"), out->reserve, NODE_MAX_PEERS, &out->n_reserve))
             rc = ts_fail(e, TS_EFORMAT, "the leader's peer list %s is malformed", key);
         out->window = ps.best;
         cJSON_Delete(o);
@@ -598,7 +615,7 @@ int node_gather_window(node *n, uint64_t window, const node_peers *peers, node_g
     memset(g, 0, sizeof *g);
     if (!peers || peers->n_gather == 0) return TS_OK;
     /* resolve stores first (the cache is not thread-safe), fetch in parallel */
-    uint32_t np = peers->n_gather > 64 ? 64 : peers->n_gather;
+    uint32_t np = peers->n_gather > NODE_MAX_PEERS ? NODE_MAX_PEERS : peers->n_gather;
     for (uint32_t i = 0; i < np; i++) {
         store *s;
         ts_err pe = {0};
@@ -659,7 +676,7 @@ int node_outer_step(node *n, uint64_t window, node_gather *g, spl_apply_stats *s
         return ts_fail(e, TS_ESTATE, "outer step of window %llu on a model at window %llu",
                        (unsigned long long)window, (unsigned long long)n->next_window);
     if (g && g->n > 0) {
-        const spl_upload *peers[64];
+        const spl_upload *peers[NODE_MAX_PEERS];
         for (int i = 0; i < g->n; i++) peers[i] = g->f[i].upload;
         if (spl_outer_step(n->codec, n->params, peers, g->n, n->run.codec.alpha, st, e))
             return ts_wrap(e, "outer step of window %llu", (unsigned long long)window);

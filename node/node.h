@@ -34,6 +34,11 @@ struct cJSON;
 
 /* ------------------------------------------------------------ run params */
 
+/* Limits of a node (the run parameters are checked against them). */
+#define NODE_MAX_PEERS 64          /* gather_peers, reserve_peers */
+#define NODE_MAX_EVAL 256          /* uids_per_window */
+#define NODE_MAX_EVAL_SAMPLES 256  /* eval_samples */
+
 typedef struct node_run {
     char run_id[CHAIN_RUN_ID_MAX + 1];
     char model_name[32];          /* preset name, or "custom" */
@@ -165,13 +170,17 @@ bool node_stopping(const node *n);
 
 /* The start window the leader published (TS_ENOTFOUND before it has). */
 int node_start_window(node *n, uint64_t *window, ts_err *e);
+/* The earliest start window any validator (permit holder) published:
+ * a validator that becomes the leader keeps the run's start.  TS_ENOTFOUND
+ * when none did. */
+int node_start_window_published(node *n, uint64_t *window, ts_err *e);
 /* Leader: publishes the start window if none is published yet. */
 int node_publish_start_window(node *n, uint64_t window, ts_err *e);
 
 typedef struct node_peers {
     uint64_t window;            /* first effective window */
     uint32_t n_gather, n_reserve;
-    uint32_t gather[64], reserve[64];
+    uint32_t gather[NODE_MAX_PEERS], reserve[NODE_MAX_PEERS];
 } node_peers;
 
 /* The peer list in force for a window: the leader's list with the largest
@@ -209,7 +218,7 @@ gauntlet_upload node_upload_status(node *n, uint32_t uid, uint64_t window, doubl
  * in uid order.  peers NULL means a null round (n_out 0). */
 typedef struct node_gather {
     int n;
-    node_fetch f[64];
+    node_fetch f[NODE_MAX_PEERS];
 } node_gather;
 int node_gather_window(node *n, uint64_t window, const node_peers *peers, node_gather *g,
                        ts_err *e);

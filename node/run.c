@@ -228,6 +228,12 @@ int node_run_from_json(node_run *r, const char *run_id, const cJSON *params, ts_
         (rc = check_range("sync_values", (double)f.sync_values, 1, NODE_SYNC_MAX, e)))
         return rc;
     if (spl_params_check(&r->codec, e)) return ts_wrap(e, "run parameter 'codec'");
+    const gauntlet_params *gpar = &r->gauntlet;
+    if ((rc = check_range("gauntlet.uids_per_window", (double)gpar->uids_per_window, 1, NODE_MAX_EVAL, e)) ||
+        (rc = check_range("gauntlet.eval_samples", (double)gpar->eval_samples, 1, NODE_MAX_EVAL_SAMPLES, e)) ||
+        (rc = check_range("gauntlet.gather_peers", (double)gpar->gather_peers, 1, NODE_MAX_PEERS, e)) ||
+        (rc = check_range("gauntlet.reserve_peers", (double)gpar->reserve_peers, 0, NODE_MAX_PEERS, e)))
+        return rc;
     return TS_OK;
 }
 

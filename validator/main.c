@@ -25,7 +25,7 @@
 
 #include "node/daemon.h"
 
-#define MAX_EVAL 256
+#define MAX_EVAL NODE_MAX_EVAL
 
 typedef struct validator {
     node_daemon d;
@@ -136,6 +136,25 @@ static int is_miner(const validator *v, const chain_neuron *nu) {
     return nu->uid != node_uid(v->n) && !nu->validator_permit;
 }
 
+/* Old objects: our sync records past the retention; the leader's bundles
+ * only before the checkpoint preceding the newest one, so a node can always
+ * catch up from either of the last two checkpoints. */
+static void retention(validator *v, uint64_t w, bool leader) {
+    const node_run *r = v->r;
+    int64_t keep = (int64_t)w - r->retention_windows;
+    ts_err e = {0};
+    int deleted = 0;
+    if (keep > 0 && store_prune_windows(node_store(v->n), "debug", (uint64_t)keep, &deleted, &e))
+        TS_WARN("retention: %s", e.msg);
+    if (!leader || w + 1 < v->start) return;
+    int64_t since = (int64_t)(w + 1 - v->start);
+    int64_t last_ckpt = (int64_t)w - since % r->checkpoint_interval; /* newest checkpointed window */
+    int64_t keep_agg = last_ckpt + 1 - r->checkpoint_interval;
+    if (keep < keep_agg) keep_agg = keep;
+    if (keep_agg > 0 && store_prune_windows(node_store(v->n), "aggregates", (uint64_t)keep_agg, &deleted, &e))
+        TS_WARN("retention: %s", e.msg);
+}
+
 /* --------------------------------------------------------- one window */
 
 typedef struct {
@@ -211,9 +230,9 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     }
 
     /* the clip thresholds of the current gather: every valid upload fetched */
-    const spl_upload *valid[64 + MAX_EVAL];
-    uint32_t valid_uid[64 + MAX_EVAL];
-    double valid_lm[64 + MAX_EVAL];
+    const spl_upload *valid[NODE_MAX_PEERS + MAX_EVAL];
+    uint32_t valid_uid[NODE_MAX_PEERS + MAX_EVAL];
+    double valid_lm[NODE_MAX_PEERS + MAX_EVAL];
     int nvalid = 0;
     for (int j = 0; j < g.n; j++) {
         valid[nvalid] = g.f[j].upload;
@@ -238,7 +257,7 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     /* evaluate */
     int rows = (int)gp->eval_samples;
     uint64_t nsamples = data_num_samples(node_data(n), (uint32_t)r->seq_len);
-    uint64_t rand_idx[256], own_pos[256], own_idx[256];
+    uint64_t rand_idx[NODE_MAX_EVAL_SAMPLES], own_pos[NODE_MAX_EVAL_SAMPLES], own_idx[NODE_MAX_EVAL_SAMPLES];
     uint64_t pool_n = node_run_pool_size(r);
     uint64_t *pool = malloc(sizeof *pool * pool_n);
     uint8_t seed[32];
@@ -300,14 +319,18 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     /* copycats: every pair of valid uploads */
     gauntlet_overlap ov[512];
     size_t nov = 0;
+    int too_many = 0;
     for (int a = 0; !rc && a < nvalid; a++)
-        for (int b = a + 1; b < nvalid && nov < 512; b++) {
+        for (int b = a + 1; b < nvalid; b++) {
             double share;
             if (spl_overlap(node_codec(n), valid[a], valid[b], &share, e)) {
                 rc = e->code;
                 break;
             }
-            if (share >= gp->copycat_slash_overlap) {
+            if (share >= gp->copycat_slash_overlap && nov == 512) {
+                if (!too_many++)
+                    TS_WARN("window %llu: more than 512 overlapping pairs; the rest are not charged", (unsigned long long)w);
+            } else if (share >= gp->copycat_slash_overlap) {
                 ov[nov].uid_a = valid_uid[a];
                 ov[nov].uid_b = valid_uid[b];
                 ov[nov].overlap = share;
@@ -347,16 +370,16 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     if (is_leader && node_publish_bundle(n, w, &g, &pe)) TS_WARN("bundle of window %llu: %s", (unsigned long long)w, pe.msg);
 
     /* weights and peer lists */
-    uint32_t wuids[64];
-    double wts[64];
+    uint32_t wuids[2 * NODE_MAX_PEERS + 1];
+    double wts[2 * NODE_MAX_PEERS + 1];
     size_t nw = 0;
-    if (!rc && gauntlet_weights(&v->gs, gp, wuids, wts, 64, &nw, e)) rc = e->code;
+    if (!rc && gauntlet_weights(&v->gs, gp, wuids, wts, 2 * NODE_MAX_PEERS + 1, &nw, e)) rc = e->code;
     /* nothing to reward yet (every weight would go to the burn uid): set none */
     bool any_miner = false;
     for (size_t i = 0; i < nw; i++) any_miner |= wts[i] > 0 && (int64_t)wuids[i] != gp->burn_uid;
     if (!any_miner) nw = 0;
     if (!rc && scored && any_miner && gauntlet_is_weights_window(gp, w)) {
-        float wf[64];
+        float wf[2 * NODE_MAX_PEERS + 1];
         for (size_t i = 0; i < nw; i++) wf[i] = (float)wts[i];
         if (chain_set_weights(node_chain(n), node_keys(n), wuids, wf, (uint32_t)nw, &pe))
             TS_WARN("setting weights: %s", pe.msg);
@@ -366,10 +389,10 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     if (is_leader && scored && gauntlet_is_peers_window(gp, w)) {
         node_peers np = {.window = w + 1 + (uint64_t)gp->peers_delay};
         size_t ng = 0, nr = 0;
-        uint32_t gl[64], rl[64];
+        uint32_t gl[NODE_MAX_PEERS], rl[NODE_MAX_PEERS];
         if (gauntlet_peers(&v->gs, gp, gl, &ng, rl, &nr, &pe) == TS_OK) {
-            np.n_gather = (uint32_t)(ng > 64 ? 64 : ng);
-            np.n_reserve = (uint32_t)(nr > 64 ? 64 : nr);
+            np.n_gather = (uint32_t)ng;
+            np.n_reserve = (uint32_t)nr;
             memcpy(np.gather, gl, sizeof(uint32_t) * np.n_gather);
             memcpy(np.reserve, rl, sizeof(uint32_t) * np.n_reserve);
             if (node_publish_peers(n, &np, &pe)) TS_WARN("peer list: %s", pe.msg);
@@ -381,6 +404,7 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     if (!rc && (w + 1 - v->start) % (uint64_t)r->checkpoint_interval == 0 && node_publish_checkpoint(n, w, &pe))
         TS_WARN("checkpoint: %s", pe.msg);
     if (!rc && node_save_state(n, &pe)) TS_ERROR("saving local state: %s", pe.msg);
+    if (!rc) retention(v, w, is_leader);
 
     /* report */
     double hol = rc ? NAN : held_out_loss(v);
@@ -531,7 +555,10 @@ int main(int argc, char **argv) {
         if (src) {
             uint32_t leader;
             if (src == TS_ENOTFOUND && node_leader(n, &leader, NULL) == TS_OK && leader == node_uid(n)) {
-                if (node_publish_start_window(n, clk.window + 1, &le)) TS_WARN("start window: %s", le.msg);
+                /* a new leader keeps the run's start, if another validator published one */
+                uint64_t start = clk.window + 1;
+                node_start_window_published(n, &start, NULL);
+                if (node_publish_start_window(n, start, &le)) TS_WARN("start window: %s", le.msg);
             } else {
                 TS_INFO("waiting for the leader's start window (%s)", le.msg);
             }
