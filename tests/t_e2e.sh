@@ -138,7 +138,7 @@ for what in weights manifest latest; do
   flip "$f" "$off"
   out=$("$BIN/tessera" ckpt verify "$T/tamper" --chain "local:$D/subnet" 2>&1)
   rc=$?
-  detail=$(tail -n 1 <<<"$out")
+  detail=$(grep FAILED <<<"$out" || tail -n 1 <<<"$out")
   check "flipped_byte_in_${what}_refused" test $rc -ne 0 -a -n "$(grep FAILED <<<"$out")"
   echo "    $detail"
 done
