@@ -317,10 +317,12 @@ int main(int argc, char **argv) {
     if (rc) return rc < 0 ? 0 : rc;
     if (parse_adversary(m.d.adversary, &m.adv)) {
         fprintf(stderr, "tessera-miner: --adversary must be honest, copycat, garbage, lazy or late\n");
+        node_daemon_stop(&m.d);
         return 2;
     }
     if (m.adv == ADV_COPYCAT && m.d.copy_uid < 0) {
         fprintf(stderr, "tessera-miner: --adversary copycat needs --copy-uid\n");
+        node_daemon_stop(&m.d);
         return 2;
     }
     m.copy_uid = (uint32_t)m.d.copy_uid;

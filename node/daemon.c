@@ -86,12 +86,17 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
     bool help;
     if (ts_cmdline_parse(&c, argc, argv, NULL, NULL, &help, &e)) {
         fprintf(stderr, "%s: %s\n", d->prog, e.msg);
+        ts_opts_free(opts, nopts);
         return 2;
     }
-    if (help) return -1;
+    if (help) {
+        ts_opts_free(opts, nopts);
+        return -1;
+    }
     ts_log_level lvl;
     if (ts_log_parse_level(d->log_level, &lvl)) {
         fprintf(stderr, "%s: --log-level must be debug, info, warn or error\n", d->prog);
+        node_daemon_stop(d);
         return 2;
     }
     ts_log_set_level(lvl);
@@ -173,6 +178,11 @@ void node_daemon_stop(node_daemon *d) {
     free(d->val_data);
     free(d->log_level);
     free(d->adversary);
+    node_role role = d->role;
+    const char *prog = d->prog;
+    memset(d, 0, sizeof *d);
+    d->role = role;
+    d->prog = prog;
 }
 
 void node_daemon_metric(node_daemon *d, const char *name, const char *labels, double v) {

@@ -404,7 +404,9 @@ static int cmd_state(int argc, char **argv) {
     ts_err e = {0};
     gauntlet_state s;
     gauntlet_state_init(&s);
-    if ((rc = gauntlet_state_load(&s, pos[0], &e))) return tool_error(&e);
+    rc = gauntlet_state_load(&s, pos[0], &e);
+    free(pos);
+    if (rc) return tool_error(&e);
     if (s.window == GAUNTLET_NEVER) printf("window     none\n");
     else printf("window     %llu\n", (unsigned long long)s.window);
     printf("uids       %zu\n", s.n);
