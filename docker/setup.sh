@@ -16,7 +16,8 @@ if [ ! -f "$SUBNET/genesis.json" ]; then
   "seq_len": 64, "batch_size": 8, "inner_steps": 16,
   "optimizer": {"lr": 0.003, "warmup_steps": 8, "total_steps": 20000},
   "upload_grace_s": 5, "checkpoint_interval": 5,
-  "gauntlet": {"peers_interval": 1, "weights_interval": 1}
+  "gauntlet": {"peers_interval": 1, "weights_interval": 1,
+               "copycat_slash_overlap": 0.6, "copycat_reset_overlap": 0.75, "copycat_ban_overlap": 0.9}
 }
 P
   tessera localnet init --dir "$SUBNET" --run-id docker --block-time "${BLOCK_TIME:-1}" \
