@@ -77,7 +77,10 @@ rows = {r["uid"]: r for r in json.loads('''$report''')}
 bad = []
 if not rows.get(4, {}).get("banned"): bad.append("the copycat (uid 4) is not banned")
 if not rows.get(5, {}).get("invalid", 0) > 0: bad.append("the garbage sender (uid 5) has no invalid uploads")
-print("; ".join(bad) or "copycat banned, garbage sender's uploads invalid")
+for u in (1, 2, 3):
+    if "copycat" in rows.get(u, {}).get("penalties", "") or rows.get(u, {}).get("banned"):
+        bad.append(f"honest uid {u} was charged as a copycat: {rows[u]['penalties']}")
+print("; ".join(bad) or "copycat banned, garbage sender's uploads invalid, honest miners not charged")
 raise SystemExit(1 if bad else 0)
 EOF
 )
