@@ -84,10 +84,10 @@ typedef struct {
 static void to_flat(const node_run *r, flat *f) {
     f->data = strdup(r->data);
     f->val_data = strdup(r->val_data);
-    f->init = strdup(r->init);
+    f->init = r->init[0] ? strdup(r->init) : NULL;
     char h[2 * TS_HASH_BYTES + 1];
     ts_hex(h, r->init_hash, TS_HASH_BYTES);
-    f->init_hash = strdup(h);
+    f->init_hash = r->init[0] ? strdup(h) : NULL; /* a hash must come with its path */
     f->seed = (int64_t)r->seed;
     f->seq_len = r->seq_len;
     f->batch_size = r->batch_size;

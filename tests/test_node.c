@@ -1,0 +1,251 @@
+/* test_node.c - what the miner and validator share: signed JSON objects,
+ * run parameters, the steps-behind measure, the metrics endpoint. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cjson/cJSON.h>
+
+#include "harness.h"
+#include "node/metrics.h"
+#include "node/node.h"
+
+static ts_keypair key_of(uint8_t b) {
+    uint8_t seed[32];
+    memset(seed, b, sizeof seed);
+    ts_keypair kp;
+    ts_keypair_from_seed(&kp, seed);
+    return kp;
+}
+
+static cJSON *peer_list(void) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "peers");
+    cJSON_AddStringToObject(o, "run_id", "demo");
+    cJSON_AddNumberToObject(o, "window", 7);
+    cJSON *g = cJSON_AddArrayToObject(o, "gather");
+    cJSON_AddItemToArray(g, cJSON_CreateNumber(2));
+    cJSON_AddItemToArray(g, cJSON_CreateNumber(1));
+    cJSON_AddItemToArray(g, cJSON_CreateNumber(3));
+    cJSON_AddArrayToObject(o, "reserve");
+    return o;
+}
+
+/* The canonical text is exactly the documented one (docs/FORMATS.md 11.1). */
+TEST(object_canonical_text_matches_the_documented_example) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    ts_keypair kp = key_of(1);
+    cJSON *o = peer_list();
+    REQUIRE(node_obj_sign(o, &kp, &e) == TS_OK);
+    char *text = node_obj_canonical(o, &e);
+    REQUIRE(text != NULL);
+    char pk[65], want[512];
+    ts_hex(pk, kp.pk, 32);
+    snprintf(want, sizeof want,
+             "tessera-object-v1\ngather=2,1,3\nkind=peers\nreserve=\nrun_id=demo\nsigner=%s\nwindow=7\n", pk);
+    CHECK_STR(text, want);
+    /* the signature is ts_sign over that text under the object tag */
+    const char *sighex = cJSON_GetObjectItem(o, "signature")->valuestring;
+    uint8_t sig[64];
+    REQUIRE(ts_unhex(sig, 64, sighex) == TS_OK);
+    CHECK_EQ_INT(ts_verify(kp.pk, NODE_OBJ_TAG, text, strlen(text), sig, &e), TS_OK);
+    free(text);
+    cJSON_Delete(o);
+}
+
+TEST(object_round_trip_and_every_tampering_refused) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    ts_keypair kp = key_of(1), other = key_of(2);
+    cJSON *o = peer_list();
+    REQUIRE(node_obj_sign(o, &kp, &e) == TS_OK);
+    char *json = cJSON_Print(o);
+    size_t n = strlen(json);
+    cJSON *back;
+    REQUIRE(node_obj_parse((uint8_t *)json, n, "peers", "demo", kp.pk, &back, &e) == TS_OK);
+    cJSON_Delete(back);
+    /* re-encoding the JSON (order, spacing) keeps the signature valid */
+    char *compact = cJSON_PrintUnformatted(o);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)compact, strlen(compact), "peers", "demo", kp.pk, &back, &e), TS_OK);
+    cJSON_Delete(back);
+    free(compact);
+    /* wrong key, wrong kind, wrong run */
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)json, n, "peers", "demo", other.pk, &back, &e), TS_ESIG);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)json, n, "sync", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)json, n, "peers", "other-run", kp.pk, &back, &e), TS_EDENIED);
+    /* a changed member: window, a uid, an added member */
+    const char *edits[][2] = {{"\"window\":\t7", "\"window\":\t8"}, {"2, 1, 3", "2, 1, 4"}, {"\"reserve\":\t[]", "\"reserve\":\t[9]"}};
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char *p = strstr(json, edits[i][0]);
+        if (!p) {
+            /* cJSON's layout of arrays: find the array form instead */
+            th_fail(__FILE__, __LINE__, "edit %zu: '%s' not found in %s", i, edits[i][0], json);
+            continue;
+        }
+        size_t off = (size_t)(p - json);
+        char *t = malloc(n + 16);
+        memcpy(t, json, off);
+        strcpy(t + off, edits[i][1]);
+        strcat(t, json + off + strlen(edits[i][0]));
+        CHECK_MSG(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e) == TS_ESIG,
+                  "edit %zu accepted", i);
+        free(t);
+    }
+    /* floats are refused in signed members */
+    cJSON_AddNumberToObject(o, "ratio", 0.5);
+    CHECK_EQ_INT(node_obj_sign(o, &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "ratio") != NULL);
+    /* garbage and oversize */
+    CHECK_EQ_INT(node_obj_parse((const uint8_t *)"not json", 8, "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    free(json);
+    cJSON_Delete(o);
+}
+
+static const char *PARAMS =
+    "{\"model\": {\"preset\": \"tiny\"}, \"seq_len\": 64, \"batch_size\": 4, \"inner_steps\": 8,"
+    " \"optimizer\": {\"lr\": 0.003, \"warmup_steps\": 5}, \"codec\": {\"k\": 32},"
+    " \"upload_grace_s\": 3, \"gauntlet\": {\"peers_interval\": 1}}";
+
+TEST(run_parameters_parse_defaults_and_errors) {
+    ts_err e = {0};
+    node_run r;
+    cJSON *p = cJSON_Parse(PARAMS);
+    REQUIRE(node_run_from_json(&r, "demo", p, &e) == TS_OK);
+    cJSON_Delete(p);
+    CHECK_STR(r.run_id, "demo");
+    CHECK_EQ_INT(r.model.hidden_size, 64);
+    CHECK_EQ_INT(r.seq_len, 64);
+    CHECK_EQ_INT(node_run_pool_size(&r), 32);
+    CHECK_NEAR(r.adamw.lr, 0.003, 0);
+    CHECK_NEAR(r.adamw.beta2, 0.95, 0);  /* default kept */
+    CHECK_EQ_INT(r.codec.k, 32);
+    CHECK_EQ_INT(r.codec.bins, 4);
+    CHECK_EQ_INT(r.gauntlet.peers_interval, 1);
+    CHECK_EQ_INT(r.gauntlet.uids_per_window, 15);
+    /* the JSON it writes parses back to the same parameters */
+    char *txt = node_run_to_json(&r);
+    cJSON *q = cJSON_Parse(txt);
+    node_run r2;
+    REQUIRE(node_run_from_json(&r2, "demo", q, &e) == TS_OK);
+    cJSON_Delete(q);
+    free(txt);
+    CHECK(model_config_equal(&r.model, &r2.model));
+    CHECK_EQ_INT(r2.inner_steps, 8);
+    CHECK_NEAR(r2.upload_grace_s, 3, 0);
+    struct {
+        const char *json, *needle;
+    } bad[] = {
+        {"{\"seq_lenn\": 64}", "seq_lenn"},
+        {"{\"optimizer\": {\"lr\": \"fast\"}}", "optimizer.lr"},
+        {"{\"seq_len\": 0}", "seq_len"},
+        {"{\"model\": \"huge\"}", "model"},
+        {"{\"init\": \"/x.safetensors\"}", "init_hash"},
+        {"{\"gauntlet\": {\"uids_per_window\": 1000}}", "uids_per_window"},
+        {"{\"gauntlet\": {\"gather_peers\": 65}}", "gather_peers"},
+        {"{\"gauntlet\": {\"bogus\": 1}}", "bogus"},
+        {"{\"codec\": {\"bins\": 3}}", "codec"},
+        {"{\"upload_delay_s\": 10, \"upload_grace_s\": 5}", "upload_delay_s"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cJSON *b = cJSON_Parse(bad[i].json);
+        REQUIRE(b != NULL);
+        int rc = node_run_from_json(&r, "demo", b, &e);
+        CHECK_MSG(rc != TS_OK, "case %zu accepted", i);
+        CHECK_MSG(strstr(e.msg, bad[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i, e.msg, bad[i].needle);
+        cJSON_Delete(b);
+    }
+}
+
+TEST(steps_behind_measure) {
+    static node_sync ours, prev, theirs;
+    ours.n = prev.n = theirs.n = 100;
+    for (int i = 0; i < 100; i++) {
+        prev.values[i] = (float)i;
+        ours.values[i] = (float)i + 0.5f; /* each value moved 0.5 in one step */
+    }
+    memset(ours.model_hash, 1, 32);
+    /* identical model: 0 */
+    theirs = ours;
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 0, 0);
+    /* one step behind: their values are our previous ones */
+    theirs = prev;
+    memset(theirs.model_hash, 2, 32);
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 1.0, 1e-9);
+    /* three steps the other way */
+    for (int i = 0; i < 100; i++) theirs.values[i] = ours.values[i] + 1.5f;
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 3.0, 1e-9);
+    /* the median ignores a few wild values */
+    for (int i = 0; i < 10; i++) theirs.values[i] = 1e6f;
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 3.0, 1e-9);
+    /* non-finite values, or a different count: infinitely behind */
+    theirs.values[50] = NAN;
+    CHECK(isinf(node_steps_behind(&theirs, &ours, &prev)));
+    theirs = ours;
+    theirs.n = 99;
+    CHECK(isinf(node_steps_behind(&theirs, &ours, &prev)));
+    /* our model did not move but theirs differs: infinitely behind */
+    theirs = prev;
+    memset(theirs.model_hash, 2, 32);
+    for (int i = 0; i < 100; i++) theirs.values[i] += 1;
+    CHECK(isinf(node_steps_behind(&theirs, &prev, &prev)));
+}
+
+static char *http_get(int port, const char *path) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return NULL;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = 1 << 16, at = 0;
+    char *buf = malloc(cap);
+    ssize_t r;
+    while ((r = read(fd, buf + at, cap - at - 1)) > 0) at += (size_t)r;
+    buf[at] = 0;
+    close(fd);
+    return buf;
+}
+
+TEST(metrics_endpoint_serves_prometheus_text) {
+    ts_err e = {0};
+    node_metrics *m;
+    int port = 0;
+    REQUIRE(node_metrics_start(0, false, &m, &port, &e) == TS_OK);
+    REQUIRE(port > 0);
+    node_metrics_declare(m, "tessera_window", "gauge", "current window");
+    node_metrics_set(m, "tessera_window", NULL, 42);
+    node_metrics_declare(m, "tessera_final_score", "gauge", "score per uid");
+    node_metrics_set(m, "tessera_final_score", "uid=\"3\"", 1.5);
+    node_metrics_add(m, "tessera_upload_failures_total", NULL, 1);
+    node_metrics_add(m, "tessera_upload_failures_total", NULL, 2);
+    char *body = http_get(port, "/metrics");
+    REQUIRE(body != NULL);
+    CHECK(strstr(body, "HTTP/1.1 200 OK") != NULL);
+    CHECK(strstr(body, "# HELP tessera_window current window\n# TYPE tessera_window gauge\ntessera_window 42\n") != NULL);
+    CHECK(strstr(body, "tessera_final_score{uid=\"3\"} 1.5\n") != NULL);
+    CHECK(strstr(body, "tessera_upload_failures_total 3\n") != NULL);
+    free(body);
+    body = http_get(port, "/healthz");
+    REQUIRE(body != NULL);
+    CHECK(strstr(body, "200 OK") != NULL && strstr(body, "\r\n\r\nok\n") != NULL);
+    free(body);
+    body = http_get(port, "/other");
+    REQUIRE(body != NULL);
+    CHECK(strstr(body, "404") != NULL);
+    free(body);
+    node_metrics_stop(m);
+    /* the port is free again */
+    CHECK(http_get(port, "/metrics") == NULL);
+}
