@@ -340,19 +340,10 @@ int main(int argc, char **argv) {
     while (!node_stopping(n)) {
         if (m.d.max_windows > 0 && m.windows_done >= m.d.max_windows) break;
         ts_err le = {0};
-        if (node_refresh(n, &le)) {
-            TS_WARN("chain: %s", le.msg);
-            node_sleep_until(n, ts_now() + 2);
-            continue;
-        }
+        chain_clock clk;
+        if (!node_daemon_tick(&m.d, &clk)) continue;
         if (node_start_window(n, &m.start, &le)) {
             TS_INFO("waiting for the leader's start window (%s)", le.msg);
-            node_sleep_until(n, ts_now() + 2);
-            continue;
-        }
-        chain_clock clk;
-        if (chain_now(node_chain(n), &clk, &le)) {
-            TS_WARN("chain clock: %s", le.msg);
             node_sleep_until(n, ts_now() + 2);
             continue;
         }

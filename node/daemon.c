@@ -185,6 +185,16 @@ void node_daemon_stop(node_daemon *d) {
     d->prog = prog;
 }
 
+bool node_daemon_tick(node_daemon *d, chain_clock *clk) {
+    ts_err e = {0};
+    if (node_refresh(d->n, &e) || chain_now(node_chain(d->n), clk, &e)) {
+        TS_WARN("chain: %s", e.msg);
+        node_sleep_until(d->n, ts_now() + 2);
+        return false;
+    }
+    return true;
+}
+
 void node_daemon_metric(node_daemon *d, const char *name, const char *labels, double v) {
     node_metrics_set(d->metrics, name, labels, v);
 }

@@ -38,6 +38,11 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv);
 int node_daemon_start(node_daemon *d, ts_err *e);
 void node_daemon_stop(node_daemon *d);
 
+/* One turn of a daemon's loop: refreshes the metagraph and reads the chain's
+ * clock.  false, after logging why and pausing, when either failed (the loop
+ * then tries again). */
+bool node_daemon_tick(node_daemon *d, chain_clock *clk);
+
 void node_daemon_metric(node_daemon *d, const char *name, const char *labels, double v);
 void node_daemon_metric_add(node_daemon *d, const char *name, const char *labels, double v);
 

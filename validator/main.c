@@ -540,17 +540,8 @@ int main(int argc, char **argv) {
     while (!node_stopping(n)) {
         if (v.d.max_windows > 0 && v.windows_done >= v.d.max_windows) break;
         ts_err le = {0};
-        if (node_refresh(n, &le)) {
-            TS_WARN("chain: %s", le.msg);
-            node_sleep_until(n, ts_now() + 2);
-            continue;
-        }
         chain_clock clk;
-        if (chain_now(node_chain(n), &clk, &le)) {
-            TS_WARN("chain clock: %s", le.msg);
-            node_sleep_until(n, ts_now() + 2);
-            continue;
-        }
+        if (!node_daemon_tick(&v.d, &clk)) continue;
         int src = node_start_window(n, &v.start, &le);
         if (src) {
             uint32_t leader;
