@@ -36,10 +36,7 @@ static int cmd_ckpt_verify(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&c, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, nopts);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     uint8_t pk[TS_PK_BYTES];
     bool have_pk = false;

@@ -193,10 +193,7 @@ static int cmd_compress(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&cl, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, nopts);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     ts_st_file *df = NULL, *ef = NULL;
     ts_tensor *delta = NULL, *eft = NULL;
@@ -316,10 +313,7 @@ static int cmd_inspect(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, 1);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     uint8_t pk[TS_PK_BYTES];
     loaded l;
@@ -462,10 +456,7 @@ static int cmd_decode(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, 2);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     uint8_t pk[TS_PK_BYTES];
     loaded l;
@@ -526,10 +517,7 @@ static int cmd_aggregate(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, 1);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     loaded *ls = calloc((size_t)npos, sizeof *ls);
     spl_ctx *c = NULL;
@@ -593,10 +581,7 @@ static int cmd_overlap(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&cl, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, 1);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     loaded ls[2];
     memset(ls, 0, sizeof ls);

@@ -60,10 +60,7 @@ static int cmd_prep(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&c, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     const char **inputs = calloc((size_t)npos + 1, sizeof *inputs);
     int nin = 0;
     if (in) inputs[nin++] = in;
@@ -140,10 +137,7 @@ static int cmd_synth(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     if (tokens < 2) rc = bad_arg(c.prog, "--tokens must be at least 2");
     else if (seed < 0) rc = bad_arg(c.prog, "--seed must be >= 0");
     else if (shard_tokens < 2 || shard_tokens > DATA_MAX_SHARD_TOKENS)
@@ -373,10 +367,7 @@ static int cmd_inspect(int argc, char **argv) {
     char **pos = NULL;
     int npos = 0;
     int rc = tool_parse(&c, argc, argv, &pos, &npos);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     if (a.seq < 1 || a.seq > DATA_MAX_SEQ_LEN) rc = bad_arg(c.prog, "--seq out of range 1..16777216");
     else if (a.sample < 0) rc = bad_arg(c.prog, "--sample must be >= 0");
     if (!rc) {
@@ -454,10 +445,7 @@ static int cmd_pages(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     if (random_uid && uid >= 0) rc = bad_arg(c.prog, "give --uid or --random, not both");
     else if (!random_uid && (uid < 0 || uid >= (int64_t)DATA_RANDOM_UID))
         rc = bad_arg(c.prog, "--uid must be in 0..4294967294 (or use --random)");

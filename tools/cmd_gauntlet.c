@@ -310,10 +310,7 @@ static int cmd_params(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, 1);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     gauntlet_params p;
     gauntlet_params_default(&p);
@@ -350,10 +347,7 @@ static int cmd_sim(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, 5);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     gauntlet_params p;
     gauntlet_params_default(&p);

@@ -21,10 +21,7 @@ static int cmd_keygen(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, 2);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     ts_keypair kp;
     char *path = NULL;
@@ -58,10 +55,7 @@ static int cmd_keys_show(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, 3);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     ts_keypair kp;
     rc = ts_key_load(wallet, hotkey, &kp, &e);

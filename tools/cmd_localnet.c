@@ -99,10 +99,7 @@ static int cmd_init(int argc, char **argv) {
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     char *ptext = NULL;
     bool created = false;
@@ -184,10 +181,7 @@ static int cmd_register(int argc, char **argv) {
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     ts_keypair kp;
     chain *ch = NULL;
@@ -229,10 +223,7 @@ static int cmd_stake(int argc, char **argv) {
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     uint8_t pk[TS_PK_BYTES];
     ts_keypair owner;
@@ -278,10 +269,7 @@ static int cmd_commit(int argc, char **argv) {
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     ts_keypair kp;
     chain *ch = NULL;
@@ -311,10 +299,7 @@ static int cmd_set_weights(int argc, char **argv) {
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     uint32_t uids[CHAIN_MAX_UIDS];
     float w[CHAIN_MAX_UIDS];
@@ -546,10 +531,7 @@ static int cmd_status(int argc, char **argv) {
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, NOPTS(opts));
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     /* rejected lines are listed in the output; no need to warn about each */
     ts_log_set_level(TS_LOG_ERROR);

@@ -139,10 +139,7 @@ static int cmd_model_init(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, nopt);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     model_config cfg;
     model *m = NULL;
@@ -200,10 +197,7 @@ static int cmd_model_info(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, nopt);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     model_config cfg;
     bool from_dir;
@@ -265,10 +259,7 @@ static int cmd_model_logits(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, nopt);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     model *m = NULL;
     model_config cfg;
@@ -392,10 +383,7 @@ static int cmd_train(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, nopt);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     model *m = NULL;
     shard_set tr = {0}, va = {0};
@@ -543,10 +531,7 @@ static int cmd_eval(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, nopt);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     model *m = NULL;
     shard_set ss = {0};

@@ -196,10 +196,7 @@ static int cmd_report(int argc, char **argv) {
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
-    if (rc) {
-        ts_opts_free(opts, 4);
-        return rc < 0 ? 0 : rc;
-    }
+    if (rc) return rc < 0 ? 0 : rc;
     ts_err e = {0};
     report *r = calloc(1, sizeof *r);
     char *wpath = ts_path_join(dir, "windows.jsonl"), *gpath = ts_path_join(dir, "gauntlet.state");

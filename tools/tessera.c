@@ -36,8 +36,10 @@ int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npo
     bool help;
     if (ts_cmdline_parse(c, argc, argv, pos, npos, &help, &e)) {
         fprintf(stderr, "%s: %s\n", c->prog, e.msg);
+        ts_opts_free(c->opts, c->nopts);
         return 2;
     }
+    if (help) ts_opts_free(c->opts, c->nopts);
     return help ? -1 : 0;
 }
 

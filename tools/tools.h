@@ -29,7 +29,9 @@ int tool_dispatch(const char *group, const char *summary, const tool_verb *verbs
                   int argc, char **argv);
 
 /* Parses a command line (see ts_cmdline_parse); on --help returns -1 so the
- * caller returns 0; on error prints "prog: message" and returns 2. */
+ * caller returns 0; on error prints "prog: message" and returns 2.  In both
+ * cases the options' strings are already freed:
+ *     if (rc) return rc < 0 ? 0 : rc; */
 int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npos);
 
 /* Prints "tessera: <message>" for an error and returns 1. */
