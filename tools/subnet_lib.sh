@@ -125,8 +125,11 @@ subnet_start() { # name, extra args...
   store=$(subnet_store_url "$name")
   local commit=()
   if [ "$SUBNET_S3" = 1 ]; then
-    # peers read with the same test credentials, published as a URL commitment
-    commit=(--store-commitment "s3://$TESSERA_TEST_S3_ACCESS_KEY:$TESSERA_TEST_S3_SECRET_KEY@${store#s3://}")
+    # peers read with the test account's credentials (a real node publishes
+    # read-only keys); `tessera store commitment` encodes them properly
+    local text
+    text=$("$SUBNET_BIN/tessera" store commitment "$store") || return 1
+    commit=(--store-commitment "$text")
   fi
   "$SUBNET_BIN/$role" --chain "local:$SUBNET_DIR/subnet" --wallet demo --hotkey "$name" --store-url "$store" \
     "${commit[@]}" --state-dir "$SUBNET_DIR/state/$name" "$@" >>"$SUBNET_DIR/logs/$name.log" 2>&1 &
