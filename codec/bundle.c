@@ -1,6 +1,8 @@
-/* bundle.c - the leader's catch-up object: the signed uploads it aggregated
- * in one window, in uid order, signed again by the leader
- * (docs/FORMATS.md 7.6).
+/* bundle.c - a validator's catch-up object: the signed uploads it aggregated
+ * in one window, in uid order, with the model hash before and after that
+ * window's outer step, signed again by the validator (docs/FORMATS.md 7.6).
+ * The hashes let a node that replays the window check that it starts from
+ * the same model and reaches the same one: catch-up is exact or refuses.
  *
  * Replaying a window means decoding each listed upload (its own signature is
  * still checked, against the hotkey the leader lists for its uid) and
@@ -24,11 +26,14 @@ enum {
     B_CONFIG = 120,
     B_COUNT = 152,
     B_RSV1 = 156,
-    B_END = 160,
+    B_BASE = 160,  /* model hash before the window's outer step */
+    B_MODEL = 192, /* model hash after it */
+    B_END = 224,
     B_ENTRY = 48 /* u32 uid, u32 reserved, hotkey[32], u64 length */
 };
 
 int spl_bundle_build(const char *run_id, uint64_t window, const uint8_t config_hash[TS_HASH_BYTES],
+                     const uint8_t base_hash[TS_HASH_BYTES], const uint8_t model_hash[TS_HASH_BYTES],
                      const ts_keypair *leader, const uint8_t *const *wires, const size_t *lens, int n,
                      uint8_t **out, size_t *out_len, ts_err *e) {
     *out = NULL;
@@ -69,6 +74,8 @@ int spl_bundle_build(const char *run_id, uint64_t window, const uint8_t config_h
     memcpy(b + B_LEADER, leader->pk, TS_PK_BYTES);
     memcpy(b + B_CONFIG, config_hash, TS_HASH_BYTES);
     ts_put_u32(b + B_COUNT, (uint32_t)n);
+    memcpy(b + B_BASE, base_hash, TS_HASH_BYTES);
+    memcpy(b + B_MODEL, model_hash, TS_HASH_BYTES);
     uint8_t *ent = b + B_END, *data = b + B_END + (size_t)n * B_ENTRY;
     for (int q = 0; q < n; q++, ent += B_ENTRY) {
         int i = order[q];
@@ -92,7 +99,8 @@ int spl_bundle_build(const char *run_id, uint64_t window, const uint8_t config_h
 
 int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t window,
                     const uint8_t leader_pk[TS_PK_BYTES], const uint8_t config_hash[TS_HASH_BYTES], size_t max_wire,
-                    spl_bundle_entry *entries, int max_entries, int *n_out, spl_reject *why, ts_err *e) {
+                    spl_bundle_entry *entries, int max_entries, int *n_out, uint8_t base_hash[TS_HASH_BYTES],
+                    uint8_t model_hash[TS_HASH_BYTES], spl_reject *why, ts_err *e) {
     spl_reject r0;
     if (!why) why = &r0;
     *why = SPL_R_NONE;
@@ -102,7 +110,8 @@ int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t
     if (memcmp(buf, SPL_BUNDLE_MAGIC, 8)) return spl_rej(why, e, SPL_R_MAGIC, "not a Tessera aggregate bundle");
     if (len < (size_t)B_END + TS_SIG_BYTES) return spl_rej(why, e, SPL_R_TRUNCATED, "bundle of %zu bytes", len);
     if (ts_get_u16(buf + B_VERSION) != SPL_BUNDLE_VERSION)
-        return spl_rej(why, e, SPL_R_VERSION, "bundle version %u", ts_get_u16(buf + B_VERSION));
+        return spl_rej(why, e, SPL_R_VERSION, "bundle version %u (this node reads version %d, which records the model hashes)",
+                       ts_get_u16(buf + B_VERSION), SPL_BUNDLE_VERSION);
     uint32_t n = ts_get_u32(buf + B_COUNT);
     if (n > (uint32_t)max_entries || n > SPL_MAX_PEERS)
         return spl_rej(why, e, SPL_R_OVERSIZED, "%u entries, at most %d accepted", n, max_entries);
@@ -152,6 +161,8 @@ int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t
         entries[i].wire = data;
         data += entries[i].len;
     }
+    if (base_hash) memcpy(base_hash, buf + B_BASE, TS_HASH_BYTES);
+    if (model_hash) memcpy(model_hash, buf + B_MODEL, TS_HASH_BYTES);
     *n_out = (int)n;
     return TS_OK;
 }

@@ -312,7 +312,7 @@ int spl_overlap(const spl_ctx *c, const spl_upload *a, const spl_upload *b, doub
  * the uid and hotkey the leader lists) and running spl_outer_step, so the
  * result is the leader's model bit for bit. */
 #define SPL_BUNDLE_MAGIC "TESSAGGR"
-#define SPL_BUNDLE_VERSION 1
+#define SPL_BUNDLE_VERSION 2
 #define SPL_BUNDLE_TAG "tessera/aggregate/v1"
 
 typedef struct spl_bundle_entry {
@@ -323,16 +323,21 @@ typedef struct spl_bundle_entry {
 } spl_bundle_entry;
 
 /* Builds a bundle from n signed uploads of one run and window (their
- * headers give uid and hotkey; sorted by uid; duplicate uids refused). */
+ * headers give uid and hotkey; sorted by uid; duplicate uids refused).
+ * base_hash and model_hash: BLAKE2b-256 of the parameters before and after
+ * the window's outer step, as the signing validator computed them. */
 int spl_bundle_build(const char *run_id, uint64_t window, const uint8_t config_hash[TS_HASH_BYTES],
+                     const uint8_t base_hash[TS_HASH_BYTES], const uint8_t model_hash[TS_HASH_BYTES],
                      const ts_keypair *leader, const uint8_t *const *wires, const size_t *lens, int n,
                      uint8_t **out, size_t *out_len, ts_err *e);
-/* Verifies a bundle (leader signature, run, window, config, sizes; each
- * entry at most max_wire bytes, at most max_entries entries) and returns its
- * entries (pointing into buf) in uid order. */
+/* Verifies a bundle (signature by leader_pk, run, window, config, sizes;
+ * each entry at most max_wire bytes, at most max_entries entries) and
+ * returns its entries (pointing into buf) in uid order and the two model
+ * hashes it records (either pointer may be NULL). */
 int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t window,
                     const uint8_t leader_pk[TS_PK_BYTES], const uint8_t config_hash[TS_HASH_BYTES],
                     size_t max_wire, spl_bundle_entry *entries, int max_entries, int *n,
+                    uint8_t base_hash[TS_HASH_BYTES], uint8_t model_hash[TS_HASH_BYTES],
                     spl_reject *why, ts_err *e);
 
 /* ------------------------------------ building blocks (exposed for tests) */

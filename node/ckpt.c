@@ -286,7 +286,9 @@ int node_publish_bundle(node *n, uint64_t window, const node_gather *g, ts_err *
     }
     uint8_t *buf;
     size_t len;
-    if (spl_bundle_build(n->run.run_id, window, n->config_hash, &n->kp, wires, lens, g->n, &buf, &len, e))
+    uint8_t after[TS_HASH_BYTES];
+    node_model_hash(n, after);
+    if (spl_bundle_build(n->run.run_id, window, n->config_hash, after, after, &n->kp, wires, lens, g->n, &buf, &len, e))
         return ts_wrap(e, "bundle of window %llu", (unsigned long long)window);
     char key[STORE_LAYOUT_KEY_MAX];
     store_key_aggregate(key, window);
@@ -311,7 +313,7 @@ static int replay_bundle(node *n, uint32_t leader, uint64_t window, ts_err *e) {
     int count = 0;
     spl_reject why = SPL_R_NONE;
     rc = spl_bundle_open(buf, len, n->run.run_id, window, node_hotkey_of(n, leader), n->config_hash, max_wire, ent,
-                         NODE_MAX_PEERS, &count, &why, e);
+                         NODE_MAX_PEERS, &count, NULL, NULL, &why, e);
     node_gather g = {0};
     for (int i = 0; !rc && i < count; i++) {
         node_fetch *f = &g.f[g.n];

@@ -1502,6 +1502,9 @@ TEST(overlap_is_the_mean_per_tile_share_of_common_indices) {
 
 /* ---------------------------------------------------- catch-up bundle */
 
+static const uint8_t BASE[32] = {0xba, 0x5e, 1, 2, 3};
+static const uint8_t MODEL[32] = {0x30, 0xde, 7, 8, 9};
+
 TEST(bundle_round_trip_and_replay_is_bit_identical) {
     spl_ctx *c = make_ctx(16, 4, 1.0f);
     uint8_t *w[3];
@@ -1513,12 +1516,16 @@ TEST(bundle_round_trip_and_replay_is_bit_identical) {
     uint8_t *b;
     size_t bl;
     ts_err e = {0};
-    REQUIRE(spl_bundle_build("test-run", 42, CONFIG, &leader, (const uint8_t *const *)w, len, 3, &b, &bl, &e) == TS_OK);
+    REQUIRE(spl_bundle_build("test-run", 42, CONFIG, BASE, MODEL, &leader, (const uint8_t *const *)w, len, 3, &b, &bl, &e) ==
+            TS_OK);
     spl_bundle_entry ent[8];
     int n = 0;
     spl_reject why;
-    REQUIRE(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, &why, &e) == TS_OK);
+    uint8_t base[32], model[32];
+    REQUIRE(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, base, model, &why,
+                            &e) == TS_OK);
     REQUIRE(n == 3);
+    CHECK(!memcmp(base, BASE, 32) && !memcmp(model, MODEL, 32));
     CHECK(ent[0].uid == 3 && ent[1].uid == 7 && ent[2].uid == 12);
     CHECK(ent[0].len == len[1] && !memcmp(ent[0].wire, w[1], len[1]));
     CHECK(!memcmp(ent[2].hotkey, miner.pk, 32));
@@ -1538,28 +1545,39 @@ TEST(bundle_round_trip_and_replay_is_bit_identical) {
     REQUIRE(spl_outer_step(c, t2, (const spl_upload *const *)rep, 3, 1.0f, NULL, &e) == TS_OK);
     CHECK(same_bits(t1, t2));
     /* refusals */
-    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 43, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, &why, &e),
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 43, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
                  TS_EDENIED);
     CHECK_EQ_INT(why, SPL_R_WINDOW);
-    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, miner.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, &why, &e),
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, miner.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
                  TS_ESIG);
     CHECK_EQ_INT(why, SPL_R_SIGNATURE);
-    CHECK_EQ_INT(spl_bundle_open(b, bl - 1, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, &why, &e),
+    CHECK_EQ_INT(spl_bundle_open(b, bl - 1, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
                  TS_EFORMAT);
     CHECK_EQ_INT(why, SPL_R_TRUNCATED);
-    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 2, &n, &why, &e),
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 2, &n, NULL, NULL, &why, &e),
                  TS_ETOOBIG);
-    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, 100, ent, 8, &n, &why, &e), TS_ETOOBIG);
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, 100, ent, 8, &n, NULL, NULL, &why, &e), TS_ETOOBIG);
+    /* the recorded hashes are signed: a changed one is refused */
+    b[200] ^= 1;
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_ESIG);
+    b[200] ^= 1;
+    /* a version-1 bundle (no hashes) is refused by its version */
+    b[8] = 1;
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    b[8] = 2;
     b[bl - 100] ^= 1; /* inside the last upload */
-    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, &why, &e),
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
                  TS_ESIG);
     /* duplicates and foreign windows are refused when building */
     const uint8_t *dup[2] = {w[0], w[0]};
     size_t dl[2] = {len[0], len[0]};
     uint8_t *b2;
     size_t bl2;
-    CHECK_ERR(spl_bundle_build("test-run", 42, CONFIG, &leader, dup, dl, 2, &b2, &bl2, &e), TS_EINVAL);
-    CHECK_ERR(spl_bundle_build("test-run", 41, CONFIG, &leader, (const uint8_t *const *)w, len, 3, &b2, &bl2, &e),
+    CHECK_ERR(spl_bundle_build("test-run", 42, CONFIG, BASE, MODEL, &leader, dup, dl, 2, &b2, &bl2, &e), TS_EINVAL);
+    CHECK_ERR(spl_bundle_build("test-run", 41, CONFIG, BASE, MODEL, &leader, (const uint8_t *const *)w, len, 3, &b2, &bl2, &e),
               TS_EINVAL);
     free(b);
     for (int p = 0; p < 3; p++) spl_upload_free(direct[p]), spl_upload_free(rep[p]), free(w[p]);

@@ -172,7 +172,7 @@ static void fz_bundle(const uint8_t *b, size_t n) {
     int ne = 0;
     ts_err e = {0};
     if (spl_bundle_open(b, n, FZ_RUN, FZ_WINDOW, fz.kp.pk, fz.config, spl_ctx_wire_max(fz.c4), ent, 4, &ne, NULL,
-                        &e))
+                        NULL, NULL, &e))
         return;
     for (int i = 0; i < ne; i++) {
         spl_expect x = {FZ_RUN, FZ_WINDOW, ent[i].uid, ent[i].hotkey, fz.config, 0};
@@ -319,7 +319,7 @@ int spl_fuzz_seeds(const char *dir) {
     uint8_t *bundle;
     size_t bl;
     const uint8_t *const ws[3] = {bwire[0], bwire[1], bwire[2]};
-    if (spl_bundle_build(FZ_RUN, FZ_WINDOW, fz.config, &fz.kp, ws, blen, 3, &bundle, &bl, &e)) fz_die("bundle", &e);
+    if (spl_bundle_build(FZ_RUN, FZ_WINDOW, fz.config, fz.config, fz.config, &fz.kp, ws, blen, 3, &bundle, &bl, &e)) fz_die("bundle", &e);
     fz_write(dir, "seed-bundle", 5, bundle, bl);
     fz_write(dir, "seed-bundle-unsigned", 6, bundle, bl - TS_SIG_BYTES);
     free(bundle);
