@@ -141,6 +141,14 @@ int chain_metagraph_get(chain *c, chain_metagraph *mg, ts_err *e) {
     LOCKED(c->be->metagraph(c->impl, mg, e));
 }
 
+int chain_metagraph_at(chain *c, uint64_t block, chain_metagraph *mg, ts_err *e) {
+    memset(mg, 0, sizeof *mg);
+    if (!c->be->metagraph_at)
+        return ts_fail(e, TS_EUNSUPPORTED, "the %s backend cannot read the metagraph at a past block",
+                       c->be->scheme);
+    LOCKED(c->be->metagraph_at(c->impl, block, mg, e));
+}
+
 void chain_metagraph_free(chain_metagraph *mg) {
     if (!mg) return;
     free(mg->neurons);
@@ -166,6 +174,65 @@ int chain_leader(const chain_metagraph *mg, uint32_t *uid) {
     }
     if (!best) return TS_ENOTFOUND;
     if (uid) *uid = best->uid;
+    return TS_OK;
+}
+
+/* Liveness: acted within the last `liveness` blocks before mg->block (0:
+ * liveness off, everyone is live).  Written without the sum, which could
+ * overflow for a large liveness. */
+static bool neuron_live(const chain_metagraph *mg, const chain_neuron *x, uint64_t liveness) {
+    if (liveness == 0) return true;
+    if (x->last_active == CHAIN_BLOCK_NONE) return false;
+    return x->last_active >= mg->block || mg->block - x->last_active <= liveness;
+}
+
+typedef struct {
+    uint32_t uid;
+    bool live;
+    uint64_t stake;
+} ranked_entry;
+
+/* < 0 when a ranks before b: live first, then more stake, then lower uid. */
+static int ranked_cmp(const void *pa, const void *pb) {
+    const ranked_entry *a = pa, *b = pb;
+    if (a->live != b->live) return a->live ? -1 : 1;
+    if (a->stake != b->stake) return a->stake > b->stake ? -1 : 1;
+    return a->uid < b->uid ? -1 : a->uid > b->uid;
+}
+
+int chain_validators_ranked(const chain_metagraph *mg, uint64_t liveness_blocks, uint32_t *out,
+                            uint32_t cap, uint32_t *n) {
+    *n = 0;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < mg->n; i++) m += mg->neurons[i].validator_permit;
+    if (m == 0) return TS_ENOTFOUND;
+    ranked_entry *r = malloc(m * sizeof *r);
+    if (!r) return TS_ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < mg->n; i++) {
+        const chain_neuron *x = &mg->neurons[i];
+        if (x->validator_permit)
+            r[k++] = (ranked_entry){x->uid, neuron_live(mg, x, liveness_blocks), x->stake};
+    }
+    qsort(r, m, sizeof *r, ranked_cmp);
+    for (k = 0; k < m && k < cap; k++) out[k] = r[k].uid;
+    *n = k;
+    free(r);
+    return TS_OK;
+}
+
+int chain_leader_live(const chain_metagraph *mg, uint64_t liveness_blocks, uint32_t *uid) {
+    ranked_entry best = {0}, cur;
+    bool found = false;
+    for (uint32_t i = 0; i < mg->n; i++) {
+        const chain_neuron *x = &mg->neurons[i];
+        if (!x->validator_permit) continue;
+        cur = (ranked_entry){x->uid, neuron_live(mg, x, liveness_blocks), x->stake};
+        if (!found || ranked_cmp(&cur, &best) < 0) best = cur;
+        found = true;
+    }
+    if (!found) return TS_ENOTFOUND;
+    if (uid) *uid = best.uid;
     return TS_OK;
 }
 

@@ -118,29 +118,64 @@ int chain_window_start_time(chain *c, uint64_t window, double *t, ts_err *e);
 
 /* ------------------------------------------------------------- metagraph */
 
+/* "No block": a uid that has not acted yet (chain_neuron.last_active). */
+#define CHAIN_BLOCK_NONE UINT64_MAX
+
 typedef struct chain_neuron {
     uint32_t uid;
     uint8_t hotkey[TS_PK_BYTES];
     uint64_t stake;             /* rao */
     bool validator_permit;
     uint64_t registered_block;
+    /* The block of this uid's most recent accepted set-weights or commitment
+     * in the snapshot (for chain_metagraph_at: strictly before its block), or
+     * CHAIN_BLOCK_NONE.  Reset when the uid is replaced by a new registration. */
+    uint64_t last_active;
 } chain_neuron;
 
 typedef struct chain_metagraph {
-    uint64_t block;             /* current block when the snapshot was taken */
-    uint64_t log_seq;           /* log lines read so far (local backend; 0 elsewhere) */
+    uint64_t block;             /* current block when the snapshot was taken;
+                                 * chain_metagraph_at: the block asked for */
+    uint64_t log_seq;           /* log lines read so far (local backend; 0 elsewhere);
+                                 * chain_metagraph_at: lines up to and including the
+                                 * last transaction applied (0: none) */
     uint32_t n;                 /* uids 0..n-1 are registered */
     uint32_t max_uids;
     chain_neuron *neurons;      /* n entries, neurons[i].uid == i */
 } chain_metagraph;
 
 int chain_metagraph_get(chain *c, chain_metagraph *mg, ts_err *e);
+/* The metagraph exactly as it stood at the start of `block`: every accepted
+ * transaction of a block < `block` applied and none of a later one (uids,
+ * hotkeys, stake, registration blocks, last_active; validator permits
+ * recomputed from the stake of that moment by the same rule as now).
+ * mg->block = block.  A pure function of the chain's history: every handle
+ * gives the same answer whenever it asks.  TS_ESTATE ("block B is not final
+ * yet") until the current block is at least block + 1, since a transaction
+ * of block - 1 may still be being appended just after T(block).  Cheap to
+ * call once per window (the local backend keeps a compact history and
+ * caches the last snapshot). */
+int chain_metagraph_at(chain *c, uint64_t block, chain_metagraph *mg, ts_err *e);
 void chain_metagraph_free(chain_metagraph *mg);
 /* The uid holding a hotkey: TS_OK, or TS_ENOTFOUND. */
 int chain_uid_of(const chain_metagraph *mg, const uint8_t hotkey[TS_PK_BYTES], uint32_t *uid);
 /* The leader: the validator (permit holder) with the most stake, ties to
  * the lowest uid.  TS_ENOTFOUND when no uid holds a permit. */
 int chain_leader(const chain_metagraph *mg, uint32_t *uid);
+/* Validators ranked with liveness.  A permit holder is live when it set
+ * weights or published a commitment within the last liveness_blocks blocks
+ * before mg->block: last_active != CHAIN_BLOCK_NONE and last_active +
+ * liveness_blocks >= mg->block.  The ranking: the uids holding a validator
+ * permit, first the live ones, then the others; within each group by stake
+ * descending, ties to the lowest uid.  liveness_blocks == 0 turns liveness
+ * off (everyone counts as live: stake order only, chain_leader's rule).
+ * Writes the first min(cap, holders) uids to out and their count to *n.
+ * TS_ENOTFOUND when no uid holds a permit (*n = 0); TS_ENOMEM. */
+int chain_validators_ranked(const chain_metagraph *mg, uint64_t liveness_blocks, uint32_t *out,
+                            uint32_t cap, uint32_t *n);
+/* The leader with liveness: the first of chain_validators_ranked's ranking.
+ * TS_ENOTFOUND when no uid holds a permit. */
+int chain_leader_live(const chain_metagraph *mg, uint64_t liveness_blocks, uint32_t *uid);
 
 /* ----------------------------------------------------------- commitments
  *

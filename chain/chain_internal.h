@@ -21,6 +21,9 @@ typedef struct chain_backend {
     int (*block)(void *impl, uint64_t *block, double *timestamp, ts_err *e);
     int (*block_time)(void *impl, uint64_t block, double *timestamp, ts_err *e);
     int (*metagraph)(void *impl, chain_metagraph *mg, ts_err *e);
+    /* the metagraph at the start of `block` (chain_metagraph_at); NULL: the
+     * backend cannot answer (TS_EUNSUPPORTED) */
+    int (*metagraph_at)(void *impl, uint64_t block, chain_metagraph *mg, ts_err *e);
     int (*commitments)(void *impl, chain_commitment **out, uint32_t *n, ts_err *e);
     int (*weights)(void *impl, chain_weight_row **rows, uint32_t *n, ts_err *e);
     int (*commit)(void *impl, const ts_keypair *kp, const char *data, size_t len, ts_err *e);

@@ -22,6 +22,10 @@
  * the line), sequence number (a copied line fails), block order, and the
  * rules of its kind.  A line that fails is ignored with a reason that
  * chain_rejections reports; it never stops the replay.
+ *
+ * Besides the state, a handle keeps a compact history of the accepted
+ * transactions (block, kind, uid, stake after, registered hotkey), from which
+ * chain_metagraph_at rebuilds the metagraph as it stood at any past block.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +57,7 @@ typedef struct neuron_st {
     uint8_t hotkey[TS_PK_BYTES];
     uint64_t stake;
     uint64_t reg_block;
+    uint64_t last_active;       /* last accepted commit or weights, or CHAIN_BLOCK_NONE */
     bool has_commit;
     uint64_t commit_block;
     uint32_t commit_len;
@@ -62,6 +67,29 @@ typedef struct neuron_st {
     uint32_t nw;
     chain_weight *w;            /* max_uids entries, allocated on first use */
 } neuron_st;
+
+/* One accepted transaction, as much of it as the metagraph needs: the
+ * history that chain_metagraph_at replays.  Accepted lines have
+ * non-decreasing blocks, so the transactions of the blocks before B are a
+ * prefix of the history. */
+typedef struct hist_rec {
+    uint64_t block;
+    uint64_t seq;               /* its line in the log */
+    uint64_t val;               /* stake: the stake after; register: index into hkeys */
+    uint32_t uid;               /* register: the uid taken; otherwise the uid acting / staked */
+    uint8_t kind;               /* chain_tx_kind */
+} hist_rec;
+
+/* The metagraph at a past block, replayed from the history (a scratch state
+ * that is also the cache of the last snapshot asked for). */
+typedef struct at_state {
+    bool valid;                 /* cleared whenever the history restarts */
+    size_t k;                   /* history records applied */
+    uint32_t n;
+    neuron_st *nr;              /* max_uids; only hotkey, stake, reg_block, last_active */
+    uint8_t *permit;            /* max_uids */
+    bool permits_ok;
+} at_state;
 
 typedef struct local {
     char *dir, *log_path;
@@ -79,6 +107,12 @@ typedef struct local {
     bool permits_dirty;
     uint8_t *permit;            /* max_uids */
     uint32_t *order;            /* scratch for permits */
+    /* history of accepted transactions (chain_metagraph_at) */
+    hist_rec *hist;
+    size_t nhist, hist_cap;
+    uint8_t (*hkeys)[TS_PK_BYTES]; /* hotkeys of registrations */
+    size_t nhkeys, hkeys_cap;
+    at_state at;
     uint64_t nlines, accepted, rejected, offset, last_block, replays, torn;
     uint8_t tail[TAIL_BYTES];   /* the last bytes before offset, to notice rewrites */
     uint32_t tail_len;
@@ -130,6 +164,7 @@ static void neuron_clear(neuron_st *nr) {
     memset(nr, 0, sizeof *nr);
     nr->commit = commit; /* keep the buffers for the next holder */
     nr->w = w;
+    nr->last_active = CHAIN_BLOCK_NONE;
 }
 
 static void state_reset(local *L) {
@@ -140,34 +175,41 @@ static void state_reset(local *L) {
     L->nlines = L->accepted = L->rejected = L->offset = L->last_block = L->torn = 0;
     L->tail_len = 0;
     L->rej_next = L->rej_count = 0;
+    L->nhist = L->nhkeys = 0;
+    L->at.valid = false; /* the history restarts: so does the snapshot cache */
 }
 
-static int cmp_order_ctx_stake(const local *L, uint32_t a, uint32_t b) {
-    const neuron_st *x = &L->nr[a], *y = &L->nr[b];
+static int cmp_order_ctx_stake(const neuron_st *nr, uint32_t a, uint32_t b) {
+    const neuron_st *x = &nr[a], *y = &nr[b];
     if (x->stake != y->stake) return x->stake > y->stake ? -1 : 1;
     return a < b ? -1 : a > b;
 }
 
 /* Validator permits: the top max_validators by stake (ties to the lower uid)
- * among uids holding more than min_validator_stake. */
-static void permits_update(local *L) {
-    if (!L->permits_dirty) return;
+ * among uids holding more than min_validator_stake.  One rule for the live
+ * state and for the states of chain_metagraph_at (L->order is scratch). */
+static void permits_compute(local *L, const neuron_st *nr, uint32_t n, uint8_t *permit) {
     uint32_t m = 0;
-    for (uint32_t u = 0; u < L->n; u++) {
-        L->permit[u] = 0;
-        if (L->nr[u].stake > L->p.min_validator_stake) L->order[m++] = u;
+    for (uint32_t u = 0; u < n; u++) {
+        permit[u] = 0;
+        if (nr[u].stake > L->p.min_validator_stake) L->order[m++] = u;
     }
     /* insertion sort: n is small (<= 4096) and this runs only after a
      * registration or a stake change */
     for (uint32_t i = 1; i < m; i++) {
         uint32_t v = L->order[i], j = i;
-        while (j > 0 && cmp_order_ctx_stake(L, v, L->order[j - 1]) < 0) {
+        while (j > 0 && cmp_order_ctx_stake(nr, v, L->order[j - 1]) < 0) {
             L->order[j] = L->order[j - 1];
             j--;
         }
         L->order[j] = v;
     }
-    for (uint32_t i = 0; i < m && i < L->p.max_validators; i++) L->permit[L->order[i]] = 1;
+    for (uint32_t i = 0; i < m && i < L->p.max_validators; i++) permit[L->order[i]] = 1;
+}
+
+static void permits_update(local *L) {
+    if (!L->permits_dirty) return;
+    permits_compute(L, L->nr, L->n, L->permit);
     L->permits_dirty = false;
 }
 
@@ -343,6 +385,7 @@ static int tx_apply(local *L, const chain_tx *tx) {
         x->commit_len = (uint32_t)tx->len;
         x->commit_block = tx->block;
         x->has_commit = true;
+        x->last_active = tx->block;
         return TS_OK;
     }
     case CHAIN_TX_WEIGHTS: {
@@ -352,6 +395,7 @@ static int tx_apply(local *L, const chain_tx *tx) {
         x->nw = tx->nw;
         x->w_block = tx->block;
         x->has_weights = true;
+        x->last_active = tx->block;
         return TS_OK;
     }
     }
@@ -611,6 +655,73 @@ static void reject(local *L, uint64_t line, const char *reason) {
     }
 }
 
+/* ---------------------------------------------------------------- history */
+
+static int hist_reserve(local *L) {
+    if (L->nhist == L->hist_cap) {
+        size_t cap = L->hist_cap ? 2 * L->hist_cap : 1024;
+        hist_rec *h = realloc(L->hist, cap * sizeof *h);
+        if (!h) return TS_ENOMEM;
+        L->hist = h;
+        L->hist_cap = cap;
+    }
+    if (L->nhkeys == L->hkeys_cap) {
+        size_t cap = L->hkeys_cap ? 2 * L->hkeys_cap : 256;
+        uint8_t (*k)[TS_PK_BYTES] = realloc(L->hkeys, cap * sizeof *k);
+        if (!k) return TS_ENOMEM;
+        L->hkeys = k;
+        L->hkeys_cap = cap;
+    }
+    return TS_OK;
+}
+
+/* Records a transaction tx_apply just applied (hist_reserve made room). */
+static void hist_record(local *L, const chain_tx *tx) {
+    hist_rec *r = &L->hist[L->nhist++];
+    memset(r, 0, sizeof *r);
+    r->block = tx->block;
+    r->seq = tx->seq;
+    r->kind = (uint8_t)tx->kind;
+    switch (tx->kind) {
+    case CHAIN_TX_REGISTER:
+        r->uid = (uint32_t)find_uid(L, tx->signer);
+        r->val = L->nhkeys;
+        memcpy(L->hkeys[L->nhkeys++], tx->signer, TS_PK_BYTES);
+        break;
+    case CHAIN_TX_STAKE:
+        r->uid = (uint32_t)find_uid(L, tx->target);
+        r->val = L->nr[r->uid].stake;
+        break;
+    case CHAIN_TX_COMMIT:
+    case CHAIN_TX_WEIGHTS:
+        r->uid = (uint32_t)find_uid(L, tx->signer);
+        break;
+    }
+}
+
+/* Applies one history record to a scratch state. */
+static void hist_apply(const local *L, at_state *a, const hist_rec *r) {
+    neuron_st *x = &a->nr[r->uid];
+    switch ((chain_tx_kind)r->kind) {
+    case CHAIN_TX_REGISTER:
+        if (r->uid >= a->n) a->n = r->uid + 1; /* uids are given in order */
+        memset(x, 0, sizeof *x);
+        memcpy(x->hotkey, L->hkeys[r->val], TS_PK_BYTES);
+        x->reg_block = r->block;
+        x->last_active = CHAIN_BLOCK_NONE;
+        a->permits_ok = false;
+        break;
+    case CHAIN_TX_STAKE:
+        x->stake = r->val;
+        a->permits_ok = false;
+        break;
+    case CHAIN_TX_COMMIT:
+    case CHAIN_TX_WEIGHTS:
+        x->last_active = r->block;
+        break;
+    }
+}
+
 /* Handles one complete line (without '\n'). */
 static int process_line(local *L, const char *s, size_t n) {
     uint64_t lineno = L->nlines++;
@@ -652,8 +763,13 @@ static int process_line(local *L, const char *s, size_t n) {
         reject(L, lineno, reason);
         return TS_OK;
     }
-    int rc = tx_apply(L, &tx);
+    /* room for its history record first, so that an accepted transaction
+     * is always recorded */
+    int rc = hist_reserve(L);
     if (rc) return rc; /* out of memory: the caller stops here and retries later */
+    rc = tx_apply(L, &tx);
+    if (rc) return rc;
+    hist_record(L, &tx);
     L->last_block = tx.block;
     L->accepted++;
     return TS_OK;
@@ -1037,6 +1153,10 @@ static void local_free(local *L) {
     free(L->hmap);
     free(L->permit);
     free(L->order);
+    free(L->hist);
+    free(L->hkeys);
+    free(L->at.nr);
+    free(L->at.permit);
     free(L->buf);
     free(L->msg);
     free(L->wscratch);
@@ -1124,6 +1244,75 @@ static int local_metagraph(void *impl, chain_metagraph *mg, ts_err *e) {
         x->stake = L->nr[u].stake;
         x->validator_permit = L->permit[u];
         x->registered_block = L->nr[u].reg_block;
+        x->last_active = L->nr[u].last_active;
+    }
+    return TS_OK;
+}
+
+/* The metagraph at the start of `block`: the history's records of the
+ * blocks before it, replayed into L->at.  L->at keeps the state it reached,
+ * so asking for the same block again costs a copy, and asking for a later
+ * one replays only the records in between (a node asks once per window,
+ * with growing blocks). */
+static int local_metagraph_at(void *impl, uint64_t block, chain_metagraph *mg, ts_err *e) {
+    local *L = impl;
+    uint64_t now = chain_clock_block_at(&L->p, ts_now());
+    /* A writer stamps its line with the block current when it took the lock
+     * and appends it moments later, so the lines of block B - 1 may still be
+     * arriving just after T(B); one full block later they are all in. */
+    if (block == UINT64_MAX || now < block + 1)
+        return ts_fail(e, TS_ESTATE, "block %llu is not final yet (the current block is %llu)",
+                       (unsigned long long)block, (unsigned long long)now);
+    int rc = log_sync(L, e);
+    if (rc) return rc;
+    at_state *a = &L->at;
+    uint32_t m = L->p.max_uids;
+    if (!a->nr) {
+        a->nr = calloc(m, sizeof *a->nr);
+        a->permit = calloc(m, 1);
+        if (!a->nr || !a->permit) {
+            free(a->nr);
+            free(a->permit);
+            a->nr = NULL;
+            a->permit = NULL;
+            return ts_fail(e, TS_ENOMEM, "out of memory");
+        }
+        a->valid = false;
+    }
+    /* p = the number of records of blocks < block (they form a prefix) */
+    size_t lo = 0, hi = L->nhist;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (L->hist[mid].block < block) lo = mid + 1;
+        else hi = mid;
+    }
+    size_t p = lo;
+    if (!a->valid || a->k > p) {
+        for (uint32_t u = 0; u < a->n; u++) memset(&a->nr[u], 0, sizeof a->nr[u]);
+        a->n = 0;
+        a->k = 0;
+        a->permits_ok = false;
+        a->valid = true;
+    }
+    for (; a->k < p; a->k++) hist_apply(L, a, &L->hist[a->k]);
+    if (!a->permits_ok) {
+        permits_compute(L, a->nr, a->n, a->permit);
+        a->permits_ok = true;
+    }
+    mg->neurons = calloc(a->n ? a->n : 1, sizeof *mg->neurons);
+    if (!mg->neurons) return ts_fail(e, TS_ENOMEM, "out of memory");
+    mg->block = block;
+    mg->log_seq = p ? L->hist[p - 1].seq + 1 : 0;
+    mg->n = a->n;
+    mg->max_uids = m;
+    for (uint32_t u = 0; u < a->n; u++) {
+        chain_neuron *x = &mg->neurons[u];
+        x->uid = u;
+        memcpy(x->hotkey, a->nr[u].hotkey, TS_PK_BYTES);
+        x->stake = a->nr[u].stake;
+        x->validator_permit = a->permit[u];
+        x->registered_block = a->nr[u].reg_block;
+        x->last_active = a->nr[u].last_active;
     }
     return TS_OK;
 }
@@ -1329,6 +1518,7 @@ const chain_backend chain_local_backend = {
     .block = local_block,
     .block_time = local_block_time,
     .metagraph = local_metagraph,
+    .metagraph_at = local_metagraph_at,
     .commitments = local_commitments,
     .weights = local_weights,
     .commit = local_commit,

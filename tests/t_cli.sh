@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# t_cli.sh - the three binaries: --help, --version, error lines, keys.
+# t_cli.sh - the three binaries: --help, --version, error lines, keys, and
+# localnet status, which shows what a commitment names but never its secrets.
+#
+# Every check tests the command's exit status (pipefail where it pipes) and
+# the content it claims, so that an empty or wrong output fails.
 set -u
 BIN=${BUILD:-build}/bin
+PY=/usr/bin/python3
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 export TESSERA_HOME=$T/home
 
@@ -9,7 +14,7 @@ check() { # name, command...
   local name=$1; shift
   local out
   if out=$("$@" 2>&1); then echo "ok   t_cli/$name"; else
-    echo "FAIL t_cli/$name"; printf '%s\n' "$out" | head -5 | sed 's/^/    /'; fi
+    echo "FAIL t_cli/$name"; printf '%s\n' "$out" | head -8 | sed 's/^/    /'; fi
 }
 expect_fail() { # name, pattern, command...
   local name=$1 pat=$2; shift 2
@@ -21,19 +26,143 @@ expect_fail() { # name, pattern, command...
     echo "FAIL t_cli/$name"; echo "    rc=$rc, want a short error matching '$pat':"; printf '%s\n' "$out" | head -5 | sed 's/^/    /'
   fi
 }
+# no WHY...: prints why a check fails and fails (CONDITION || no "why" || return)
+no() { printf '%s\n' "$@"; return 1; }
 
 for b in tessera tessera-miner tessera-validator; do
-  check "$b-version" bash -c "$BIN/$b --version | grep -q '^$b [0-9]'"
-  check "$b-help" bash -c "$BIN/$b --help | grep -qi 'usage'"
+  check "$b-version" bash -o pipefail -c "$BIN/$b --version | grep -q '^$b [0-9]'"
+  check "$b-help" bash -o pipefail -c "$BIN/$b --help | grep -qi 'usage'"
 done
-check tessera-help-lists-commands bash -c "$BIN/tessera --help | grep -q keygen && $BIN/tessera --help | grep -q devices"
+check tessera-help-lists-commands bash -c "h=\$($BIN/tessera --help) && grep -q '^ *keygen ' <<<\"\$h\" && grep -q '^ *devices ' <<<\"\$h\" || { echo \"\$h\"; exit 1; }"
 expect_fail tessera-unknown-command "unknown command 'frobnicate'" "$BIN/tessera" frobnicate
 expect_fail keygen-needs-hotkey "hotkey is required" "$BIN/tessera" keygen
 expect_fail keygen-unknown-flag "unknown option '--hotky'" "$BIN/tessera" keygen --hotky x
-check keygen bash -c "$BIN/tessera keygen --wallet w --hotkey h | grep -q 'public key  0x'"
-check keygen-mode bash -c "[ \"\$(stat -c %a $TESSERA_HOME/wallets/w/hotkeys/h)\" = 600 ]"
+
+# keygen prints the new key's public key and SS58 address; both must be the
+# ones in the key file it wrote (compared in keys-show-matches).
+KEYFILE=$TESSERA_HOME/wallets/w/hotkeys/h
+keygen_prints_key() {
+  local out
+  out=$("$BIN/tessera" keygen --wallet w --hotkey h) || no "keygen failed: $out" || return
+  [ -s "$KEYFILE" ] || no "no key file $KEYFILE" || return
+  printf '%s\n' "$out" >"$T/keygen.out"
+  grep -qE '^public key  0x[0-9a-f]{64}$' <<<"$out" && grep -qE '^ss58        5[1-9A-HJ-NP-Za-km-z]{47}$' <<<"$out" ||
+    no "keygen did not print a public key and an SS58 address:" "$out"
+}
+check keygen keygen_prints_key
+check keygen-mode bash -c "[ \"\$(stat -c %a $KEYFILE)\" = 600 ]"
 expect_fail keygen-no-overwrite "refusing to overwrite" "$BIN/tessera" keygen --wallet w --hotkey h
-check keys-show-matches bash -c "a=\$($BIN/tessera keys show --wallet w --hotkey h --json | sed 's/.*public_key\": \"\\([^\"]*\\)\".*/\\1/'); grep -q \"\$a\" $TESSERA_HOME/wallets/w/hotkeys/h"
+
+# keys show (text and JSON) prints the public key and SS58 address of the key
+# file keygen wrote, the same keygen printed, the address is the SS58 encoding
+# of that public key (computed here), and the secret seed is shown nowhere.
+keys_show_matches() {
+  local js txt
+  js=$("$BIN/tessera" keys show --wallet w --hotkey h --json) || no "keys show --json failed: $js" || return
+  txt=$("$BIN/tessera" keys show --wallet w --hotkey h) || no "keys show failed: $txt" || return
+  $PY - "$KEYFILE" "$T/keygen.out" "$js" "$txt" <<'EOF'
+import hashlib, json, re, sys
+key = json.load(open(sys.argv[1]))
+gen, js, txt = open(sys.argv[2]).read(), sys.argv[3], sys.argv[4]
+pk, ss, seed = key["publicKey"], key["ss58Address"], key["secretSeed"]
+if not re.fullmatch("0x[0-9a-f]{64}", pk):
+    sys.exit(f"key file public key {pk!r}")
+# SS58 (prefix 42): base58(42 || pk || blake2b-512("SS58PRE" || 42 || pk)[:2])
+A = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+d = bytes([42]) + bytes.fromhex(pk[2:])
+n = int.from_bytes(d + hashlib.blake2b(b"SS58PRE" + d).digest()[:2], "big")
+want = ""
+while n:
+    n, r = divmod(n, 58)
+    want = A[r] + want
+if ss != want:
+    sys.exit(f"key file address {ss} is not the SS58 of {pk} ({want})")
+try:
+    show = json.loads(js)
+except ValueError:
+    sys.exit(f"keys show --json printed no JSON: {js!r}")
+if show != {"wallet": "w", "hotkey": "h", "public_key": pk, "ss58": ss}:
+    sys.exit(f"keys show --json: {show}, key file: {pk} {ss}")
+for name, out in (("keys show", txt), ("keygen", gen)):
+    if f"public key  {pk}\n" not in out + "\n":
+        sys.exit(f"{name} lacks public key {pk}: {out!r}")
+    if f"ss58        {ss}\n" not in out + "\n":
+        sys.exit(f"{name} lacks address {ss}: {out!r}")
+for name, out in (("keys show", txt), ("keys show --json", js), ("keygen", gen)):
+    if seed[2:].lower() in out.lower():
+        sys.exit(f"{name} shows the secret seed")
+EOF
+}
+check keys-show-matches keys_show_matches
 expect_fail keys-show-missing "No such file" "$BIN/tessera" keys show --wallet w --hotkey nope
-check devices bash -c "$BIN/tessera devices | grep -qE '^(cuda:0 |no GPU found)'"
+check devices bash -o pipefail -c "$BIN/tessera devices | grep -qE '^(cuda:0 |no GPU found)'"
+
+# --- localnet status: a commitment is read credentials; the status names the
+# store (bucket, prefix, endpoint; R2 account; file path) and prints no part of
+# an access key or a secret, in the table and in --json.
+NET=$T/net
+S3_AK=AKTESSERAQ7XW3VB           # access key of the s3 URL commitment
+S3_SK=sk9Vq2ZpLm4Rt8YxKd6Hf3Ns   # its secret
+R2_ACCT=feedc0defeedc0defeedc0defeedc0de
+R2_AK=R2AKQZ7XW3VB9N4M1P6L8K2J5H0G3F7D
+R2_SK=r2SecretMq8Wz3Kv7Xn1Bp5Lt9Hd2Fg6Js4Rc0Yw8Ue3Ta7Ni5Oh1Pk9Zm2Qx6Vb
+JUNK=junk-Zq8Wv3Lk5Tr1Gx7    # unparsable: shown only as its size
+localnet_setup() {
+  local out i
+  out=$("$BIN/tessera" localnet init --dir "$NET" --run-id clitest --block-time 1 --blocks-per-window 10 2>&1) || no "$out" || return
+  for i in 0 1 2 3; do
+    out=$("$BIN/tessera" keygen --wallet lw --hotkey k$i 2>&1) || no "$out" || return
+    out=$("$BIN/tessera" localnet register --dir "$NET" --wallet lw --hotkey k$i 2>&1) || no "$out" || return
+  done
+  out=$("$BIN/tessera" localnet commit --dir "$NET" --wallet lw --hotkey k0 \
+    --data "s3://$S3_AK:$S3_SK@bkt-tessera/run7?endpoint=https://minio.example:9000&region=auto" 2>&1) || no "$out" || return
+  out=$("$BIN/tessera" localnet commit --dir "$NET" --wallet lw --hotkey k1 --data "$R2_ACCT$R2_AK$R2_SK" 2>&1) || no "$out" || return
+  out=$("$BIN/tessera" localnet commit --dir "$NET" --wallet lw --hotkey k2 --data "file:///srv/buckets/k2" 2>&1) || no "$out" || return
+  out=$("$BIN/tessera" localnet commit --dir "$NET" --wallet lw --hotkey k3 --data "$JUNK" 2>&1) || no "$out" || return
+  "$BIN/tessera" localnet status --dir "$NET" >"$T/status.txt" 2>&1 || no "localnet status failed:" "$(cat "$T/status.txt")" || return
+  "$BIN/tessera" localnet status --dir "$NET" --json >"$T/status.json" 2>&1 || no "localnet status --json failed:" "$(cat "$T/status.json")"
+}
+check localnet-setup localnet_setup
+# no_secrets FILE: no 8-character piece of any access key or secret in FILE
+no_secrets() {
+  $PY - "$1" "$S3_AK" "$S3_SK" "$R2_AK" "$R2_SK" "$JUNK" <<'EOF'
+import sys
+text = open(sys.argv[1]).read()
+for s in sys.argv[2:]:
+    for i in range(len(s) - 7):
+        if s[i:i + 8] in text:
+            line = next(l for l in text.splitlines() if s[i:i + 8] in l)
+            sys.exit(f"{sys.argv[1].rsplit('/', 1)[1]} shows '{s[i:i + 8]}' of the secret {s}:\n{line.strip()}")
+EOF
+}
+status_table() {
+  no_secrets "$T/status.txt" || return
+  local t; t=$(cat "$T/status.txt")
+  grep -qE '^  0 .* s3 bkt-tessera/run7 @ minio\.example:9000 ' <<<"$t" &&
+    grep -qE "^  1 .* r2 $R2_ACCT " <<<"$t" &&
+    grep -qE '^  2 .* file:///srv/buckets/k2 ' <<<"$t" &&
+    grep -qE "^  3 .* unparsable \\(${#JUNK} bytes\\) " <<<"$t" || no "the table does not name each store:" "$t"
+}
+check localnet-status-no-secrets status_table
+status_json() {
+  no_secrets "$T/status.json" || return
+  $PY - "$T/status.json" "$R2_ACCT" "${#JUNK}" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+u = {x["uid"]: x for x in d["uids"]}
+want = {
+    0: ("s3", "s3 bkt-tessera/run7 @ minio.example:9000", "s3://bkt-tessera/run7?endpoint=https://minio.example:9000&region=auto"),
+    1: ("r2", f"r2 {sys.argv[2]}", f"s3://{sys.argv[2]}?endpoint=https://{sys.argv[2]}.r2.cloudflarestorage.com&region=auto"),
+    2: ("file", "file:///srv/buckets/k2", "file:///srv/buckets/k2"),
+    3: ("unparsable", f"unparsable ({sys.argv[3]} bytes)", None),
+}
+for uid, (kind, summary, store) in want.items():
+    got = (u[uid].get("commitment_kind"), u[uid].get("commitment_summary"), u[uid].get("commitment_store"))
+    if got != (kind, summary, store):
+        sys.exit(f"uid {uid}: {got}, want {(kind, summary, store)}")
+    if not isinstance(u[uid].get("commitment_block"), (int, float)):
+        sys.exit(f"uid {uid}: no commitment_block")
+EOF
+}
+check localnet-status-json-no-secrets status_json
 exit 0

@@ -37,6 +37,7 @@ typedef struct {
     uint32_t max_uids, max_validators;
     uint64_t immunity, rate_limit, min_vstake;
     const char *params;
+    double genesis_ago;         /* genesis this many seconds ago (0: now) */
 } net_opts;
 
 /* Creates a subnet under the test's tmpdir; returns its URL (static). */
@@ -56,6 +57,7 @@ static const char *mk_subnet(const char *name, const net_opts *o) {
     g.weights_rate_limit = o ? o->rate_limit : 0;
     g.min_validator_stake = o ? o->min_vstake : 0;
     g.run_params_json = o && o->params ? o->params : NULL;
+    if (o && o->genesis_ago) g.genesis_time = floor((ts_now() - o->genesis_ago) * 1000.0) / 1000.0;
     ts_keypair owner;
     key(&owner, OWNER_SEED);
     memcpy(g.owner, owner.pk, TS_PK_BYTES);
@@ -1187,6 +1189,574 @@ TEST(validator_permits_and_leader) {
     chain_close(c);
 }
 
+/* ------------------------------------------- the metagraph at a past block */
+
+/* Field by field; counts the differences (and reports the first few). */
+static int mg_diff(const chain_metagraph *a, const chain_metagraph *b, const char *what, uint64_t blk) {
+    int bad = 0;
+#define MG_FIELD(x, y, name)                                                                   \
+    do {                                                                                       \
+        if ((x) != (y) && bad++ < 3)                                                           \
+            th_fail(__FILE__, __LINE__, "%s, block %llu: %s %llu != %llu", what,              \
+                    (unsigned long long)blk, name, (unsigned long long)(x), (unsigned long long)(y)); \
+    } while (0)
+    MG_FIELD(a->block, b->block, "block");
+    MG_FIELD(a->log_seq, b->log_seq, "log_seq");
+    MG_FIELD(a->n, b->n, "n");
+    MG_FIELD(a->max_uids, b->max_uids, "max_uids");
+    for (uint32_t u = 0; u < a->n && u < b->n; u++) {
+        const chain_neuron *x = &a->neurons[u], *y = &b->neurons[u];
+        MG_FIELD(x->uid, y->uid, "uid");
+        MG_FIELD(memcmp(x->hotkey, y->hotkey, TS_PK_BYTES) != 0, 0, "hotkey differs");
+        MG_FIELD(x->stake, y->stake, "stake");
+        MG_FIELD(x->validator_permit, y->validator_permit, "validator_permit");
+        MG_FIELD(x->registered_block, y->registered_block, "registered_block");
+        MG_FIELD(x->last_active, y->last_active, "last_active");
+    }
+#undef MG_FIELD
+    return bad;
+}
+
+/* One uid of a snapshot as the test expects it. */
+static void check_neuron(const chain_metagraph *mg, uint32_t u, const ts_keypair *k, uint64_t stake_tao,
+                         bool permit, uint64_t reg, uint64_t active, int line) {
+    if (u >= mg->n) {
+        th_fail(__FILE__, line, "block %llu: uid %u missing (n %u)", (unsigned long long)mg->block, u, mg->n);
+        return;
+    }
+    const chain_neuron *x = &mg->neurons[u];
+    if (memcmp(x->hotkey, k->pk, TS_PK_BYTES))
+        th_fail(__FILE__, line, "block %llu: uid %u has another hotkey", (unsigned long long)mg->block, u);
+    if (x->stake != stake_tao * CHAIN_RAO_PER_TAO || x->validator_permit != permit ||
+        x->registered_block != reg || x->last_active != active)
+        th_fail(__FILE__, line,
+                "block %llu uid %u: stake %llu permit %d reg %llu active %lld; expected %llu TAO, %d, %llu, %lld",
+                (unsigned long long)mg->block, u, (unsigned long long)x->stake, x->validator_permit,
+                (unsigned long long)x->registered_block, (long long)x->last_active,
+                (unsigned long long)stake_tao, permit, (unsigned long long)reg, (long long)active);
+}
+#define NONE CHAIN_BLOCK_NONE
+
+/* The scripted history of the metagraph_at tests, on a subnet of 3 uids and
+ * 2 validator permits whose genesis lies far in the past (so every block
+ * used here is final).  Line by line (block: transaction):
+ *   0  10: register k1 (uid 0)        1  10: register k2 (uid 1)
+ *   2  12: stake k1 +5                3  12: stake k2 +10
+ *   4  15: register k3 (uid 2)        5  16: stake k3 +7 (uid 0 loses its permit)
+ *   6  20: commit k3                  7  22: weights k2
+ *   8  30: stake k1 +10 (uid 0: 15, takes the permit and the lead from uid 2 / uid 1)
+ *   9  32: commit k1                 10  40: register k4 (full: replaces uid 2)
+ *  11  45: commit k4                 12  46: weights k4 (no permit: rejected)
+ *  13  50: weights k1
+ * step(i) appends line i; returns its block. */
+typedef struct {
+    chain *c;
+    const char *url;
+    ts_keypair k[5], owner;
+} story;
+
+static const uint64_t STORY_BLOCKS[] = {10, 10, 12, 12, 15, 16, 20, 22, 30, 32, 40, 45, 46, 50};
+#define STORY_LINES ((int)(sizeof STORY_BLOCKS / sizeof *STORY_BLOCKS))
+
+static void story_init(story *s, chain *c, const char *url) {
+    s->c = c;
+    s->url = url;
+    for (int i = 1; i <= 4; i++) key(&s->k[i], i);
+    key(&s->owner, OWNER_SEED);
+}
+
+static uint64_t story_step(story *s, int i) {
+    uint64_t b = STORY_BLOCKS[i];
+    chain_tx tx;
+    memset(&tx, 0, sizeof tx);
+    chain_weight w;
+    const ts_keypair *by = NULL;
+    static const int reg_key[] = {[0] = 1, [1] = 2, [4] = 3, [10] = 4};
+    switch (i) {
+    case 0: case 1: case 4: case 10:
+        tx.kind = CHAIN_TX_REGISTER;
+        by = &s->k[reg_key[i]];
+        break;
+    case 2: case 3: case 5: case 8: {
+        static const int who[] = {[2] = 1, [3] = 2, [5] = 3, [8] = 1};
+        static const int64_t tao[] = {[2] = 5, [3] = 10, [5] = 7, [8] = 10};
+        tx.kind = CHAIN_TX_STAKE;
+        tx.delta = tao[i] * (int64_t)CHAIN_RAO_PER_TAO;
+        memcpy(tx.target, s->k[who[i]].pk, TS_PK_BYTES);
+        by = &s->owner;
+        break;
+    }
+    case 6: case 9: case 11: {
+        static const int who[] = {[6] = 3, [9] = 1, [11] = 4};
+        tx.kind = CHAIN_TX_COMMIT;
+        tx.data = (const uint8_t *)"file:///buckets/x";
+        tx.len = 17;
+        by = &s->k[who[i]];
+        break;
+    }
+    case 7: case 12: case 13: {
+        static const int who[] = {[7] = 2, [12] = 4, [13] = 1};
+        static const uint32_t to[] = {[7] = 0, [12] = 1, [13] = 2};
+        w = (chain_weight){to[i], 65535};
+        tx.kind = CHAIN_TX_WEIGHTS;
+        tx.w = &w;
+        tx.nw = 1;
+        by = &s->k[who[i]];
+        break;
+    }
+    }
+    append_at_block(s->c, s->url, &tx, by, b);
+    return b;
+}
+
+static int at_ok(chain *c, uint64_t b, chain_metagraph *mg, int line) {
+    ts_err e = {0};
+    int rc = chain_metagraph_at(c, b, mg, &e);
+    if (rc) th_fail(__FILE__, line, "chain_metagraph_at(%llu): %s", (unsigned long long)b, e.msg);
+    return rc;
+}
+#define AT(c, b, mg) at_ok((c), (b), (mg), __LINE__)
+
+TEST(metagraph_at_replays_registrations_replacements_and_stake) {
+    net_opts o = {.block_time = 1, .max_uids = 3, .max_validators = 2, .genesis_ago = 5000};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    story s;
+    story_init(&s, c, url);
+    for (int i = 0; i < STORY_LINES; i++) story_step(&s, i);
+    ts_err e = {0};
+    chain_stats st;
+    REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+    CHECK_EQ_INT(st.accepted, 13);
+    CHECK_EQ_INT(st.rejected, 1); /* line 12: k4 has no permit */
+    const ts_keypair *k = s.k;
+    chain_metagraph mg;
+    uint32_t leader = 77;
+
+    /* Before block 10 nothing; the registrations of block 10 count from block 11. */
+    REQUIRE(AT(c, 0, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.n, 0);
+    CHECK_EQ_INT(mg.block, 0);
+    CHECK_EQ_INT(mg.log_seq, 0);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 10, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.n, 0);
+    CHECK_EQ_INT(mg.max_uids, 3);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 11, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.block, 11);
+    CHECK_EQ_INT(mg.n, 2);
+    CHECK_EQ_INT(mg.log_seq, 2);
+    check_neuron(&mg, 0, &k[1], 0, false, 10, NONE, __LINE__);
+    check_neuron(&mg, 1, &k[2], 0, false, 10, NONE, __LINE__);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_ENOTFOUND);
+    chain_metagraph_free(&mg);
+
+    /* Stake of block 12: both hold permits, uid 1 leads. */
+    REQUIRE(AT(c, 12, &mg) == TS_OK);
+    check_neuron(&mg, 1, &k[2], 0, false, 10, NONE, __LINE__);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 13, &mg) == TS_OK);
+    check_neuron(&mg, 0, &k[1], 5, true, 10, NONE, __LINE__);
+    check_neuron(&mg, 1, &k[2], 10, true, 10, NONE, __LINE__);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 1);
+    chain_metagraph_free(&mg);
+
+    /* A third registration, then its stake moves uid 0's permit to it. */
+    REQUIRE(AT(c, 15, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.n, 2);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 16, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.n, 3);
+    check_neuron(&mg, 2, &k[3], 0, false, 15, NONE, __LINE__);
+    check_neuron(&mg, 0, &k[1], 5, true, 10, NONE, __LINE__);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 17, &mg) == TS_OK);
+    check_neuron(&mg, 0, &k[1], 5, false, 10, NONE, __LINE__);
+    check_neuron(&mg, 1, &k[2], 10, true, 10, NONE, __LINE__);
+    check_neuron(&mg, 2, &k[3], 7, true, 15, NONE, __LINE__);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 1);
+    chain_metagraph_free(&mg);
+
+    /* last_active: a commit (block 20) and weights (block 22), strictly before. */
+    REQUIRE(AT(c, 20, &mg) == TS_OK);
+    check_neuron(&mg, 2, &k[3], 7, true, 15, NONE, __LINE__);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 21, &mg) == TS_OK);
+    check_neuron(&mg, 2, &k[3], 7, true, 15, 20, __LINE__);
+    check_neuron(&mg, 1, &k[2], 10, true, 10, NONE, __LINE__);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 23, &mg) == TS_OK);
+    check_neuron(&mg, 1, &k[2], 10, true, 10, 22, __LINE__);
+    chain_metagraph_free(&mg);
+
+    /* Block 30: uid 0 gets 15 TAO: it takes uid 2's permit and the lead. */
+    REQUIRE(AT(c, 30, &mg) == TS_OK);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 1);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 31, &mg) == TS_OK);
+    check_neuron(&mg, 0, &k[1], 15, true, 10, NONE, __LINE__);
+    check_neuron(&mg, 1, &k[2], 10, true, 10, 22, __LINE__);
+    check_neuron(&mg, 2, &k[3], 7, false, 15, 20, __LINE__);
+    CHECK_ERR(chain_leader(&mg, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 0);
+    /* with liveness: uid 0 has never acted; uid 1 acted 9 blocks before */
+    CHECK_ERR(chain_leader_live(&mg, 10, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 1);
+    CHECK_ERR(chain_leader_live(&mg, 8, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 0); /* nobody live: stake order */
+    chain_metagraph_free(&mg);
+
+    /* Block 40: k4 replaces uid 2 (the least stake): hotkey, stake,
+     * registration block and last_active all change. */
+    REQUIRE(AT(c, 40, &mg) == TS_OK);
+    check_neuron(&mg, 2, &k[3], 7, false, 15, 20, __LINE__);
+    CHECK_ERR(chain_uid_of(&mg, k[4].pk, NULL), TS_ENOTFOUND);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 41, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.n, 3);
+    check_neuron(&mg, 0, &k[1], 15, true, 10, 32, __LINE__);
+    check_neuron(&mg, 1, &k[2], 10, true, 10, 22, __LINE__);
+    check_neuron(&mg, 2, &k[4], 0, false, 40, NONE, __LINE__);
+    CHECK_ERR(chain_uid_of(&mg, k[3].pk, NULL), TS_ENOTFOUND);
+    CHECK_EQ_INT(mg.log_seq, 11);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 46, &mg) == TS_OK);
+    check_neuron(&mg, 2, &k[4], 0, false, 40, 45, __LINE__);
+    chain_metagraph_free(&mg);
+    /* the rejected line (12, block 46) changes nothing, not even log_seq */
+    REQUIRE(AT(c, 47, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.log_seq, 12);
+    check_neuron(&mg, 2, &k[4], 0, false, 40, 45, __LINE__);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, 51, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.log_seq, 14);
+    check_neuron(&mg, 0, &k[1], 15, true, 10, 50, __LINE__);
+    chain_metagraph at51 = mg;
+
+    /* chain_metagraph_get carries last_active too: the same as at(51). */
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.n, 3);
+    for (uint32_t i = 0; i < 3 && i < mg.n; i++) CHECK_EQ_INT(mg.neurons[i].last_active, at51.neurons[i].last_active);
+    CHECK_EQ_INT(mg.neurons[0].last_active, 50);
+    CHECK_EQ_INT(mg.neurons[1].last_active, 22);
+    CHECK_EQ_INT(mg.neurons[2].last_active, 45);
+    chain_metagraph_free(&mg);
+    chain_metagraph_free(&at51);
+
+    /* Going back after going forward gives the same answer again. */
+    chain_metagraph again;
+    REQUIRE(AT(c, 17, &again) == TS_OK);
+    check_neuron(&again, 2, &k[3], 7, true, 15, NONE, __LINE__);
+    chain_metagraph_free(&again);
+    chain_close(c);
+}
+
+TEST(metagraph_at_last_active_through_the_api) {
+    /* Commit and weights through the chain calls, then a replacement: the
+     * live metagraph and the snapshots agree on last_active. */
+    net_opts o = {.block_time = 0.05, .max_uids = 2, .max_validators = 2};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ts_keypair k1, k2, k3;
+    key(&k1, 1);
+    key(&k2, 2);
+    key(&k3, 3);
+    reg_ok(c, 1);
+    reg_ok(c, 2);
+    stake_tao(c, 1, 10);
+    ts_err e = {0};
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.neurons[0].last_active, CHAIN_BLOCK_NONE);
+    CHECK_EQ_INT(mg.neurons[1].last_active, CHAIN_BLOCK_NONE);
+    chain_metagraph_free(&mg);
+    REQUIRE(chain_commit(c, &k2, "file:///b/2", &e) == TS_OK);
+    chain_commitment cm;
+    REQUIRE(chain_commitment_of(c, 1, &cm, &e) == TS_OK);
+    usleep(120000);
+    REQUIRE(chain_set_weights(c, &k1, (uint32_t[]){1}, (float[]){1}, 1, &e) == TS_OK);
+    chain_weight_row *rows;
+    uint32_t n;
+    REQUIRE(chain_weights(c, &rows, &n, &e) == TS_OK);
+    REQUIRE(n == 1);
+    uint64_t wblock = rows[0].block;
+    free(rows);
+    CHECK(wblock > cm.block);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.neurons[0].last_active, wblock);
+    CHECK_EQ_INT(mg.neurons[1].last_active, cm.block);
+    chain_metagraph_free(&mg);
+    /* replacement of uid 1 (no stake) clears it */
+    usleep(120000);
+    chain_registration r;
+    REQUIRE(chain_register(c, &k3, &r, &e) == TS_OK);
+    CHECK_EQ_INT(r.uid, 1);
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.neurons[1].last_active, CHAIN_BLOCK_NONE);
+    CHECK_EQ_INT(mg.neurons[0].last_active, wblock);
+    chain_metagraph_free(&mg);
+    /* the snapshots: wait until r.block is final */
+    uint64_t now = 0;
+    for (int i = 0; i < 100 && now < r.block + 2; i++) {
+        usleep(20000);
+        chain_block(c, &now, NULL, &e);
+    }
+    REQUIRE(now >= r.block + 2);
+    REQUIRE(AT(c, r.block, &mg) == TS_OK);
+    CHECK(!memcmp(mg.neurons[1].hotkey, k2.pk, TS_PK_BYTES));
+    CHECK_EQ_INT(mg.neurons[1].last_active, cm.block);
+    chain_metagraph_free(&mg);
+    REQUIRE(AT(c, r.block + 1, &mg) == TS_OK);
+    CHECK(!memcmp(mg.neurons[1].hotkey, k3.pk, TS_PK_BYTES));
+    CHECK_EQ_INT(mg.neurons[1].last_active, CHAIN_BLOCK_NONE);
+    CHECK_EQ_INT(mg.neurons[0].last_active, wblock);
+    chain_metagraph_free(&mg);
+    chain_close(c);
+}
+
+TEST(metagraph_at_is_the_same_from_every_handle) {
+    net_opts o = {.block_time = 1, .max_uids = 3, .max_validators = 2, .genesis_ago = 5000};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    /* A follows the log along: after each line it takes the snapshots that
+     * the line made final, and now and then one far back (the cache goes
+     * back and forth). */
+    chain *a = open_ok(url);
+    REQUIRE(a);
+    story s;
+    story_init(&s, a, url);
+    enum { MAXB = 56 };
+    chain_metagraph early[MAXB];
+    memset(early, 0, sizeof early);
+    bool have[MAXB] = {0};
+    uint64_t next = 0;
+    for (int i = 0; i < STORY_LINES; i++) {
+        uint64_t b = story_step(&s, i);
+        for (; next <= b; next++) have[next] = AT(a, next, &early[next]) == TS_OK;
+        if (i % 4 == 3) {
+            chain_metagraph back;
+            REQUIRE(AT(a, b / 3, &back) == TS_OK);
+            mg_diff(&back, &early[b / 3], "back and forth", b / 3);
+            chain_metagraph_free(&back);
+        }
+    }
+    /* B opens the finished log and replays it whole. */
+    chain *b = open_ok(url);
+    REQUIRE(b);
+    int bad = 0;
+    for (uint64_t blk = MAXB; blk-- > 0;) { /* downwards: B's cache restarts each time */
+        chain_metagraph x, y;
+        REQUIRE(AT(a, blk, &x) == TS_OK);
+        REQUIRE(AT(b, blk, &y) == TS_OK);
+        bad += mg_diff(&x, &y, "follower vs fresh handle", blk);
+        if (blk < next) {
+            CHECK(have[blk]);
+            if (have[blk]) bad += mg_diff(&early[blk], &y, "asked early vs fresh handle", blk);
+        }
+        CHECK_EQ_INT(y.block, blk);
+        chain_metagraph_free(&x);
+        chain_metagraph_free(&y);
+        if (bad > 5) break;
+    }
+    /* and upwards on a third handle, one snapshot per block */
+    chain *c3 = open_ok(url);
+    REQUIRE(c3);
+    for (uint64_t blk = 0; blk < MAXB && bad <= 5; blk++) {
+        chain_metagraph x, y;
+        REQUIRE(AT(b, blk, &x) == TS_OK);
+        REQUIRE(AT(c3, blk, &y) == TS_OK);
+        bad += mg_diff(&x, &y, "fresh handles, down vs up", blk);
+        chain_metagraph_free(&x);
+        chain_metagraph_free(&y);
+    }
+    /* the snapshots differ where the story changed something (the test
+     * would not notice a constant answer otherwise) */
+    CHECK(early[11].n == 2 && early[41].n == 3 && early[17].neurons &&
+          early[17].neurons[2].stake == 7 * CHAIN_RAO_PER_TAO);
+    for (int i = 0; i < MAXB; i++) chain_metagraph_free(&early[i]);
+
+    /* History rewritten under the handles (another log: k7 and k8 register
+     * at block 5): the snapshots follow the new history, even where the old
+     * one had as many transactions before the block asked for. */
+    chain_metagraph x;
+    REQUIRE(AT(a, 11, &x) == TS_OK); /* the old history: k1, k2 (2 transactions) */
+    CHECK_EQ_INT(x.n, 2);
+    chain_metagraph_free(&x);
+    ts_err e = {0};
+    char *lp = log_path(url);
+    REQUIRE(truncate(lp, 0) == 0);
+    free(lp);
+    for (int i = 0; i < 2; i++) {
+        ts_keypair kn;
+        key(&kn, 7 + i);
+        chain_tx tx;
+        memset(&tx, 0, sizeof tx);
+        tx.kind = CHAIN_TX_REGISTER;
+        tx.seq = (uint64_t)i;
+        tx.block = 5;
+        memcpy(tx.signer, kn.pk, TS_PK_BYTES);
+        char *line = NULL;
+        size_t len;
+        REQUIRE(chain_local_format_tx(chain_get_params(a)->genesis_hash, &tx, &kn, &line, &len, &e) == TS_OK);
+        append_raw(url, line, len);
+        free(line);
+    }
+    ts_keypair k7, k8;
+    key(&k7, 7);
+    key(&k8, 8);
+    REQUIRE(AT(a, 11, &x) == TS_OK);
+    CHECK_EQ_INT(x.n, 2);
+    CHECK_EQ_INT(x.log_seq, 2);
+    check_neuron(&x, 0, &k7, 0, false, 5, CHAIN_BLOCK_NONE, __LINE__);
+    check_neuron(&x, 1, &k8, 0, false, 5, CHAIN_BLOCK_NONE, __LINE__);
+    chain_metagraph_free(&x);
+    REQUIRE(AT(b, 5, &x) == TS_OK);
+    CHECK_EQ_INT(x.n, 0);
+    chain_metagraph_free(&x);
+    chain_close(a);
+    chain_close(b);
+    chain_close(c3);
+}
+
+TEST(metagraph_at_refuses_blocks_not_final) {
+    net_opts o = {.block_time = 10, .genesis_ago = 1000};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    reg_ok(c, 1);
+    ts_err e = {0};
+    uint64_t now;
+    REQUIRE(chain_block(c, &now, NULL, &e) == TS_OK);
+    REQUIRE(now >= 99);
+    chain_metagraph mg;
+    /* the block after the current one, and far ahead */
+    CHECK_ERR(chain_metagraph_at(c, now + 1, &mg, &e), TS_ESTATE);
+    CHECK_MSG(strstr(e.msg, "not final yet") != NULL, "message: %s", e.msg);
+    char want[64];
+    snprintf(want, sizeof want, "block %llu ", (unsigned long long)(now + 1));
+    CHECK_MSG(strstr(e.msg, want) != NULL, "message: %s", e.msg);
+    CHECK(mg.neurons == NULL && mg.n == 0);
+    CHECK_ERR(chain_metagraph_at(c, now + 1000000, &mg, &e), TS_ESTATE);
+    CHECK_ERR(chain_metagraph_at(c, UINT64_MAX, &mg, &e), TS_ESTATE);
+    /* the block before the current one is final (its successor has begun) */
+    REQUIRE(AT(c, now - 1, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.block, now - 1);
+    CHECK_EQ_INT(mg.n, 0); /* the registration is of block `now` or later */
+    chain_metagraph_free(&mg);
+    chain_close(c);
+
+    /* With short blocks: the current block is refused until the next one
+     * begins, and answered from then on. */
+    net_opts o2 = {.block_time = 0.2, .genesis_ago = 100};
+    url = mk_subnet("net2", &o2);
+    REQUIRE(url);
+    c = open_ok(url);
+    REQUIRE(c);
+    REQUIRE(chain_block(c, &now, NULL, &e) == TS_OK);
+    int rc = chain_metagraph_at(c, now, &mg, &e);
+    uint64_t after;
+    REQUIRE(chain_block(c, &after, NULL, &e) == TS_OK);
+    /* (unless the next block began between the two calls) */
+    CHECK_MSG(rc == TS_ESTATE || after > now, "at(current block %llu) returned %d",
+              (unsigned long long)now, rc);
+    if (rc == TS_OK) chain_metagraph_free(&mg);
+    double t;
+    REQUIRE(chain_block_time(c, now + 1, &t, &e) == TS_OK);
+    while (ts_now() < t + 0.005) usleep(10000);
+    REQUIRE(AT(c, now, &mg) == TS_OK);
+    CHECK_EQ_INT(mg.block, now);
+    chain_metagraph_free(&mg);
+    chain_close(c);
+}
+
+/* ------------------------------------------------------ validator ranking */
+
+TEST(validators_ranked_live_first_then_stake) {
+    /* block 100; uids 0..4 hold permits, uid 5 does not */
+    chain_neuron nr[6];
+    memset(nr, 0, sizeof nr);
+    const uint64_t stake[6] = {50, 20, 30, 30, 20, 99};
+    const uint64_t act[6] = {NONE, 95, 90, 89, 100, 100};
+    for (uint32_t i = 0; i < 6; i++) {
+        nr[i].uid = i;
+        nr[i].stake = stake[i] * CHAIN_RAO_PER_TAO;
+        nr[i].validator_permit = i < 5;
+        nr[i].last_active = act[i];
+        nr[i].hotkey[0] = (uint8_t)i;
+    }
+    chain_metagraph mg = {.block = 100, .n = 6, .max_uids = 8, .neurons = nr};
+    uint32_t out[8], n = 99, leader = 77;
+#define RANKED_IS(live, ...)                                                                   \
+    do {                                                                                       \
+        const uint32_t want_[] = {__VA_ARGS__};                                                \
+        uint32_t nw_ = (uint32_t)(sizeof want_ / sizeof *want_);                               \
+        memset(out, 0xff, sizeof out);                                                         \
+        CHECK_ERR(chain_validators_ranked(&mg, (live), out, 8, &n), TS_OK);                    \
+        bool same_ = n == nw_;                                                                 \
+        for (uint32_t i_ = 0; same_ && i_ < nw_; i_++) same_ = out[i_] == want_[i_];           \
+        CHECK_MSG(same_, "liveness %llu: got %u uids [%u %u %u %u %u ...]",                    \
+                  (unsigned long long)(live), n, out[0], out[1], out[2], out[3], out[4]);      \
+    } while (0)
+    /* liveness 10: live are 1 (95), 2 (90: exactly 10 before), 4 (100);
+     * 3 (89: 11 before) and 0 (never) are not.  Live by stake (1 and 4 tie
+     * at 20: the lower uid first), then the others by stake. */
+    RANKED_IS(10, 2, 1, 4, 0, 3);
+    CHECK_ERR(chain_leader_live(&mg, 10, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 2);
+    /* liveness 0: stake only, today's chain_leader rule (2 and 3 tie at 30) */
+    RANKED_IS(0, 0, 2, 3, 1, 4);
+    CHECK_ERR(chain_leader_live(&mg, 0, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 0);
+    uint32_t old;
+    CHECK_ERR(chain_leader(&mg, &old), TS_OK);
+    CHECK_EQ_INT(old, leader);
+    /* liveness 11 lets uid 3 in; a huge one everyone that acted (no overflow) */
+    RANKED_IS(11, 2, 3, 1, 4, 0);
+    RANKED_IS(UINT64_MAX, 2, 3, 1, 4, 0);
+    /* liveness 1: only uid 4 (block 100) */
+    RANKED_IS(1, 4, 0, 2, 3, 1);
+    CHECK_ERR(chain_leader_live(&mg, 1, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 4);
+    /* nobody live: stake order, as chain_leader */
+    for (int i = 0; i < 5; i++) nr[i].last_active = NONE;
+    RANKED_IS(10, 0, 2, 3, 1, 4);
+    CHECK_ERR(chain_leader_live(&mg, 10, &leader), TS_OK);
+    CHECK_EQ_INT(leader, 0);
+    for (int i = 0; i < 6; i++) nr[i].last_active = act[i];
+    /* a short out: the first cap of the ranking */
+    memset(out, 0xff, sizeof out);
+    CHECK_ERR(chain_validators_ranked(&mg, 10, out, 2, &n), TS_OK);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(out[0], 2);
+    CHECK_EQ_INT(out[1], 1);
+    CHECK_EQ_INT(out[2], UINT32_MAX);
+    /* no permit anywhere */
+    for (int i = 0; i < 6; i++) nr[i].validator_permit = false;
+    n = 99;
+    CHECK_ERR(chain_validators_ranked(&mg, 10, out, 8, &n), TS_ENOTFOUND);
+    CHECK_EQ_INT(n, 0);
+    CHECK_ERR(chain_validators_ranked(&mg, 0, out, 8, &n), TS_ENOTFOUND);
+    CHECK_ERR(chain_leader_live(&mg, 10, &leader), TS_ENOTFOUND);
+    CHECK_ERR(chain_leader_live(&mg, 0, &leader), TS_ENOTFOUND);
+    mg.n = 0;
+    CHECK_ERR(chain_leader_live(&mg, 10, &leader), TS_ENOTFOUND);
+#undef RANKED_IS
+}
+#undef NONE
+
 /* ------------------------------------------------------------------ units */
 
 TEST(tao_amounts_parse_and_print) {
@@ -1246,6 +1816,12 @@ TEST(localnet_command_and_status_table) {
     for (int i = 0; i < 3; i++) CLI_OK("keygen --wallet w --hotkey h%d", i);
     for (int i = 0; i < 3; i++) CLI_OK("localnet register --dir '%s' --wallet w --hotkey h%d", dir, i);
     CHECK(out && strstr(out, "uid 2"));
+    /* no activity yet: last_active is null, the column "-" */
+    CLI_OK("localnet status --dir '%s' --json", dir);
+    cJSON *j0 = out ? cJSON_Parse(out) : NULL;
+    REQUIRE(j0);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j0, "uids"), 0), "last_active")));
+    cJSON_Delete(j0);
     CLI_OK("localnet stake --dir '%s' --wallet w --hotkey h0 --amount 1000", dir);
     CLI_OK("localnet commit --dir '%s' --wallet w --hotkey h1 --data '%s'", dir, TEMPLAR_CRED);
     CLI_OK("localnet commit --dir '%s' --wallet w --hotkey h2 --data 'file:///srv/buckets/h2'", dir);
@@ -1263,6 +1839,7 @@ TEST(localnet_command_and_status_table) {
     CHECK(strstr(out, "demo") && strstr(out, "netuid 7"));
     CHECK(strstr(out, "window"));
     CHECK(strstr(out, "UID") && strstr(out, "HOTKEY") && strstr(out, "STAKE") && strstr(out, "COMMITMENT") && strstr(out, "WEIGHTS"));
+    CHECK(strstr(out, "REG.BLOCK     ACTIVE") != NULL);
     /* one row per uid, the leader marked, the short forms present */
     char *row0 = strstr(out, "\n  0 ");
     char *row1 = strstr(out, "\n  1 ");
@@ -1275,7 +1852,8 @@ TEST(localnet_command_and_status_table) {
         snprintf(r2, sizeof r2, "%.*s", (int)strcspn(row2 + 1, "\n"), row2 + 1);
         CHECK_MSG(strstr(r0, "1000") && strstr(r0, "leader"), "row 0: %s", r0);
         CHECK_MSG(strstr(r0, "1:75%") && strstr(r0, "2:25%"), "row 0 weights: %s", r0);
-        CHECK_MSG(strstr(r1, "0123456789ab") && strstr(r1, "(128 B)"), "row 1: %s", r1);
+        /* the store a commitment names, never its secret */
+        CHECK_MSG(strstr(r1, "r2 0123456789ab") && !strstr(r1, "wJalrXUtn"), "row 1: %s", r1);
         CHECK_MSG(strstr(r2, "2.5") && strstr(r2, "file:///srv/buckets/h2"), "row 2: %s", r2);
         char prefix[8];
         snprintf(prefix, sizeof prefix, "%.6s", ss);
@@ -1287,9 +1865,27 @@ TEST(localnet_command_and_status_table) {
     REQUIRE(j);
     cJSON *uids = cJSON_GetObjectItem(j, "uids");
     CHECK_EQ_INT(cJSON_GetArraySize(uids), 3);
-    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 1), "commitment")->valuestring, TEMPLAR_CRED);
+    CHECK(!strstr(out, "wJalrXUtn")); /* no credentials in the JSON either */
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 1), "commitment_kind")), "r2");
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 1), "commitment_bytes")), 128);
     CHECK_EQ_INT(cJSON_GetObjectItem(j, "leader")->valueint, 0);
+    /* last_active: uid 0 from its weights, uid 1 and 2 from their commitments */
+    cJSON *u0 = cJSON_GetArrayItem(uids, 0), *u1 = cJSON_GetArrayItem(uids, 1);
+    cJSON *la0 = cJSON_GetObjectItem(u0, "last_active"), *la1 = cJSON_GetObjectItem(u1, "last_active");
+    REQUIRE(cJSON_IsNumber(la0) && cJSON_IsNumber(la1));
+    CHECK(la0->valuedouble == cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(u0, "weights"), "block")));
+    CHECK(la1->valuedouble == cJSON_GetNumberValue(cJSON_GetObjectItem(u1, "commitment_block")));
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 2), "last_active")));
+    char act0[64];
+    snprintf(act0, sizeof act0, "  %9.0f  %9.0f  ", cJSON_GetNumberValue(cJSON_GetObjectItem(u0, "registered_block")),
+             la0->valuedouble);
     cJSON_Delete(j);
+    /* the table's ACTIVE column holds the same block */
+    CLI_OK("localnet status --dir '%s'", dir);
+    char *trow0 = out ? strstr(out, "\n  0 ") : NULL;
+    REQUIRE(trow0);
+    trow0[strcspn(trow0 + 1, "\n") + 1] = 0;
+    CHECK_MSG(strstr(trow0, act0) != NULL, "row 0 lacks registration and active blocks '%s': %s", act0, trow0);
     /* errors are one clear line and a non-zero exit */
     free(out);
     CHECK(run_cli(home, &out, "localnet commit --dir '%s' --wallet w --hotkey nobody --data x", dir) != 0);

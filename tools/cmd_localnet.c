@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "chain/chain.h"
+#include "storage/storage.h"
 #include "tools.h"
 
 #define NOPTS(o) ((int)(sizeof(o) / sizeof((o)[0])))
@@ -403,17 +404,61 @@ static const char *key_name(const local_key *keys, int n, const uint8_t pk[TS_PK
     return "-";
 }
 
-/* A commitment shortened to at most 36 columns, non-printables as '?'. */
-static void short_commit(char *out, size_t cap, const chain_commitment *cm) {
-    char clean[40];
-    uint32_t show = cm->len <= 36 ? cm->len : 24;
-    for (uint32_t i = 0; i < show; i++) {
-        unsigned char ch = (unsigned char)cm->data[i];
-        clean[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+/* What a commitment names, without any of its secrets.  A commitment is
+ * normally a bucket's read credentials (storage/storage.h), so none of its
+ * text is printed as such: it is parsed, and only the store it names is
+ * shown.  kind: "r2", "s3", "file" or "unparsable"; desc: "r2 ACCOUNT",
+ * "s3 BUCKET[/PREFIX] @ ENDPOINT", "file:///path" or "unparsable (N bytes)";
+ * store: the store URL without credentials ("" when unparsable). */
+typedef struct {
+    const char *kind;
+    char desc[STORE_URL_MAX + 32];
+    char store[STORE_URL_MAX];
+} commit_view;
+
+static void commit_describe(const chain_commitment *cm, commit_view *v) {
+    store_commitment c;
+    v->store[0] = 0;
+    if (strlen(cm->data) != cm->len || store_commitment_parse(cm->data, STORE_COMMIT_ANY, &c, NULL)) {
+        v->kind = "unparsable";
+        snprintf(v->desc, sizeof v->desc, "unparsable (%u bytes)", cm->len);
+        explicit_bzero(&c, sizeof c);
+        return;
     }
-    clean[show] = 0;
-    if (show == cm->len) snprintf(out, cap, "%s", clean);
-    else snprintf(out, cap, "%s... (%u B)", clean, cm->len);
+    explicit_bzero(c.access_key, sizeof c.access_key);
+    explicit_bzero(c.secret_key, sizeof c.secret_key);
+    snprintf(v->store, sizeof v->store, "%s", c.url);
+    explicit_bzero(&c, sizeof c);
+    if (!strncmp(v->store, "file://", 7)) {
+        v->kind = "file";
+        snprintf(v->desc, sizeof v->desc, "%s", v->store);
+        return;
+    }
+    /* the credential-free s3 form: s3://BUCKET[/PREFIX]?endpoint=EP&region=R */
+    const char *loc = v->store + 5, *q = strchr(loc, '?');
+    int nloc = q ? (int)(q - loc) : (int)strlen(loc);
+    const char *ep = q ? strstr(q, "endpoint=") : NULL;
+    int nep = 0;
+    if (ep) {
+        ep += 9;
+        if (!strncmp(ep, "https://", 8)) ep += 8;
+        nep = (int)strcspn(ep, "&");
+    }
+    if (cm->len == STORE_COMMIT_R2_LEN && !strstr(cm->data, "://")) {
+        v->kind = "r2"; /* the bucket is the account id */
+        snprintf(v->desc, sizeof v->desc, "r2 %.*s", nloc, loc);
+    } else {
+        v->kind = "s3";
+        snprintf(v->desc, sizeof v->desc, "s3 %.*s @ %.*s", nloc, loc, nep, ep ? ep : "");
+    }
+}
+
+/* A commitment's description for the table: at most 60 columns. */
+static void short_commit(char *out, size_t cap, const chain_commitment *cm) {
+    commit_view v;
+    commit_describe(cm, &v);
+    if (strlen(v.desc) <= 60) snprintf(out, cap, "%s", v.desc);
+    else snprintf(out, cap, "%.57s...", v.desc);
 }
 
 static void short_weights(char *out, size_t cap, const chain_weight_row *r) {
@@ -478,9 +523,17 @@ static int status_json(const chain_params *p, const chain_clock *ck,
         cJSON_AddNumberToObject(j, "stake_rao", (double)x->stake);
         cJSON_AddBoolToObject(j, "validator_permit", x->validator_permit);
         cJSON_AddNumberToObject(j, "registered_block", (double)x->registered_block);
+        if (x->last_active == CHAIN_BLOCK_NONE) cJSON_AddNullToObject(j, "last_active");
+        else cJSON_AddNumberToObject(j, "last_active", (double)x->last_active);
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) {
-                cJSON_AddStringToObject(j, "commitment", cm[i].data);
+                /* what the commitment names, never its credentials */
+                commit_view v;
+                commit_describe(&cm[i], &v);
+                cJSON_AddStringToObject(j, "commitment_kind", v.kind);
+                cJSON_AddStringToObject(j, "commitment_summary", v.desc);
+                if (v.store[0]) cJSON_AddStringToObject(j, "commitment_store", v.store);
+                cJSON_AddNumberToObject(j, "commitment_bytes", cm[i].len);
                 cJSON_AddNumberToObject(j, "commitment_block", (double)cm[i].block);
             }
         for (uint32_t i = 0; i < nrows; i++)
@@ -527,7 +580,8 @@ static int cmd_status(int argc, char **argv) {
         .prog = "tessera localnet status",
         .usage = "--dir D [--json]",
         .summary = "Shows the subnet: the clock (block, window, time left), and per uid its hotkey,\n"
-                   "stake, validator permit, registration block, commitment and latest weights.",
+                   "stake, validator permit, registration block, last activity (the block of its\n"
+                   "latest commitment or weights), commitment and latest weights.",
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
@@ -576,21 +630,23 @@ static int cmd_status(int argc, char **argv) {
         if (l > nw) nw = l;
     }
     if (nw > 24) nw = 24;
-    printf("UID  HOTKEY          %-*s  %12s  VALIDATOR  %9s  %-36s  %s\n", nw, "NAME", "STAKE (TAO)",
-           "REG.BLOCK", "COMMITMENT", "WEIGHTS");
+    printf("UID  HOTKEY          %-*s  %12s  VALIDATOR  %9s  %9s  %-36s  %s\n", nw, "NAME",
+           "STAKE (TAO)", "REG.BLOCK", "ACTIVE", "COMMITMENT", "WEIGHTS");
     for (uint32_t u = 0; u < mg.n; u++) {
         const chain_neuron *x = &mg.neurons[u];
-        char hk[32], tao[40], com[64] = "-", wts[160] = "-";
+        char hk[32], tao[40], com[64] = "-", wts[160] = "-", act[24] = "-";
         short_ss58(hk, sizeof hk, x->hotkey);
         chain_fmt_tao(tao, sizeof tao, x->stake, 0);
+        if (x->last_active != CHAIN_BLOCK_NONE)
+            snprintf(act, sizeof act, "%llu", (unsigned long long)x->last_active);
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) short_commit(com, sizeof com, &cm[i]);
         for (uint32_t i = 0; i < nrows; i++)
             if (rows[i].uid == u) short_weights(wts, sizeof wts, &rows[i]);
-        printf("%3u  %-14s  %-*.*s  %12s  %-9s  %9llu  %-36s  %s\n", u, hk, nw, nw,
+        printf("%3u  %-14s  %-*.*s  %12s  %-9s  %9llu  %9s  %-36s  %s\n", u, hk, nw, nw,
                key_name(keys, nkeys, x->hotkey), tao,
                u == leader ? "leader" : x->validator_permit ? "permit" : "-",
-               (unsigned long long)x->registered_block, com, wts);
+               (unsigned long long)x->registered_block, act, com, wts);
     }
     if (mg.n == 0) printf("(no uids registered: tessera localnet register --dir %s --wallet W --hotkey H)\n", dir);
     if (nrej) {
