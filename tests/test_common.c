@@ -255,37 +255,122 @@ TEST(atomic_write_survives_crash_before_rename) {
     free(p);
 }
 
-/* Killing writers at random moments never leaves a torn file: each read
- * sees one complete version. */
+/* The version a file of nwords 4-byte words holds: a complete version v is
+ * v in every word (v >= 1).  0 when the file is not one complete version;
+ * why says what is wrong with it. */
+static uint32_t whole_version(const uint8_t *buf, size_t n, size_t nwords, char *why, size_t cap) {
+    if (n != 4 * nwords) {
+        snprintf(why, cap, "%zu bytes, not %zu", n, 4 * nwords);
+        return 0;
+    }
+    uint32_t v, w;
+    memcpy(&v, buf, 4);
+    for (size_t i = 1; i < nwords; i++) {
+        memcpy(&w, buf + 4 * i, 4);
+        if (w != v) {
+            snprintf(why, cap, "word 0 is version %u, word %zu is %u: a mix of versions", v, i, w);
+            return 0;
+        }
+    }
+    if (v == 0) snprintf(why, cap, "all zero");
+    return v;
+}
+
+/* Killing a writer at random moments never leaves a torn file: every read,
+ * while the writer runs and after it is killed, sees exactly one complete
+ * version, and the versions the writer completed reach the file.  A kill
+ * before any rename would prove nothing, so in every other round the kill
+ * waits until the writer has reported a completed write; the rounds must
+ * then have moved the file to a newer version. */
 TEST(atomic_write_random_kills) {
     ts_err e = {0};
     char *p = path_in("state");
-    enum { SZ = 1 << 20 };
-    uint8_t *v = malloc(SZ);
-    memset(v, 'A', SZ);
+    enum { NWORDS = (1 << 20) / 4, SZ = 4 * NWORDS, ROUNDS = 30 };
+    uint32_t *v = malloc(SZ);
+    REQUIRE(v);
+    for (size_t i = 0; i < NWORDS; i++) v[i] = 1;
     REQUIRE(ts_write_atomic(p, v, SZ, &e) == TS_OK);
+    uint32_t cur = 1; /* the version on disk */
+    int advanced = 0, waited = 0;
+    long reads = 0;
+    char why[160];
     srand(1234);
-    for (int round = 0; round < 30; round++) {
+    for (int round = 0; round < ROUNDS; round++) {
+        const bool wait_first = round % 2 == 0;
+        int pfd[2];
+        REQUIRE(pipe(pfd) == 0);
+        const uint32_t base = cur;
         pid_t pid = fork();
+        REQUIRE(pid >= 0);
         if (pid == 0) {
-            uint8_t *w = malloc(SZ);
-            for (int k = 0;; k++) {
-                memset(w, 'B' + (k % 20), SZ);
-                ts_write_atomic(p, w, SZ, NULL);
+            /* the writer: versions base+1, base+2, ...; reports each completed one */
+            close(pfd[0]);
+            for (uint32_t k = base + 1;; k++) {
+                for (size_t i = 0; i < NWORDS; i++) v[i] = k;
+                if (ts_write_atomic(p, v, SZ, NULL) != TS_OK) _exit(3);
+                if (write(pfd[1], &k, sizeof k) != (ssize_t)sizeof k) _exit(4);
             }
         }
-        usleep((useconds_t)(rand() % 20000));
+        close(pfd[1]);
+        uint32_t last = base; /* the newest version the writer reported complete */
+        if (wait_first) {
+            /* block until the first write of this round completed (or the writer died) */
+            uint32_t k;
+            ssize_t r = read(pfd[0], &k, sizeof k);
+            if (r == (ssize_t)sizeof k) last = k;
+            CHECK_MSG(r == (ssize_t)sizeof k, "round %d: the writer completed no version", round);
+            waited++;
+        }
+        /* read the file while the writer runs, for 0..20 ms */
+        double until = ts_mono() + (rand() % 20000) / 1e6;
+        uint32_t seen = base;
+        do {
+            uint8_t *buf;
+            size_t n;
+            REQUIRE(ts_read_file(p, 2 * SZ, &buf, &n, &e) == TS_OK);
+            uint32_t got = whole_version(buf, n, NWORDS, why, sizeof why);
+            free(buf);
+            reads++;
+            if (!got) {
+                CHECK_MSG(0, "round %d: a read during the writes saw a torn file: %s", round, why);
+                break;
+            }
+            if (got < seen) {
+                CHECK_MSG(0, "round %d: the file went back from version %u to %u", round, seen, got);
+                break;
+            }
+            seen = got;
+        } while (ts_mono() < until);
         kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        int st;
+        waitpid(pid, &st, 0);
+        CHECK_MSG(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "round %d: the writer failed (status %d)", round, st);
+        /* every version the writer reported before it died */
+        uint32_t k;
+        while (read(pfd[0], &k, sizeof k) == (ssize_t)sizeof k) last = k;
+        close(pfd[0]);
         uint8_t *buf;
         size_t n;
         REQUIRE(ts_read_file(p, 2 * SZ, &buf, &n, &e) == TS_OK);
-        CHECK_EQ_INT(n, SZ);
-        int uniform = 1;
-        for (size_t i = 1; i < n; i++) uniform &= buf[i] == buf[0];
-        CHECK_MSG(uniform, "round %d: a torn file", round);
+        uint32_t got = whole_version(buf, n, NWORDS, why, sizeof why);
         free(buf);
+        CHECK_MSG(got, "round %d: after the kill the file is torn: %s", round, why);
+        if (!got) break;
+        /* the newest completed version, or the next one when the kill fell
+         * between its rename and its report */
+        CHECK_MSG(got == last || got == last + 1,
+                  "round %d: after the kill the file holds version %u, but the writer had completed version %u "
+                  "(the round began at %u)", round, got, last, base);
+        CHECK_MSG(got >= seen, "round %d: after the kill the file holds version %u, older than the %u read before",
+                  round, got, seen);
+        if (got > base) advanced++;
+        cur = got > cur ? got : cur;
     }
+    /* every waited round must have moved the file on: a meaningful share */
+    CHECK_MSG(advanced >= waited && advanced >= ROUNDS / 2,
+              "only %d of %d rounds left a newer version on disk (%d waited for a completed write)", advanced,
+              ROUNDS, waited);
+    CHECK_MSG(reads >= ROUNDS, "only %ld reads during the writes", reads);
     free(v);
     free(p);
 }
