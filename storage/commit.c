@@ -48,6 +48,28 @@ static int endpoint_allowed(const char *ep, store_commit_policy policy, ts_err *
     return TS_OK;
 }
 
+/* The user information of "s3://USERINFO@bucket...": found as the store URL
+ * parser finds it (up to the last '@' before the path and the query); it must
+ * hold exactly one unencoded ':', the one between ACCESS and SECRET.  With
+ * more, "a:b:c" could be the key "a:b" or the secret "b:c": both halves are
+ * percent-encoded (FORMATS 8.4), so a ':' inside either one is %3A. */
+static int userinfo_check(const char *url, ts_err *e) {
+    const char *p = url + 5, *q = strchr(p, '?');
+    const char *pend = q ? q : p + strlen(p);
+    const char *slash = memchr(p, '/', (size_t)(pend - p));
+    const char *hostend = slash ? slash : pend, *at = NULL;
+    for (const char *x = p; x < hostend; x++)
+        if (*x == '@') at = x;
+    int colons = 0;
+    for (const char *x = p; at && x < at; x++) colons += *x == ':';
+    if (colons > 1)
+        return ts_fail(e, TS_EINVAL,
+                       "commitment credentials hold %d unencoded ':' (ACCESS:SECRET@ takes one): a ':' inside the "
+                       "access key or the secret must be percent-encoded as %%3A",
+                       colons);
+    return TS_OK;
+}
+
 int store_commitment_parse(const char *text, store_commit_policy policy, store_commitment *c, ts_err *e) {
     memset(c, 0, sizeof *c);
     if (!text) return ts_fail(e, TS_EINVAL, "empty commitment");
@@ -74,10 +96,11 @@ int store_commitment_parse(const char *text, store_commit_policy policy, store_c
         return TS_OK;
     }
     if (!strncmp(text, "s3://", 5)) {
+        int rc = userinfo_check(text, e);
+        if (rc) return rc;
         store_s3_url *u = malloc(sizeof *u);
         if (!u) return ts_fail(e, TS_ENOMEM, "out of memory");
-        int rc = store_parse_s3_url(text, u, e);
-        if (rc) rc = ts_wrap(e, "commitment");
+        if ((rc = store_parse_s3_url(text, u, e))) rc = ts_wrap(e, "commitment");
         else if (!u->has_userinfo)
             rc = ts_fail(e, TS_EINVAL, "commitment URL carries no credentials (s3://ACCESS:SECRET@bucket/...)");
         else if (!u->has_endpoint && policy != STORE_COMMIT_ANY)

@@ -303,6 +303,53 @@ TEST(commitment_url_form) {
     CHECK_ERR(store_commitment_parse(huge, STORE_COMMIT_ANY, &c, &e), TS_EINVAL);
 }
 
+/* FORMATS 8.4: ACCESS and SECRET are both percent-encoded, so the userinfo
+ * holds exactly one unencoded ':'.  With two, "ak:x:sk" could be the key
+ * "ak:x" or the secret "x:sk": refused, whichever half the ':' belongs to,
+ * with a message that names %3A; the encoded forms round-trip. */
+TEST(commitment_colon_must_be_encoded) {
+    store_commitment c;
+    ts_err e = {0};
+    const char *raw_key = "s3://ak:x:secret@bkt-1?endpoint=https://h.example&region=auto";
+    CHECK_ERR(store_commitment_parse(raw_key, STORE_COMMIT_REMOTE, &c, &e), TS_EINVAL);
+    CHECK_MSG(strstr(e.msg, "':'") && strstr(e.msg, "percent-encoded") && strstr(e.msg, "%3A"),
+              "message: %s", e.msg);
+    CHECK_MSG(!strstr(e.msg, "secret@") && !strstr(e.msg, "ak:x"), "message shows the credentials: %s", e.msg);
+    CHECK(!c.access_key[0] && !c.secret_key[0]);
+    /* the same under the local policy, and with a raw ':' in the secret */
+    CHECK_ERR(store_commitment_parse(raw_key, STORE_COMMIT_ANY, &c, &e), TS_EINVAL);
+    CHECK_ERR(store_commitment_parse("s3://ak:se:cr:et@bkt-1?endpoint=https://h.example", STORE_COMMIT_REMOTE, &c, &e),
+              TS_EINVAL);
+    CHECK(strstr(e.msg, "%3A") != NULL);
+    /* encoded: the key holds the ':' */
+    REQUIRE(store_commitment_parse("s3://ak%3Ax:secret@bkt-1?endpoint=https://h.example", STORE_COMMIT_REMOTE, &c,
+                                   &e) == TS_OK);
+    CHECK_STR(c.access_key, "ak:x");
+    CHECK_STR(c.secret_key, "secret");
+    /* encoded (lower-case escape too): the secret holds it */
+    REQUIRE(store_commitment_parse("s3://ak:x%3asecret@bkt-1?endpoint=https://h.example", STORE_COMMIT_REMOTE, &c,
+                                   &e) == TS_OK);
+    CHECK_STR(c.access_key, "ak");
+    CHECK_STR(c.secret_key, "x:secret");
+    /* a ':' after the '@' (the endpoint's port) is not in the userinfo */
+    REQUIRE(store_commitment_parse("s3://ak:sk@bkt-1/p?endpoint=https://h.example:9000", STORE_COMMIT_REMOTE, &c,
+                                   &e) == TS_OK);
+    CHECK_STR(c.access_key, "ak");
+    CHECK_STR(c.secret_key, "sk");
+    /* the writer encodes both halves, and what it writes parses back */
+    store_commitment w = {0};
+    snprintf(w.url, sizeof w.url, "s3://bkt-1/run?endpoint=https://h.example:9000&region=auto");
+    snprintf(w.access_key, sizeof w.access_key, "a:k:");
+    snprintf(w.secret_key, sizeof w.secret_key, ":s:k@/");
+    char out[STORE_URL_MAX + 2 * STORE_CRED_MAX];
+    REQUIRE(store_commitment_format(&w, out, sizeof out, &e) == TS_OK);
+    CHECK_STR(out, "s3://a%3Ak%3A:%3As%3Ak%40%2F@bkt-1/run?endpoint=https://h.example:9000&region=auto");
+    REQUIRE(store_commitment_parse(out, STORE_COMMIT_REMOTE, &c, &e) == TS_OK);
+    CHECK_STR(c.access_key, "a:k:");
+    CHECK_STR(c.secret_key, ":s:k@/");
+    CHECK_STR(c.url, w.url);
+}
+
 /* -------------------------------------------------------------- XML reader */
 
 TEST(xml_reader) {

@@ -4,13 +4,18 @@
  * processed, and gauntlet.state) and prints the global model's held-out loss
  * per window and, per miner, its final score, weight and the reason for any
  * penalty.  --svg draws the loss curve, the final scores and the weights over
- * windows. */
+ * windows.  With --chain it adds the weights this validator has on chain; the
+ * state directory does not say whose it is, so the validator is named by its
+ * hotkey (--hotkey), or found from the daemons' default state directory
+ * $TESSERA_HOME/nodes/HOTKEY. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
 #include "chain/chain.h"
 #include "gauntlet/gauntlet.h"
@@ -98,6 +103,38 @@ static const char *penalty_text(const gauntlet_uid *u, const char *last_reason, 
     return out[0] ? out : "-";
 }
 
+/* ------------------------------------------------------------ the validator */
+
+/* A public key from "0x<64 hex>", an SS58 address, or a hotkey name in wallet. */
+static int resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e) {
+    if (!strncmp(hotkey, "0x", 2) && strlen(hotkey) == 2 + 2 * TS_PK_BYTES) {
+        if (ts_unhex(pk, TS_PK_BYTES, hotkey)) return ts_fail(e, TS_EINVAL, "'%s' is not a hex public key", hotkey);
+        return TS_OK;
+    }
+    if (ts_ss58_decode(pk, hotkey) == TS_OK) return TS_OK;
+    ts_keypair kp;
+    int rc = ts_key_load(wallet, hotkey, &kp, e);
+    if (!rc) memcpy(pk, kp.pk, TS_PK_BYTES);
+    sodium_memzero(&kp, sizeof kp);
+    if (rc)
+        return ts_wrap(e, "hotkey '%s' is neither an SS58 address, a 0x key nor a key in wallet '%s'", hotkey, wallet);
+    return TS_OK;
+}
+
+/* HOTKEY when dir is the daemons' default state directory
+ * $TESSERA_HOME/nodes/HOTKEY (malloc'd), else NULL. */
+static char *default_dir_hotkey(const char *dir) {
+    char *home = ts_home_dir(), *nodes = home ? ts_path_join(home, "nodes") : NULL, *name = NULL;
+    char a[PATH_MAX], b[PATH_MAX];
+    if (nodes && realpath(dir, a) && realpath(nodes, b)) {
+        size_t n = strlen(b);
+        if (!strncmp(a, b, n) && a[n] == '/' && a[n + 1] && !strchr(a + n + 1, '/')) name = strdup(a + n + 1);
+    }
+    free(home);
+    free(nodes);
+    return name;
+}
+
 /* ------------------------------------------------------------------ SVG */
 
 static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
@@ -177,21 +214,30 @@ static int write_svg(const char *path, const report *r, const int *uids, int nu,
 }
 
 static int cmd_report(int argc, char **argv) {
-    char *dir = NULL, *svg = NULL, *chain_url = NULL;
+    char *dir = NULL, *svg = NULL, *chain_url = NULL, *wallet = NULL, *hotkey = NULL;
     bool json = false;
     const ts_opt opts[] = {
         {"state_dir", TS_OPT_STR, &dir, NULL, "the validator's state directory", TS_OPT_REQUIRED, 0},
         {"svg", TS_OPT_STR, &svg, NULL, "also draw loss, scores and weights to this SVG file", 0, 0},
-        {"chain", TS_OPT_STR, &chain_url, NULL, "chain URL (adds hotkeys and the weights on chain)", 0, 0},
+        {"chain", TS_OPT_STR, &chain_url, NULL, "chain URL (adds this validator's weights on chain)", 0, 0},
+        {"wallet", TS_OPT_STR, &wallet, "default", "wallet of the validator's hotkey", 0, 'w'},
+        {"hotkey", TS_OPT_STR, &hotkey, NULL,
+         "the validator's hotkey: name in the wallet, SS58 address or 0x public key "
+         "[default: HOTKEY when DIR is $TESSERA_HOME/nodes/HOTKEY]", 0, 'k'},
         {"json", TS_OPT_BOOL, &json, "false", "print the per-miner table as JSON", 0, 0},
     };
+    const int nopts = (int)(sizeof opts / sizeof opts[0]);
     const ts_cmdline c = {
         .prog = "tessera report",
-        .usage = "--state-dir DIR [--svg FILE] [--chain URL] [--json]",
+        .usage = "--state-dir DIR [--svg FILE] [--chain URL [--wallet W] [--hotkey H]] [--json]",
         .summary = "Prints what a validator saw: the global model's held-out loss per window and, per\n"
-                   "miner, its final score, weight and the reason for any penalty.",
+                   "miner, its final score, weight and the reason for any penalty.  With --chain, the\n"
+                   "'on chain' column shows the weights this validator set on chain (quantized, the\n"
+                   "largest 65535).  The state directory does not record whose it is: the validator is\n"
+                   "the hotkey --hotkey names, by default the HOTKEY of the validator's default state\n"
+                   "directory $TESSERA_HOME/nodes/HOTKEY; without either the column shows '-'.",
         .opts = opts,
-        .nopts = 4,
+        .nopts = nopts,
         .env = true,
         .max_pos = 0,
     };
@@ -200,18 +246,46 @@ static int cmd_report(int argc, char **argv) {
     ts_err e = {0};
     report *r = calloc(1, sizeof *r);
     char *wpath = ts_path_join(dir, "windows.jsonl"), *gpath = ts_path_join(dir, "gauntlet.state");
+    char *dkey = NULL;
     gauntlet_state gs;
     gauntlet_state_init(&gs);
-    if ((rc = load_windows(wpath, r, &e)) || (rc = gauntlet_state_load(&gs, gpath, &e))) goto out;
-    chain_weight_row *rows = NULL;
+    chain_weight_row *rows = NULL, *mine = NULL; /* mine: this validator's row */
     uint32_t nrows = 0;
     chain_metagraph mg = {0};
+    char who[200] = "";
+    if ((rc = load_windows(wpath, r, &e)) || (rc = gauntlet_state_load(&gs, gpath, &e))) goto out;
     if (chain_url) {
+        /* Who the validator is, before reading the chain: a --hotkey that
+         * names nothing is an error; the default is used only when it is a key. */
+        uint8_t pk[TS_PK_BYTES];
+        bool have_pk = false;
+        if (hotkey) {
+            if ((rc = resolve_pubkey(wallet, hotkey, pk, &e))) goto out;
+            have_pk = true;
+        } else if ((dkey = default_dir_hotkey(dir))) {
+            ts_err ke = {0};
+            have_pk = resolve_pubkey(wallet, dkey, pk, &ke) == TS_OK;
+        }
         chain *ch;
         if ((rc = chain_open(chain_url, &ch, &e))) goto out;
         if (!(rc = chain_metagraph_get(ch, &mg, &e))) rc = chain_weights(ch, &rows, &nrows, &e);
         chain_close(ch);
         if (rc) goto out;
+        char ss[64];
+        uint32_t uid;
+        if (have_pk) ts_ss58(ss, pk);
+        for (uint32_t i = 0; have_pk && i < nrows; i++)
+            if (!memcmp(rows[i].hotkey, pk, TS_PK_BYTES)) mine = &rows[i];
+        if (!have_pk)
+            snprintf(who, sizeof who, "not shown: name this validator with --hotkey (its state directory does not "
+                                      "say)");
+        else if (mine)
+            snprintf(who, sizeof who, "the weights uid %u (%s) set at block %llu", mine->uid, ss,
+                     (unsigned long long)mine->block);
+        else if (chain_uid_of(&mg, pk, &uid) == TS_OK)
+            snprintf(who, sizeof who, "none: uid %u (%s) has set no weights", uid, ss);
+        else
+            snprintf(who, sizeof who, "none: %s is not registered on this chain", ss);
     }
     int uids[MAXU], nu = 0;
     for (int u = 0; u < MAXU; u++)
@@ -223,9 +297,10 @@ static int cmd_report(int argc, char **argv) {
             if (isfinite(r->loss[i])) snprintf(l, sizeof l, "%.4f", r->loss[i]);
             printf("  %-8llu %-14s %-8d %s...\n", (unsigned long long)r->window[i], l, r->gathered[i], r->hash[i]);
         }
-        printf("\nMiners (scores as of window %llu)\n  %-4s %-10s %-10s %-10s %s\n",
-               (unsigned long long)(gs.window == GAUNTLET_NEVER ? 0 : gs.window), "uid", "final", "weight",
-               "on chain", "penalties and reasons");
+        printf("\nMiners (scores as of window %llu)\n",
+               (unsigned long long)(gs.window == GAUNTLET_NEVER ? 0 : gs.window));
+        if (who[0]) printf("  on chain: %s\n", who);
+        printf("  %-4s %-10s %-10s %-10s %s\n", "uid", "final", "weight", "on chain", "penalties and reasons");
     }
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
     double last_w[MAXU] = {0};
@@ -237,9 +312,13 @@ static int cmd_report(int argc, char **argv) {
         gauntlet_uid empty = {0};
         if (!g) g = &empty;
         char why[400], chainw[32] = "-";
-        for (uint32_t i = 0; i < nrows; i++)
-            for (uint32_t j = 0; j < rows[i].n; j++)
-                if (rows[i].w[j].uid == (uint32_t)u) snprintf(chainw, sizeof chainw, "%u", rows[i].w[j].weight);
+        long onchain = -1; /* this validator's weight for u; -1: no row known */
+        if (mine) {
+            onchain = 0; /* rows leave out zeros */
+            for (uint32_t j = 0; j < mine->n; j++)
+                if (mine->w[j].uid == (uint32_t)u) onchain = (long)mine->w[j].weight;
+            snprintf(chainw, sizeof chainw, "%ld", onchain);
+        }
         penalty_text(g, r->reason[u], why, sizeof why);
         if (json) {
             cJSON *o = cJSON_CreateObject();
@@ -249,6 +328,10 @@ static int cmd_report(int argc, char **argv) {
             cJSON_AddBoolToObject(o, "banned", g->ban_until > gs.window);
             cJSON_AddNumberToObject(o, "invalid", g->counts[GAUNTLET_CNT_INVALID]);
             cJSON_AddStringToObject(o, "penalties", why);
+            if (chain_url) {
+                if (onchain >= 0) cJSON_AddNumberToObject(o, "on_chain", (double)onchain);
+                else cJSON_AddNullToObject(o, "on_chain");
+            }
             cJSON_AddItemToArray(arr, o);
         } else {
             printf("  %-4d %-10.4f %-10.4f %-10s %s\n", u, g->final_score, last_w[u], chainw, why);
@@ -260,19 +343,20 @@ static int cmd_report(int argc, char **argv) {
         free(s);
         cJSON_Delete(arr);
     }
-    free(rows);
-    chain_metagraph_free(&mg);
     if (svg) {
         if ((rc = write_svg(svg, r, uids, nu, &e))) goto out;
         if (!json) printf("\nplot: %s\n", svg);
     }
 out:
     if (rc) fprintf(stderr, "tessera report: %s\n", e.msg);
+    free(rows);
+    chain_metagraph_free(&mg);
     gauntlet_state_free(&gs);
+    free(dkey);
     free(wpath);
     free(gpath);
     free(r);
-    ts_opts_free(opts, 4);
+    ts_opts_free(opts, nopts);
     return rc ? 1 : 0;
 }
 
