@@ -259,7 +259,9 @@ const char *gauntlet_upload_name(gauntlet_upload u);
 
 /* One evaluated miner.  Losses are sums over eval_samples samples; they are
  * read only when status is OK (non-finite or non-positive "before" losses
- * turn the result invalid).  steps_behind: NaN when the sync check failed. */
+ * turn the result invalid).  steps_behind: +inf when the miner published no
+ * usable sync record (sync score 0, poor sync); NaN when the validator could
+ * not measure it (the miner keeps its last sync score, no penalty). */
 typedef struct gauntlet_eval {
     uint32_t uid;
     gauntlet_upload status;

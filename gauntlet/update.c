@@ -172,8 +172,9 @@ int gauntlet_update(gauntlet_state *s, const gauntlet_params *p, const gauntlet_
     os_rating *rout = calloc(in->n_evals + 1, sizeof(os_rating));
     gauntlet_uid **mplayers = calloc(in->n_evals + 1, sizeof *mplayers);
     int *sizes = calloc(in->n_evals + 1, sizeof(int));
+    bool *measured = calloc(in->n_evals + 1, sizeof(bool));
     double *maxov = calloc(n + 1, sizeof(double));
-    if ((n && !nu) || !mscores || !rin || !rout || !mplayers || !sizes || !maxov) {
+    if ((n && !nu) || !mscores || !rin || !rout || !mplayers || !sizes || !measured || !maxov) {
         rc = ts_fail(e, TS_ENOMEM, "out of memory");
         goto out_arrays;
     }
@@ -228,14 +229,20 @@ int gauntlet_update(gauntlet_state *s, const gauntlet_params *p, const gauntlet_
         u->binary_ma = (1 - p->binary_ma_alpha) * u->binary_ma + p->binary_ma_alpha * u->indicator;
         if (u->binary_ma > 1) u->binary_ma = 1;
         if (u->binary_ma < -1) u->binary_ma = -1;
-        u->steps_behind = isfinite(ev->steps_behind) ? ev->steps_behind : NAN;
-        if (isfinite(ev->steps_behind)) {
-            double x = ev->steps_behind < 0 ? 0 : ev->steps_behind;
-            double m = x < p->sync_cap_steps ? x : p->sync_cap_steps;
-            double b = 1 - m / p->sync_cap_steps;
-            u->sync_score = pow(b > 0 ? b : 0, p->sync_exponent);
-        } else {
-            u->sync_score = 0;
+        /* NaN: the validator could not measure (its own reference missing):
+         * not the miner's fault, so the last measure stands.  +inf: the miner
+         * published no usable sync record: sync 0. */
+        measured[nm] = !isnan(ev->steps_behind);
+        if (measured[nm]) {
+            u->steps_behind = ev->steps_behind;
+            if (isfinite(ev->steps_behind)) {
+                double x = ev->steps_behind < 0 ? 0 : ev->steps_behind;
+                double m = x < p->sync_cap_steps ? x : p->sync_cap_steps;
+                double b = 1 - m / p->sync_cap_steps;
+                u->sync_score = pow(b > 0 ? b : 0, p->sync_exponent);
+            } else {
+                u->sync_score = 0;
+            }
         }
         bump(u, GAUNTLET_CNT_EVALS);
         mplayers[nm] = u;
@@ -266,7 +273,7 @@ int gauntlet_update(gauntlet_state *s, const gauntlet_params *p, const gauntlet_
             u->final_score = 0;
             mark(u, GAUNTLET_PEN_FLOOR, w);
         }
-        if (!isfinite(u->steps_behind) || u->steps_behind > p->sync_poor_steps) {
+        if (measured[i] && (!isfinite(u->steps_behind) || u->steps_behind > p->sync_poor_steps)) {
             penalize(u, p->sync_poor_factor, p, w);
             mark(u, GAUNTLET_PEN_POOR_SYNC, w);
             bump(u, GAUNTLET_CNT_POOR_SYNC);
@@ -340,6 +347,7 @@ out_arrays:
     free(rout);
     free(mplayers);
     free(sizes);
+    free(measured);
     free(maxov);
 out_free:
     free(reg);

@@ -176,11 +176,20 @@ TEST(gauntlet_penalty_poor_sync) {
     CHECK_NEAR(a->final_score, want, 1e-18);
     CHECK_NEAR(a->binary_ma, 0.05 * 0.75, 1e-15);
     CHECK(a->counts[GAUNTLET_CNT_POOR_SYNC] == 1);
-    /* exactly 3 steps is not poor; an unknown sync (NaN) is */
-    gauntlet_eval ev2[2] = {ev_of(1, 0.01, 0.02, 3.0), ev_of(2, 0.005, 0.01, NAN)};
+    /* exactly 3 steps is not poor; no sync record from the miner (+inf) is */
+    gauntlet_eval ev2[2] = {ev_of(1, 0.01, 0.02, 3.0), ev_of(2, 0.005, 0.01, INFINITY)};
     REQUIRE(apply(&s, &p, 2, 2, ev2, 2, NULL, 0, NULL) == TS_OK);
     CHECK(U(&s, 1)->counts[GAUNTLET_CNT_POOR_SYNC] == 1);
     CHECK(U(&s, 2)->counts[GAUNTLET_CNT_POOR_SYNC] == 1 && U(&s, 2)->sync_score == 0);
+    double sync1 = U(&s, 1)->sync_score;
+    CHECK_NEAR(sync1, pow(1 - 3.0 / 5, 2.5), 1e-15);
+    /* a sync the validator could not measure (NaN) is not the miner's
+     * fault: its last measure stands and nothing is charged */
+    gauntlet_eval ev3[2] = {ev_of(1, 0.01, 0.02, NAN), ev_of(2, 0.005, 0.01, NAN)};
+    REQUIRE(apply(&s, &p, 3, 2, ev3, 2, NULL, 0, NULL) == TS_OK);
+    CHECK(U(&s, 1)->sync_score == sync1 && U(&s, 1)->steps_behind == 3.0);
+    CHECK(U(&s, 1)->counts[GAUNTLET_CNT_POOR_SYNC] == 1 && U(&s, 2)->counts[GAUNTLET_CNT_POOR_SYNC] == 1);
+    CHECK(U(&s, 1)->final_score > 0);
     gauntlet_state_free(&s);
 }
 
