@@ -304,7 +304,9 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
     ts_hex(hex, s.model_hash, 8);
     TS_INFO("window %llu: outer step with %d tensors (%d skipped); model %s...", (unsigned long long)w,
             st.tensors_applied, st.tensors_skipped, hex);
-    if (node_publish_sync(n, &s, &pe)) TS_WARN("window %llu: sync record not published: %s", (unsigned long long)w, pe.msg);
+    if (node_forked(n)) TS_WARN("window %llu: forked: no sync record goes out", (unsigned long long)w);
+    else if (node_publish_sync(n, &s, &pe))
+        TS_WARN("window %llu: sync record not published: %s", (unsigned long long)w, pe.msg);
     if (node_save_state(n, &pe)) TS_ERROR("saving local state: %s", pe.msg);
     retention(m, w);
     m->windows_done++;
@@ -343,7 +345,7 @@ int main(int argc, char **argv) {
         chain_clock clk;
         if (!node_daemon_tick(&m.d, &clk)) continue;
         if (node_start_window(n, &m.start, &le)) {
-            TS_INFO("waiting for the leader's start window (%s)", le.msg);
+            TS_INFO("waiting for the run's start window (%s)", le.msg);
             node_sleep_until(n, ts_now() + 2);
             continue;
         }
@@ -353,6 +355,9 @@ int main(int argc, char **argv) {
             node_sleep_until(n, node_window_time(n, m.start));
             continue;
         }
+        /* agreement: our recent models against the published reference; a
+         * fork drops the state, and the catch-up below resynchronises */
+        if (node_check_agreement(n, &le) == TS_ESIG) TS_ERROR("%s", le.msg);
         if (node_next_window(n) != w) {
             /* behind: every window before w must have closed its acceptance window */
             double ready = node_window_time(n, w) + r->upload_grace_s + r->gather_delay_s;

@@ -65,7 +65,95 @@ fail:
     return rc;
 }
 
+/* The newest manifest a store holds (by listing checkpoints/). */
+typedef struct {
+    uint64_t best;
+    bool found;
+} manifest_scan;
+
+static int scan_manifests(void *ud, const char *key, const store_info *info) {
+    (void)info;
+    manifest_scan *ms = ud;
+    uint64_t w;
+    uint32_t uid;
+    if (store_key_parse(key, &w, &uid) == STORE_OBJ_MANIFEST && (!ms->found || w > ms->best)) {
+        ms->best = w;
+        ms->found = true;
+    }
+    return 0;
+}
+
+static int newest_manifest(store *s, uint64_t *window, bool *found, ts_err *e) {
+    manifest_scan ms = {0};
+    if (store_list(s, "checkpoints/", scan_manifests, &ms, e)) return ts_wrap(e, "listing checkpoints");
+    *found = ms.found;
+    *window = ms.best;
+    return TS_OK;
+}
+
+/* checkpoints/{window}/manifest.json, verified (signer pk, or its own when
+ * pk is NULL) and its hash. */
+static int read_manifest(store *s, const char *run_id, const uint8_t *pk, uint64_t window, cJSON **man,
+                         uint8_t hash[TS_HASH_BYTES], ts_err *e) {
+    *man = NULL;
+    char key[STORE_LAYOUT_KEY_MAX];
+    store_key_manifest(key, window);
+    uint8_t *buf;
+    size_t len;
+    if (store_get(s, key, NODE_OBJ_MAX, &buf, &len, e)) return e->code;
+    ts_blake2b(hash, TS_HASH_BYTES, buf, len);
+    int rc = node_obj_parse(buf, len, "manifest", run_id, pk, man, e);
+    free(buf);
+    if (rc) return ts_wrap(e, "%s", key);
+    uint64_t w;
+    if (node_json_u64(*man, "window", &w) || w != window) {
+        cJSON_Delete(*man);
+        *man = NULL;
+        return ts_fail(e, TS_EFORMAT, "%s names another window", key);
+    }
+    return TS_OK;
+}
+
+/* The head of a validator's checkpoints: the manifest LATEST names, which
+ * must be the newest manifest the store holds (windows never go back: an
+ * older LATEST put back is refused).  With `fallback`, a refused or missing
+ * LATEST gives way to the newest manifest the store holds, verified on its
+ * own.  TS_ENOTFOUND when the store holds no checkpoint. */
+static int read_head(store *s, const char *run_id, const uint8_t *pk, bool fallback, cJSON **man, uint64_t *window,
+                     ts_err *e) {
+    *man = NULL;
+    uint64_t newest = 0;
+    bool any = false;
+    if (newest_manifest(s, &newest, &any, e)) return e->code;
+    cJSON *latest = NULL, *m = NULL;
+    uint8_t mh[TS_HASH_BYTES];
+    ts_err le = {0};
+    int rc = read_latest(s, run_id, pk, &latest, &m, mh, &le);
+    uint64_t lw = 0, lw2 = 0;
+    if (rc == TS_OK && (node_json_u64(m, "window", &lw) || node_json_u64(latest, "window", &lw2) || lw != lw2))
+        rc = ts_fail(&le, TS_EFORMAT, "LATEST and its manifest name different windows");
+    cJSON_Delete(latest);
+    if (rc == TS_OK && any && lw < newest)
+        rc = ts_fail(&le, TS_ESIG,
+                     "LATEST names the checkpoint of window %llu, but the store holds the newer one of window %llu: "
+                     "refused (an older LATEST put back?)",
+                     (unsigned long long)lw, (unsigned long long)newest);
+    if (rc == TS_OK) {
+        *man = m;
+        *window = lw;
+        return TS_OK;
+    }
+    cJSON_Delete(m);
+    if (rc == TS_ENOTFOUND && !any) return ts_fail(e, TS_ENOTFOUND, "no checkpoint");
+    if (!fallback || !any) return ts_fail(e, rc == TS_ENOTFOUND ? TS_EFORMAT : rc, "%s", le.msg);
+    TS_ERROR("%s; using the newest manifest the store holds (window %llu)", le.msg, (unsigned long long)newest);
+    if (read_manifest(s, run_id, pk, newest, man, mh, e)) return e->code;
+    *window = newest;
+    return TS_OK;
+}
+
 int node_publish_checkpoint(node *n, uint64_t window, ts_err *e) {
+    if (n->forked) return ts_fail(e, TS_ESTATE, "forked: no checkpoint goes out");
     if (n->next_window != window + 1)
         return ts_fail(e, TS_ESTATE, "checkpoint of window %llu asked of a model at window %llu",
                        (unsigned long long)window, (unsigned long long)n->next_window);
@@ -165,7 +253,7 @@ int node_publish_checkpoint(node *n, uint64_t window, ts_err *e) {
 /* ------------------------------------------------------------- verify */
 
 static int verify_weights(store *s, const char *key, const uint8_t want[TS_HASH_BYTES], uint64_t bytes,
-                          const model_config *cfg, ts_err *e) {
+                          const model_config *cfg, const uint8_t *model_hash, ts_err *e) {
     char tmpl[] = "/tmp/tessera-ckpt-XXXXXX";
     int fd = mkstemp(tmpl);
     if (fd < 0) return ts_fail(e, TS_EIO, "temporary file: %s", strerror(errno));
@@ -179,18 +267,47 @@ static int verify_weights(store *s, const char *key, const uint8_t want[TS_HASH_
         model *m = NULL;
         rc = model_create_opts(cfg, kn_cpu(), &(model_options){.max_batch = 1, .max_seq = 1, .eval_only = true}, &m, e);
         if (!rc) rc = model_load(m, tmpl, e);
+        if (!rc && model_hash) {
+            size_t count;
+            const float *p = model_param_data(m, &count);
+            uint8_t mh[TS_HASH_BYTES];
+            ts_blake2b(mh, TS_HASH_BYTES, p, count * sizeof(float));
+            if (memcmp(mh, model_hash, TS_HASH_BYTES))
+                rc = ts_fail(e, TS_ESIG, "%s: the weights do not have the model hash the manifest records", key);
+        }
         model_free(m);
     }
     unlink(tmpl);
     return rc;
 }
 
-int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, void *fpv, uint64_t *window,
-                            char *weights_key, size_t key_cap, ts_err *e) {
+int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, uint64_t min_window, void *fpv,
+                            uint64_t *window, char *weights_key, size_t key_cap, ts_err *e) {
     FILE *fp = fpv;
     cJSON *latest, *man;
     uint8_t mhash[TS_HASH_BYTES];
+    uint64_t newest = 0;
+    bool any = false;
+    if (newest_manifest(s, &newest, &any, e)) return e->code;
     if (read_latest(s, run_id, pk, &latest, &man, mhash, e)) return e->code;
+    {
+        uint64_t lw0 = 0;
+        node_json_u64(latest, "window", &lw0);
+        int brc = TS_OK;
+        if (any && lw0 < newest)
+            brc = ts_fail(e, TS_ESIG,
+                          "LATEST names the checkpoint of window %llu, but the store holds the newer one of window %llu "
+                          "(an older LATEST put back?)",
+                          (unsigned long long)lw0, (unsigned long long)newest);
+        else if (lw0 < min_window)
+            brc = ts_fail(e, TS_ESIG, "LATEST names the checkpoint of window %llu, older than window %llu seen before",
+                          (unsigned long long)lw0, (unsigned long long)min_window);
+        if (brc) {
+            cJSON_Delete(latest);
+            cJSON_Delete(man);
+            return brc;
+        }
+    }
     const char *rid = cJSON_GetObjectItemCaseSensitive(latest, "run_id")->valuestring;
     const char *signer = cJSON_GetObjectItemCaseSensitive(latest, "signer")->valuestring;
     uint64_t lw = 0;
@@ -208,6 +325,9 @@ int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, voi
         const cJSON *ch = cJSON_GetObjectItemCaseSensitive(man, "config_hash");
         const cJSON *cfgj = cJSON_GetObjectItemCaseSensitive(man, "config");
         const cJSON *ph = cJSON_GetObjectItemCaseSensitive(man, "prev_manifest_hash");
+        const cJSON *mhj = cJSON_GetObjectItemCaseSensitive(man, "model_hash");
+        uint8_t modelh[TS_HASH_BYTES];
+        bool have_mh = cJSON_IsString(mhj) && !ts_unhex(modelh, TS_HASH_BYTES, mhj->valuestring);
         uint64_t bytes = 0;
         uint8_t whash[TS_HASH_BYTES], chash[TS_HASH_BYTES], got[TS_HASH_BYTES];
         model_config cfg;
@@ -227,15 +347,16 @@ int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, voi
         free(cfgtxt);
         if (first && !rc && w != lw) rc = ts_fail(e, TS_EFORMAT, "LATEST names window %llu but its manifest window %llu",
                                                   (unsigned long long)lw, (unsigned long long)w);
-        if (!rc) rc = verify_weights(s, wk->valuestring, whash, bytes, &cfg, e);
+        if (!rc) rc = verify_weights(s, wk->valuestring, whash, bytes, &cfg, have_mh ? modelh : NULL, e);
         if (rc) break;
         if (first) {
             if (window) *window = w;
             if (weights_key) snprintf(weights_key, key_cap, "%s", wk->valuestring);
         }
         count++;
-        if (fp) fprintf(fp, "checkpoint  window %llu: manifest signature ok, config ok, weights %s (%llu bytes) hash ok, loads\n",
-                        (unsigned long long)w, wk->valuestring, (unsigned long long)bytes);
+        if (fp) fprintf(fp, "checkpoint  window %llu: manifest signature ok, config ok, weights %s (%llu bytes) hash ok, loads%s\n",
+                        (unsigned long long)w, wk->valuestring, (unsigned long long)bytes,
+                        have_mh ? ", model hash ok" : "");
         first = false;
         /* follow the chain */
         uint64_t pw;
@@ -277,18 +398,21 @@ int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, voi
 
 /* ------------------------------------------------------------- bundles */
 
-int node_publish_bundle(node *n, uint64_t window, const node_gather *g, ts_err *e) {
+int node_publish_bundle(node *n, uint64_t window, const node_gather *g, const uint8_t base_hash[TS_HASH_BYTES],
+                        ts_err *e) {
+    if (n->forked) return ts_fail(e, TS_ESTATE, "forked: no bundle goes out");
     const uint8_t *wires[NODE_MAX_PEERS];
     size_t lens[NODE_MAX_PEERS];
     for (int i = 0; i < g->n; i++) {
         wires[i] = g->f[i].wire;
         lens[i] = g->f[i].len;
     }
-    uint8_t *buf;
-    size_t len;
     uint8_t after[TS_HASH_BYTES];
     node_model_hash(n, after);
-    if (spl_bundle_build(n->run.run_id, window, n->config_hash, after, after, &n->kp, wires, lens, g->n, &buf, &len, e))
+    uint8_t *buf;
+    size_t len;
+    if (spl_bundle_build(n->run.run_id, window, n->config_hash, base_hash, after, &n->kp, wires, lens, g->n, &buf, &len,
+                         e))
         return ts_wrap(e, "bundle of window %llu", (unsigned long long)window);
     char key[STORE_LAYOUT_KEY_MAX];
     store_key_aggregate(key, window);
@@ -297,142 +421,412 @@ int node_publish_bundle(node *n, uint64_t window, const node_gather *g, ts_err *
     return rc;
 }
 
-/* Applies the leader's bundle of a window; TS_ENOTFOUND when there is none. */
-static int replay_bundle(node *n, uint32_t leader, uint64_t window, ts_err *e) {
-    store *s;
-    if (node_peer_store(n, leader, &s, e)) return e->code;
-    char key[STORE_LAYOUT_KEY_MAX];
-    store_key_aggregate(key, window);
-    size_t max_wire = spl_ctx_wire_max(n->codec);
-    size_t max = NODE_MAX_PEERS * (max_wire + 64) + 4096;
-    uint8_t *buf;
-    size_t len;
-    int rc = store_get(s, key, max, &buf, &len, e);
-    if (rc) return rc;
+static void params_hash(const model *m, uint8_t out[TS_HASH_BYTES]) {
+    size_t count;
+    const float *p = model_param_data(m, &count);
+    ts_blake2b(out, TS_HASH_BYTES, p, count * sizeof(float));
+}
+
+/* Applies a verified bundle to a model: its base hash must be the model's,
+ * and the step must reproduce its model hash.  TS_ESIG otherwise (the
+ * model is then changed only in the second case). */
+static int bundle_apply(spl_ctx *c, model *m, const node_run *run, const uint8_t config_hash[TS_HASH_BYTES],
+                        uint64_t window, const uint8_t *pk, const uint8_t *buf, size_t len, ts_err *e) {
     spl_bundle_entry ent[NODE_MAX_PEERS];
     int count = 0;
     spl_reject why = SPL_R_NONE;
-    rc = spl_bundle_open(buf, len, n->run.run_id, window, node_hotkey_of(n, leader), n->config_hash, max_wire, ent,
-                         NODE_MAX_PEERS, &count, NULL, NULL, &why, e);
-    node_gather g = {0};
+    uint8_t base[TS_HASH_BYTES], after[TS_HASH_BYTES], have[TS_HASH_BYTES];
+    size_t max_wire = spl_ctx_wire_max(c);
+    if (spl_bundle_open(buf, len, run->run_id, window, pk, config_hash, max_wire, ent, NODE_MAX_PEERS, &count, base,
+                        after, &why, e))
+        return ts_wrap(e, "bundle of window %llu (%s)", (unsigned long long)window, spl_reject_name(why));
+    params_hash(m, have);
+    if (memcmp(have, base, TS_HASH_BYTES)) {
+        char a[17], b[17];
+        ts_hex(a, have, 8);
+        ts_hex(b, base, 8);
+        return ts_fail(e, TS_ESIG, "the bundle of window %llu starts from model %s..., this model is %s...",
+                       (unsigned long long)window, b, a);
+    }
+    spl_upload *ups[NODE_MAX_PEERS] = {0};
+    int rc = TS_OK;
     for (int i = 0; !rc && i < count; i++) {
-        node_fetch *f = &g.f[g.n];
-        memset(f, 0, sizeof *f);
-        f->uid = ent[i].uid;
-        if ((rc = spl_upload_new(n->codec, &f->upload, e))) break;
-        g.n++;
-        spl_expect x = {.run_id = n->run.run_id, .window = window, .uid = ent[i].uid, .signer = ent[i].hotkey,
-                        .config_hash = n->config_hash};
+        if ((rc = spl_upload_new(c, &ups[i], e))) break;
+        spl_expect x = {.run_id = run->run_id, .window = window, .uid = ent[i].uid, .signer = ent[i].hotkey,
+                        .config_hash = config_hash};
         spl_reject w2;
-        if ((rc = spl_decode(n->codec, ent[i].wire, ent[i].len, &x, f->upload, &w2, e)))
+        if ((rc = spl_decode(c, ent[i].wire, ent[i].len, &x, ups[i], &w2, e)))
             ts_wrap(e, "bundle of window %llu, uid %u (%s)", (unsigned long long)window, ent[i].uid, spl_reject_name(w2));
     }
-    if (!rc) rc = node_outer_step(n, window, &g, NULL, e);
-    node_gather_clear(&g);
-    free(buf);
-    if (rc && rc != TS_ENOTFOUND) ts_wrap(e, "replaying window %llu", (unsigned long long)window);
-    return rc == TS_ENOTFOUND ? TS_EFORMAT : rc;
+    int np;
+    ts_tensor *params = (ts_tensor *)model_params(m, &np);
+    if (!rc && count > 0) rc = spl_outer_step(c, params, (const spl_upload *const *)ups, count, run->codec.alpha, NULL, e);
+    for (int i = 0; i < count; i++) spl_upload_free(ups[i]);
+    if (rc) return rc;
+    params_hash(m, have);
+    if (memcmp(have, after, TS_HASH_BYTES)) {
+        char a[17], b[17];
+        ts_hex(a, have, 8);
+        ts_hex(b, after, 8);
+        return ts_fail(e, TS_ESIG, "replaying window %llu gives model %s..., the bundle records %s...",
+                       (unsigned long long)window, a, b);
+    }
+    return TS_OK;
 }
 
 /* ------------------------------------------------------------ catch-up */
 
-static int load_leader_checkpoint(node *n, uint32_t leader, uint64_t before, bool *loaded, ts_err *e) {
-    *loaded = false;
-    store *s;
-    if (node_peer_store(n, leader, &s, e)) return e->code;
-    cJSON *l, *m;
-    uint8_t mh[TS_HASH_BYTES];
-    ts_err le = {0};
-    int rc = read_latest(s, n->run.run_id, node_hotkey_of(n, leader), &l, &m, mh, &le);
-    if (rc == TS_ENOTFOUND) return TS_OK;
-    if (rc) {
-        TS_WARN("the leader's checkpoint is not usable: %s", le.msg);
-        return TS_OK;
-    }
-    uint64_t w, bytes;
+/* Downloads, verifies and loads one manifest's weights into the node's
+ * model.  Errors are local (disk, download) or the publisher's (hash). */
+static int load_manifest_weights(node *n, uint32_t uid, store *s, const cJSON *m, uint64_t w, ts_err *e) {
+    uint64_t bytes;
     const cJSON *wk = cJSON_GetObjectItemCaseSensitive(m, "weights_key");
     const cJSON *wh = cJSON_GetObjectItemCaseSensitive(m, "weights_hash");
     const cJSON *ch = cJSON_GetObjectItemCaseSensitive(m, "config_hash");
-    uint8_t whash[TS_HASH_BYTES], chash[TS_HASH_BYTES];
-    rc = TS_OK;
-    if (node_json_u64(m, "window", &w) || node_json_u64(m, "weights_bytes", &bytes) || !cJSON_IsString(wk) ||
-        !cJSON_IsString(wh) || ts_unhex(whash, TS_HASH_BYTES, wh->valuestring) || !cJSON_IsString(ch) ||
-        ts_unhex(chash, TS_HASH_BYTES, ch->valuestring) || memcmp(chash, n->config_hash, TS_HASH_BYTES)) {
-        TS_WARN("the leader's newest manifest is malformed or for another model; ignoring it");
-    } else if (w + 1 > before) {
-        TS_DEBUG("the leader's checkpoint (window %llu) is newer than needed", (unsigned long long)w);
-    } else {
-        char *tmp = ts_path_join(n->opts.state_dir, "download.safetensors");
-        uint8_t got[TS_HASH_BYTES];
-        if (!tmp) rc = ts_fail(e, TS_ENOMEM, "out of memory");
-        else if (store_get_file(s, wk->valuestring, tmp, bytes, &le) || ts_hash_file(tmp, got, &le) ||
-                 memcmp(got, whash, TS_HASH_BYTES)) {
-            TS_WARN("the leader's checkpoint of window %llu is refused: %s", (unsigned long long)w,
-                    le.msg[0] ? le.msg : "weights hash mismatch");
-        } else if (model_load(n->m, tmp, &le)) {
-            TS_WARN("the leader's checkpoint of window %llu does not load: %s", (unsigned long long)w, le.msg);
-        } else {
-            n->next_window = w + 1;
-            *loaded = true;
-            TS_INFO("loaded the leader's checkpoint of window %llu (signature and hash verified)", (unsigned long long)w);
-        }
-        if (tmp) unlink(tmp);
-        free(tmp);
+    const cJSON *mhj = cJSON_GetObjectItemCaseSensitive(m, "model_hash");
+    uint8_t whash[TS_HASH_BYTES], chash[TS_HASH_BYTES], mhash[TS_HASH_BYTES], got[TS_HASH_BYTES];
+    if (node_json_u64(m, "weights_bytes", &bytes) || !cJSON_IsString(wk) || !cJSON_IsString(wh) ||
+        ts_unhex(whash, TS_HASH_BYTES, wh->valuestring) || !cJSON_IsString(ch) ||
+        ts_unhex(chash, TS_HASH_BYTES, ch->valuestring) || !cJSON_IsString(mhj) ||
+        ts_unhex(mhash, TS_HASH_BYTES, mhj->valuestring))
+        return ts_fail(e, TS_EFORMAT, "uid %u's manifest of window %llu is malformed", uid, (unsigned long long)w);
+    if (memcmp(chash, n->config_hash, TS_HASH_BYTES))
+        return ts_fail(e, TS_EFORMAT, "uid %u's checkpoint of window %llu is of another model", uid, (unsigned long long)w);
+    char *tmp = ts_path_join(n->opts.state_dir, "download.safetensors");
+    if (!tmp) return ts_fail(e, TS_ENOMEM, "out of memory");
+    int rc = store_get_file(s, wk->valuestring, tmp, bytes, e);
+    if (rc) ts_wrap(e, "downloading uid %u's checkpoint of window %llu", uid, (unsigned long long)w);
+    if (!rc && (rc = ts_hash_file(tmp, got, e)) == TS_OK && memcmp(got, whash, TS_HASH_BYTES))
+        rc = ts_fail(e, TS_ESIG, "uid %u's checkpoint of window %llu: weights hash mismatch", uid, (unsigned long long)w);
+    if (!rc && (rc = model_load(n->m, tmp, e))) ts_wrap(e, "uid %u's checkpoint of window %llu", uid, (unsigned long long)w);
+    unlink(tmp);
+    free(tmp);
+    if (rc) {
+        n->have_state = false; /* the model may be half loaded */
+        return rc;
     }
-    cJSON_Delete(l);
-    cJSON_Delete(m);
-    return rc;
+    node_model_hash(n, got);
+    if (memcmp(got, mhash, TS_HASH_BYTES)) {
+        n->have_state = false;
+        return ts_fail(e, TS_ESIG, "uid %u's checkpoint of window %llu does not have the model hash its manifest records",
+                       uid, (unsigned long long)w);
+    }
+    return TS_OK;
+}
+
+int node_load_checkpoint(node *n, uint64_t min_window, uint64_t before, bool *loaded, ts_err *e) {
+    *loaded = false;
+    if (before == 0) return ts_fail(e, TS_ENOTFOUND, "no checkpoint can precede window 0");
+    node_validators v;
+    ts_err ve = {0};
+    uint32_t leader;
+    if (node_leader(n, &leader, &ve)) return ts_fail(e, ve.code, "%s", ve.msg);
+    chain_clock clk;
+    if (chain_now(n->ch, &clk, e)) return e->code;
+    int vrc = node_validators_of(n, clk.window, &v, &ve);
+    if (vrc == TS_ESTATE && clk.window > 0) vrc = node_validators_of(n, clk.window - 1, &v, &ve);
+    if (vrc) return ts_fail(e, vrc, "%s", ve.msg);
+    int err = TS_OK;
+    char errmsg[512] = "";
+    bool any = false;
+    for (uint32_t i = 0; i < v.n && !*loaded; i++) {
+        uint32_t uid = v.uid[i];
+        const uint8_t *pk = node_hotkey_of(n, uid);
+        store *s;
+        ts_err le = {0};
+        if (!pk || node_peer_store(n, uid, &s, &le)) continue;
+        cJSON *man = NULL;
+        uint64_t hw = 0;
+        int rc = read_head(s, n->run.run_id, pk, true, &man, &hw, &le);
+        if (rc == TS_ENOTFOUND) continue;
+        if (rc) {
+            TS_WARN("validator uid %u's checkpoints: %s", uid, le.msg);
+            if (!err) {
+                err = rc;
+                snprintf(errmsg, sizeof errmsg, "validator uid %u's checkpoints: %s", uid, le.msg);
+            }
+            continue;
+        }
+        any = true;
+        uint64_t seen;
+        if (node_seen_get(n, pk, &seen) && hw < seen) {
+            TS_ERROR("validator uid %u's newest checkpoint is of window %llu, older than window %llu seen before: refused",
+                     uid, (unsigned long long)hw, (unsigned long long)seen);
+            cJSON_Delete(man);
+            continue;
+        }
+        node_seen_put(n, pk, hw);
+        /* back along the chain to the newest one at or before before - 1 */
+        uint64_t w = hw;
+        while (man && w + 1 > before) {
+            uint64_t pw;
+            const cJSON *ph = cJSON_GetObjectItemCaseSensitive(man, "prev_manifest_hash");
+            uint8_t want[TS_HASH_BYTES], got[TS_HASH_BYTES];
+            cJSON *prev = NULL;
+            if (!cJSON_IsString(ph) || ts_unhex(want, TS_HASH_BYTES, ph->valuestring) || node_json_u64(man, "prev_window", &pw) ||
+                read_manifest(s, n->run.run_id, pk, pw, &prev, got, &le) != TS_OK || memcmp(got, want, TS_HASH_BYTES)) {
+                cJSON_Delete(prev);
+                prev = NULL;
+            }
+            cJSON_Delete(man);
+            man = prev;
+            w = prev ? pw : 0;
+        }
+        if (!man || w < min_window) {
+            cJSON_Delete(man);
+            continue;
+        }
+        rc = load_manifest_weights(n, uid, s, man, w, &le);
+        cJSON_Delete(man);
+        if (rc) {
+            TS_WARN("%s", le.msg);
+            if (!err || rc != TS_ESIG) {
+                err = rc;
+                snprintf(errmsg, sizeof errmsg, "%s", le.msg);
+            }
+            continue;
+        }
+        /* on the reference chain, where the reference is still published */
+        node_ref ref;
+        uint8_t h[TS_HASH_BYTES];
+        node_model_hash(n, h);
+        if (node_reference(n, w, &ref, NULL, NULL, &le) == TS_OK && memcmp(ref.model, h, TS_HASH_BYTES)) {
+            TS_ERROR("validator uid %u's checkpoint of window %llu is not the model the reference bundle (uid %u) records: "
+                     "refused", uid, (unsigned long long)w, ref.uid);
+            n->have_state = false;
+            continue;
+        }
+        n->next_window = w + 1;
+        n->have_state = true;
+        node_hist_record(n, w, true);
+        if (n->ef)
+            for (int k = 0; k < n->nparams; k++) memset(n->ef[k].data, 0, n->ef[k].nbytes);
+        *loaded = true;
+        TS_INFO("loaded validator uid %u's checkpoint of window %llu (signature, weights and model hash verified)", uid,
+                (unsigned long long)w);
+    }
+    if (*loaded) return TS_OK;
+    if (err) return ts_fail(e, err, "%s", errmsg);
+    return ts_fail(e, TS_ENOTFOUND, any ? "no validator holds a checkpoint of a window in [%llu, %llu]"
+                                        : "no validator has published a checkpoint (%llu, %llu)",
+                   (unsigned long long)min_window, (unsigned long long)(before - 1));
 }
 
 int node_catch_up(node *n, uint64_t window, ts_err *e) {
     if (n->have_state && n->next_window == window) return TS_OK;
-    uint32_t leader;
-    if (node_leader(n, &leader, e)) return e->code;
     uint64_t start;
     ts_err se = {0};
     int src = node_start_window(n, &start, &se);
-    if (src && src != TS_ENOTFOUND) return ts_fail(e, src, "%s", se.msg);
-    bool have_start = src == TS_OK;
+    if (src) return ts_fail(e, src, "%s", se.msg);
     if (!n->have_state || n->next_window > window) {
         bool loaded = false;
-        if (load_leader_checkpoint(n, leader, window, &loaded, e)) return e->code;
-        if (!loaded) {
-            if (!have_start) return ts_fail(e, TS_ENOTFOUND, "the leader has not published a start window yet");
+        int rc = node_load_checkpoint(n, 0, window, &loaded, e);
+        if (rc == TS_ENOTFOUND) {
+            /* no checkpoint at or before window - 1 anywhere: the run's
+             * initialisation, replayed from the start window (every bundle's
+             * base hash checked, so a wrong start cannot go unnoticed) */
             if (node_init_model(n, e)) return e->code;
             n->next_window = start < window ? start : window;
-            TS_INFO("starting from the run's seeded initialisation at window %llu", (unsigned long long)n->next_window);
+            n->have_state = true;
+            n->nhist = 0;
+            if (n->ef)
+                for (int k = 0; k < n->nparams; k++) memset(n->ef[k].data, 0, n->ef[k].nbytes);
+            TS_INFO("no checkpoint before window %llu: starting from the run's initial model at window %llu",
+                    (unsigned long long)window, (unsigned long long)n->next_window);
+        } else if (rc) {
+            return ts_wrap(e, "loading a checkpoint (retrying; never the initial model instead)");
         }
-        if (n->ef)
-            for (int i = 0; i < n->nparams; i++) memset(n->ef[i].data, 0, n->ef[i].nbytes);
-        n->have_state = true;
     }
     while (n->next_window < window) {
         uint64_t w = n->next_window;
         if (n->stop) return ts_fail(e, TS_ESTATE, "stopping");
-        if (have_start && w < start) {
-            n->next_window = w + 1;
+        if (w < start) {
+            n->next_window = w + 1; /* before the run: the initial model */
             continue;
         }
-        ts_err be = {0};
-        int rc = replay_bundle(n, leader, w, &be);
+        node_ref ref;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        ts_err re = {0};
+        int rc = node_reference(n, w, &ref, &buf, &len, &re);
         if (rc == TS_OK) {
-            TS_INFO("caught up window %llu from the leader's bundle", (unsigned long long)w);
+            rc = bundle_apply(n->codec, n->m, &n->run, n->config_hash, w, node_hotkey_of(n, ref.uid), buf, len, &re);
+            free(buf);
+            if (rc == TS_OK) {
+                n->next_window = w + 1;
+                node_hist_record(n, w, true);
+                TS_INFO("caught up window %llu from validator uid %u's bundle (model hash verified)",
+                        (unsigned long long)w, ref.uid);
+                continue;
+            }
+            if (rc != TS_ESIG) return ts_fail(e, rc, "%s", re.msg);
+            /* this model is not the one the network holds at w */
+            TS_ERROR("window %llu: %s; loading a checkpoint past it", (unsigned long long)w, re.msg);
+            n->have_state = false;
+            bool loaded = false;
+            rc = node_load_checkpoint(n, w, window, &loaded, &re);
+            if (rc) return ts_fail(e, rc == TS_ENOTFOUND ? TS_ENOTFOUND : rc,
+                                   "window %llu cannot be replayed onto this model and %s; waiting", (unsigned long long)w,
+                                   re.msg);
             continue;
         }
-        if (rc != TS_ENOTFOUND) TS_WARN("window %llu: %s; gathering it instead", (unsigned long long)w, be.msg);
+        if (rc != TS_ENOTFOUND) return ts_fail(e, rc, "catching up window %llu: %s", (unsigned long long)w, re.msg);
+        /* no validator published a bundle of w: gather it while its uploads
+         * are certainly still stored (checked later against the reference),
+         * else never guess */
+        chain_clock clk;
+        if (chain_now(n->ch, &clk, e)) return e->code;
+        /* miners delete the uploads of windows older than retention_windows;
+         * one window of margin */
+        bool fresh = w + (uint64_t)n->run.retention_windows >= clk.window + 2;
+        if (!fresh) {
+            TS_WARN("window %llu cannot be reproduced exactly: no validator published its bundle and its uploads are past "
+                    "retention; loading the newest checkpoint past it",
+                    (unsigned long long)w);
+            bool loaded = false;
+            n->have_state = false;
+            rc = node_load_checkpoint(n, w, window, &loaded, &re);
+            if (rc) return ts_fail(e, rc, "window %llu cannot be reproduced and %s; waiting", (unsigned long long)w, re.msg);
+            continue;
+        }
         node_peers peers;
-        int prc = node_peers_for(n, w, &peers, &be);
-        if (prc == TS_ENOTFOUND) {
-            n->next_window = w + 1; /* a null round */
-            continue;
-        }
-        if (prc) return ts_fail(e, prc, "catching up window %llu: %s", (unsigned long long)w, be.msg);
-        node_gather g;
-        if (node_gather_window(n, w, &peers, &g, e)) return e->code;
+        int prc = node_peers_for(n, w, &peers, &re);
+        if (prc && prc != TS_ENOTFOUND) return ts_fail(e, prc, "catching up window %llu: %s", (unsigned long long)w, re.msg);
+        node_gather g = {0};
+        if (prc == TS_OK && node_gather_window(n, w, &peers, &g, e)) return e->code;
         rc = node_outer_step(n, w, &g, NULL, e);
         node_gather_clear(&g);
         if (rc) return rc;
-        TS_INFO("caught up window %llu by gathering it", (unsigned long long)w);
+        TS_INFO("caught up window %llu by gathering it (%s; to be checked against the reference)", (unsigned long long)w,
+                prc == TS_OK ? "its peer list" : "no peer list: a null round");
+    }
+    if (n->forked) {
+        char hex[17];
+        uint8_t h[TS_HASH_BYTES];
+        node_model_hash(n, h);
+        ts_hex(hex, h, 8);
+        TS_INFO("resynchronised: model at window %llu is %s..., on the reference chain again", (unsigned long long)window,
+                hex);
+        n->forked = false;
     }
     return TS_OK;
+}
+
+/* ------------------------------------------------------------ replay */
+
+int node_replay_checkpoints(store *s, const node_run *run, const uint8_t *pk, uint64_t from, uint64_t to, void *fpv,
+                            ts_err *e) {
+    FILE *fp = fpv;
+    if (to == UINT64_MAX) {
+        bool any = false;
+        if (newest_manifest(s, &to, &any, e)) return e->code;
+        if (!any) return ts_fail(e, TS_ENOTFOUND, "replay: the store holds no checkpoint");
+    }
+    if (from == UINT64_MAX) {
+        cJSON *m = NULL;
+        uint8_t h[TS_HASH_BYTES];
+        if (read_manifest(s, run->run_id, pk, to, &m, h, e)) return e->code;
+        int bad = node_json_u64(m, "prev_window", &from);
+        cJSON_Delete(m);
+        if (bad) return ts_fail(e, TS_ENOTFOUND, "replay: the checkpoint of window %llu is the first of its chain", (unsigned long long)to);
+    }
+    if (to <= from) return ts_fail(e, TS_EINVAL, "replay: the later checkpoint (%llu) must follow the earlier (%llu)",
+                                   (unsigned long long)to, (unsigned long long)from);
+    uint8_t cfg_hash[TS_HASH_BYTES];
+    model_config_hash(&run->model, cfg_hash);
+    model *m = NULL, *m2 = NULL;
+    spl_ctx *c = NULL;
+    cJSON *ma = NULL, *mb = NULL;
+    uint8_t h[TS_HASH_BYTES];
+    char tmpl[] = "/tmp/tessera-replay-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0) return ts_fail(e, TS_EIO, "temporary file: %s", strerror(errno));
+    close(fd);
+    model_options mo = {.max_batch = 1, .max_seq = 1, .eval_only = true};
+    int rc = model_create_opts(&run->model, kn_cpu(), &mo, &m, e);
+    int np = 0;
+    ts_tensor *params = rc ? NULL : (ts_tensor *)model_params(m, &np);
+    if (!rc) rc = spl_ctx_new(&run->codec, params, np, &c, e);
+    if (!rc) rc = read_manifest(s, run->run_id, pk, from, &ma, h, e);
+    if (!rc) rc = read_manifest(s, run->run_id, pk, to, &mb, h, e);
+    const uint8_t *signer = pk;
+    uint8_t spk[TS_PK_BYTES];
+    if (!rc && !signer) {
+        const cJSON *sj = cJSON_GetObjectItemCaseSensitive(ma, "signer");
+        if (cJSON_IsString(sj) && !ts_unhex(spk, TS_PK_BYTES, sj->valuestring)) signer = spk;
+        else rc = ts_fail(e, TS_EFORMAT, "manifest of window %llu has no signer", (unsigned long long)from);
+    }
+    for (int k = 0; !rc && k < 2; k++) {
+        const cJSON *man = k ? mb : ma;
+        uint64_t w = k ? to : from;
+        const cJSON *wk = cJSON_GetObjectItemCaseSensitive(man, "weights_key");
+        const cJSON *wh = cJSON_GetObjectItemCaseSensitive(man, "weights_hash");
+        const cJSON *mh = cJSON_GetObjectItemCaseSensitive(man, "model_hash");
+        uint8_t whash[TS_HASH_BYTES], mhash[TS_HASH_BYTES], got[TS_HASH_BYTES];
+        uint64_t bytes;
+        if (!cJSON_IsString(wk) || !cJSON_IsString(wh) || ts_unhex(whash, TS_HASH_BYTES, wh->valuestring) ||
+            !cJSON_IsString(mh) || ts_unhex(mhash, TS_HASH_BYTES, mh->valuestring) ||
+            node_json_u64(man, "weights_bytes", &bytes)) {
+            rc = ts_fail(e, TS_EFORMAT, "manifest of window %llu is missing fields", (unsigned long long)w);
+            break;
+        }
+        if ((rc = store_get_file(s, wk->valuestring, tmpl, bytes, e))) break;
+        if ((rc = ts_hash_file(tmpl, got, e))) break;
+        if (memcmp(got, whash, TS_HASH_BYTES)) {
+            rc = ts_fail(e, TS_ESIG, "checkpoint of window %llu: weights hash mismatch", (unsigned long long)w);
+            break;
+        }
+        if (k == 0) {
+            if ((rc = model_load(m, tmpl, e))) break;
+            params_hash(m, got);
+            if (memcmp(got, mhash, TS_HASH_BYTES)) {
+                rc = ts_fail(e, TS_ESIG, "checkpoint of window %llu: weights do not have its model hash", (unsigned long long)w);
+                break;
+            }
+            if (fp) fprintf(fp, "replay      from the checkpoint of window %llu\n", (unsigned long long)w);
+            for (uint64_t x = from + 1; !rc && x <= to; x++) {
+                char key[STORE_LAYOUT_KEY_MAX];
+                store_key_aggregate(key, x);
+                uint8_t *buf;
+                size_t len;
+                size_t max = NODE_MAX_PEERS * (spl_ctx_wire_max(c) + 64) + 4096;
+                if ((rc = store_get(s, key, max, &buf, &len, e))) {
+                    ts_wrap(e, "the bundle of window %llu", (unsigned long long)x);
+                    break;
+                }
+                rc = bundle_apply(c, m, run, cfg_hash, x, signer, buf, len, e);
+                free(buf);
+                if (!rc && fp) fprintf(fp, "replay      window %llu: bundle applied, model hash as recorded\n", (unsigned long long)x);
+            }
+        } else {
+            params_hash(m, got);
+            if (memcmp(got, mhash, TS_HASH_BYTES)) {
+                char a[17], b[17];
+                ts_hex(a, got, 8);
+                ts_hex(b, mhash, 8);
+                rc = ts_fail(e, TS_ESIG,
+                             "the checkpoint of window %llu records model %s..., but replaying the bundles since window %llu "
+                             "gives %s...: it is not what they produce",
+                             (unsigned long long)to, b, (unsigned long long)from, a);
+                break;
+            }
+            /* and its weights are that model, bit for bit */
+            if ((rc = model_create_opts(&run->model, kn_cpu(), &mo, &m2, e)) || (rc = model_load(m2, tmpl, e))) break;
+            size_t c1, c2;
+            const float *p1 = model_param_data(m, &c1), *p2 = model_param_data(m2, &c2);
+            if (c1 != c2 || memcmp(p1, p2, c1 * sizeof(float))) {
+                rc = ts_fail(e, TS_ESIG, "the checkpoint of window %llu's weights differ from the replayed model",
+                             (unsigned long long)to);
+                break;
+            }
+            if (fp) fprintf(fp, "replay      the checkpoint of window %llu is exactly what the bundles produce\n", (unsigned long long)to);
+        }
+    }
+    unlink(tmpl);
+    cJSON_Delete(ma);
+    cJSON_Delete(mb);
+    spl_ctx_free(c);
+    model_free(m);
+    model_free(m2);
+    return rc;
 }

@@ -145,6 +145,9 @@ int node_daemon_start(node_daemon *d, ts_err *e) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* a file-size limit reached is a failed write (EFBIG), handled like a
+     * full disk, not a killed process */
+    signal(SIGXFSZ, SIG_IGN);
     if (d->metrics_port >= 0) {
         if (node_metrics_start((int)d->metrics_port, d->metrics_bind_all, &d->metrics, &d->metrics_port_bound, e))
             return e->code;

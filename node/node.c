@@ -73,7 +73,7 @@ static int publish_commitment(node *n, ts_err *e) {
         snprintf(text, sizeof text, "%s", store_url(n->own));
     } else {
         return ts_fail(e, TS_ECONFIG,
-                       "an s3 store needs --commitment: the read credentials peers use for your bucket "
+                       "an s3 store needs --store-commitment: the read credentials peers use for your bucket "
                        "(see README, 'Running a miner and a validator')");
     }
     store_commitment c;
@@ -246,11 +246,6 @@ int node_refresh(node *n, ts_err *e) {
 
 const chain_metagraph *node_metagraph(const node *n) { return &n->mg; }
 
-int node_leader(node *n, uint32_t *uid, ts_err *e) {
-    if (chain_leader(&n->mg, uid)) return ts_fail(e, TS_ENOTFOUND, "no validator holds a permit yet: no leader");
-    return TS_OK;
-}
-
 const uint8_t *node_hotkey_of(const node *n, uint32_t uid) {
     if (uid >= n->mg.n) return NULL;
     return n->mg.neurons[uid].hotkey;
@@ -333,7 +328,7 @@ bool node_sleep_until(node *n, double t) {
     }
 }
 
-/* ---------------------------------------------- start window, peer lists */
+/* ------------------------------------------------------ signed objects */
 
 int node_get_object(node *n, uint32_t uid, const char *key, const char *kind, cJSON **out, ts_err *e) {
     *out = NULL;
@@ -359,7 +354,7 @@ int node_put_object(node *n, const char *key, cJSON *obj, ts_err *e) {
     return rc;
 }
 
-static cJSON *new_object(const node *n, const char *kind) {
+cJSON *node_new_object(const node *n, const char *kind) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", kind);
     cJSON_AddStringToObject(o, "run_id", n->run.run_id);
@@ -373,135 +368,6 @@ int node_json_u64(const cJSON *o, const char *key, uint64_t *out) {
         return TS_EFORMAT;
     *out = (uint64_t)v->valuedouble;
     return TS_OK;
-}
-
-int node_start_window(node *n, uint64_t *window, ts_err *e) {
-    uint32_t leader;
-    if (node_leader(n, &leader, e)) return e->code;
-    cJSON *o;
-    if (node_get_object(n, leader, STORE_KEY_START_WINDOW, "start_window", &o, e)) return e->code;
-    int rc = node_json_u64(o, "window", window) ? ts_fail(e, TS_EFORMAT, "start_window has no window") : TS_OK;
-    cJSON_Delete(o);
-    return rc;
-}
-
-int node_start_window_published(node *n, uint64_t *window, ts_err *e) {
-    bool found = false;
-    for (uint32_t i = 0; i < n->mg.n; i++) {
-        if (!n->mg.neurons[i].validator_permit) continue;
-        cJSON *o;
-        ts_err ge = {0};
-        uint64_t w;
-        if (node_get_object(n, i, STORE_KEY_START_WINDOW, "start_window", &o, &ge)) continue;
-        if (!node_json_u64(o, "window", &w) && (!found || w < *window)) {
-            *window = w;
-            found = true;
-        }
-        cJSON_Delete(o);
-    }
-    return found ? TS_OK : ts_fail(e, TS_ENOTFOUND, "no validator has published a start window");
-}
-
-int node_publish_start_window(node *n, uint64_t window, ts_err *e) {
-    uint64_t cur;
-    ts_err e2 = {0};
-    store_info info;
-    if (store_head(n->own, STORE_KEY_START_WINDOW, &info, &e2) == TS_OK) {
-        cJSON *o;
-        if (node_get_object(n, n->uid, STORE_KEY_START_WINDOW, "start_window", &o, &e2) == TS_OK) {
-            int bad = node_json_u64(o, "window", &cur);
-            cJSON_Delete(o);
-            if (!bad) return TS_OK; /* already published: the run's start never moves */
-        }
-    }
-    cJSON *o = new_object(n, "start_window");
-    cJSON_AddNumberToObject(o, "window", (double)window);
-    int rc = node_put_object(n, STORE_KEY_START_WINDOW, o, e);
-    cJSON_Delete(o);
-    if (!rc) TS_INFO("published start window %llu", (unsigned long long)window);
-    return rc;
-}
-
-typedef struct {
-    uint64_t best;
-    uint64_t limit;
-    bool found;
-} peers_scan;
-
-static int scan_peers(void *ud, const char *key, const store_info *info) {
-    (void)info;
-    peers_scan *ps = ud;
-    uint64_t w;
-    uint32_t uid;
-    if (store_key_parse(key, &w, &uid) == STORE_OBJ_PEERS && w <= ps->limit && (!ps->found || w > ps->best)) {
-        ps->best = w;
-        ps->found = true;
-    }
-    return 0;
-}
-
-static int parse_uid_array(const cJSON *a, uint32_t *out, uint32_t cap, uint32_t *n) {
-    *n = 0;
-    if (!cJSON_IsArray(a)) return -1;
-    for (const cJSON *x = a->child; x; x = x->next) {
-        if (*n >= cap || !cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= CHAIN_MAX_UIDS ||
-            x->valuedouble != floor(x->valuedouble))
-            return -1;
-        out[(*n)++] = (uint32_t)x->valuedouble;
-    }
-    return 0;
-}
-
-int node_peers_for(node *n, uint64_t window, node_peers *out, ts_err *e) {
-    memset(out, 0, sizeof *out);
-    uint32_t leader;
-    if (node_leader(n, &leader, e)) return e->code;
-    if (n->peers_cache_valid && n->peers_cache_leader == leader && n->peers_cache_window == window) {
-        *out = n->peers_cache;
-        return n->peers_cache_found ? TS_OK : ts_fail(e, TS_ENOTFOUND, "no peer list for window %llu", (unsigned long long)window);
-    }
-    store *s;
-    if (node_peer_store(n, leader, &s, e)) return e->code;
-    peers_scan ps = {.limit = window};
-    if (store_list(s, "peers/", scan_peers, &ps, e)) return ts_wrap(e, "listing the leader's peer lists");
-    int rc = TS_OK;
-    if (!ps.found) {
-        rc = ts_fail(e, TS_ENOTFOUND, "no peer list for window %llu", (unsigned long long)window);
-    } else {
-        char key[STORE_LAYOUT_KEY_MAX];
-        store_key_peers(key, ps.best);
-        cJSON *o;
-        if ((rc = node_get_object(n, leader, key, "peers", &o, e))) return rc;
-        uint64_t w;
-        if (node_json_u64(o, "window", &w) || w != ps.best ||
-            parse_uid_array(cJSON_GetObjectItemCaseSensitive(o, "gather"), out->gather, NODE_MAX_PEERS, &out->n_gather) ||
-            parse_uid_array(cJSON_GetObjectItemCaseSensitive(o, "reserve"), out->reserve, NODE_MAX_PEERS, &out->n_reserve))
-            rc = ts_fail(e, TS_EFORMAT, "the leader's peer list %s is malformed", key);
-        out->window = ps.best;
-        cJSON_Delete(o);
-        if (rc) return rc;
-    }
-    n->peers_cache = *out;
-    n->peers_cache_found = rc == TS_OK;
-    n->peers_cache_leader = leader;
-    n->peers_cache_window = window;
-    n->peers_cache_valid = true;
-    return rc;
-}
-
-int node_publish_peers(node *n, const node_peers *p, ts_err *e) {
-    cJSON *o = new_object(n, "peers");
-    cJSON_AddNumberToObject(o, "window", (double)p->window);
-    cJSON *g = cJSON_AddArrayToObject(o, "gather");
-    for (uint32_t i = 0; i < p->n_gather; i++) cJSON_AddItemToArray(g, cJSON_CreateNumber(p->gather[i]));
-    cJSON *r = cJSON_AddArrayToObject(o, "reserve");
-    for (uint32_t i = 0; i < p->n_reserve; i++) cJSON_AddItemToArray(r, cJSON_CreateNumber(p->reserve[i]));
-    char key[STORE_LAYOUT_KEY_MAX];
-    store_key_peers(key, p->window);
-    int rc = node_put_object(n, key, o, e);
-    cJSON_Delete(o);
-    n->peers_cache_valid = false;
-    return rc;
 }
 
 /* ------------------------------------------------------------- uploads */
@@ -682,12 +548,15 @@ int node_outer_step(node *n, uint64_t window, node_gather *g, spl_apply_stats *s
             return ts_wrap(e, "outer step of window %llu", (unsigned long long)window);
     }
     n->next_window = window + 1;
+    node_hist_record(n, window, false);
     return TS_OK;
 }
 
 /* ---------------------------------------------------------- local state */
 
 int node_save_state(node *n, ts_err *e) {
+    if (n->forked || !n->have_state)
+        return ts_fail(e, TS_ESTATE, "no state to save: the model is being resynchronised");
     if (model_save(n->m, n->opts.state_dir, e)) return ts_wrap(e, "saving the model");
     if (n->ef) {
         char *p = ts_path_join(n->opts.state_dir, "ef.safetensors");
@@ -712,6 +581,26 @@ int node_save_state(node *n, ts_err *e) {
     cJSON_AddStringToObject(o, "model_hash", hex);
     cJSON_AddStringToObject(o, "config_hash", chex);
     cJSON_AddBoolToObject(o, "error_feedback", n->ef != NULL);
+    if (n->have_start) cJSON_AddNumberToObject(o, "start_window", (double)n->start);
+    /* the model hash after each recent window, and whether it matched the
+     * reference: a restarted node checks what it resumed */
+    cJSON *hist = cJSON_AddArrayToObject(o, "history");
+    for (int i = 0; i < n->nhist; i++) {
+        cJSON *x = cJSON_CreateObject();
+        char hh[2 * TS_HASH_BYTES + 1];
+        ts_hex(hh, n->hist[i].hash, TS_HASH_BYTES);
+        cJSON_AddNumberToObject(x, "window", (double)n->hist[i].window);
+        cJSON_AddStringToObject(x, "model_hash", hh);
+        cJSON_AddBoolToObject(x, "verified", n->hist[i].verified);
+        cJSON_AddItemToArray(hist, x);
+    }
+    /* the newest checkpoint seen from each validator: windows never go back */
+    cJSON *seen = cJSON_AddObjectToObject(o, "checkpoints_seen");
+    for (int i = 0; i < n->nseen; i++) {
+        char pk[2 * TS_PK_BYTES + 1];
+        ts_hex(pk, n->seen[i].pk, TS_PK_BYTES);
+        cJSON_AddNumberToObject(seen, pk, (double)n->seen[i].window);
+    }
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     char *p = ts_path_join(n->opts.state_dir, "node.json");
@@ -752,6 +641,31 @@ int node_load_state(node *n, ts_err *e) {
         cJSON_Delete(o);
         return TS_OK;
     }
+    /* what survives a failed model load too: the checkpoints seen */
+    const cJSON *seen = cJSON_GetObjectItemCaseSensitive(o, "checkpoints_seen");
+    for (const cJSON *x = seen ? seen->child : NULL; x; x = x->next) {
+        uint8_t pk[TS_PK_BYTES];
+        if (x->string && !ts_unhex(pk, TS_PK_BYTES, x->string) && cJSON_IsNumber(x) && x->valuedouble >= 0)
+            node_seen_put(n, pk, (uint64_t)x->valuedouble);
+    }
+    uint64_t sw;
+    if (!node_json_u64(o, "start_window", &sw)) {
+        n->start = sw;
+        n->have_start = true;
+    }
+    n->nhist = 0;
+    const cJSON *hist = cJSON_GetObjectItemCaseSensitive(o, "history");
+    for (const cJSON *x = hist ? hist->child : NULL; x && n->nhist < NODE_HIST; x = x->next) {
+        uint64_t hw;
+        const cJSON *hh = cJSON_GetObjectItemCaseSensitive(x, "model_hash");
+        node_hist *h = &n->hist[n->nhist];
+        if (node_json_u64(x, "window", &hw) || !cJSON_IsString(hh) || ts_unhex(h->hash, TS_HASH_BYTES, hh->valuestring) ||
+            (n->nhist && hw <= n->hist[n->nhist - 1].window) || hw >= next)
+            continue;
+        h->window = hw;
+        h->verified = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(x, "verified"));
+        n->nhist++;
+    }
     cJSON_Delete(o);
     if (model_load(n->m, n->opts.state_dir, &le)) {
         TS_WARN("local model unreadable (%s); starting from the network", le.msg);
@@ -781,6 +695,13 @@ int node_load_state(node *n, ts_err *e) {
     }
     n->next_window = next;
     n->have_state = true;
+    /* the resumed model is the one after window next - 1: it is checked
+     * against that window's reference like any other */
+    if (next > 0 && (n->nhist == 0 || n->hist[n->nhist - 1].window != next - 1)) node_hist_record(n, next - 1, false);
+    else if (next > 0 && memcmp(n->hist[n->nhist - 1].hash, got, TS_HASH_BYTES)) {
+        memcpy(n->hist[n->nhist - 1].hash, got, TS_HASH_BYTES);
+        n->hist[n->nhist - 1].verified = false;
+    }
     char hex[17];
     ts_hex(hex, got, 8);
     TS_INFO("resumed local state: model at window %llu (hash %s...)", (unsigned long long)next, hex);

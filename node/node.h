@@ -63,6 +63,8 @@ typedef struct node_run {
     int64_t retention_windows;    /* old gradients and debug records are deleted */
     int64_t checkpoint_interval;  /* windows between checkpoints (leader) */
     int64_t sync_values;          /* parameter values in a sync record */
+    int64_t leader_liveness_windows; /* a validator that set weights or committed within this many
+                                     windows before a window starts is live for it (0: stake alone) */
     gauntlet_params gauntlet;
 } node_run;
 
@@ -152,8 +154,34 @@ void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]);
 /* Refreshes the metagraph and commitments (cheap; call once per phase). */
 int node_refresh(node *n, ts_err *e);
 const chain_metagraph *node_metagraph(const node *n);
-/* The leader validator's uid and hotkey.  TS_ENOTFOUND without validators. */
+/* ------------------------------------------------------------ leadership
+ *
+ * The validators of window w are the validator-permit holders of the chain
+ * as it stood at w's first block (chain_metagraph_at), ranked by
+ * chain_validators_ranked with liveness = leader_liveness_windows windows:
+ * those that set weights or published a commitment within that span come
+ * first, each group by stake (ties: the lowest uid).  The first is w's
+ * leader.  Every node computes the same ranking whenever it asks, so peer
+ * lists, reference hashes and checkpoints are looked up in the same order by
+ * everyone (docs/CHAIN.md 1.2, docs/FORMATS.md 11.5). */
+#define NODE_MAX_VALIDATORS 64
+
+typedef struct node_validators {
+    uint64_t window;
+    uint32_t n;
+    uint32_t uid[NODE_MAX_VALIDATORS];
+} node_validators;
+
+/* TS_ESTATE while w's first block is not final yet; TS_ENOTFOUND when no
+ * uid held a permit then. */
+int node_validators_of(node *n, uint64_t window, node_validators *out, ts_err *e);
+int node_leader_of(node *n, uint64_t window, uint32_t *uid, ts_err *e);
+/* The leader of the current window (of the previous one during the first
+ * block of a window).  TS_ENOTFOUND without validators. */
 int node_leader(node *n, uint32_t *uid, ts_err *e);
+/* A validator's sign of life: a commitment republished unless it set
+ * weights or committed since the current window began. */
+int node_heartbeat(node *n, ts_err *e);
 /* The store of a registered uid, from its commitment (cached; reopened when
  * the commitment changes).  TS_ENOTFOUND when it has none. */
 int node_peer_store(node *n, uint32_t uid, store **out, ts_err *e);
@@ -168,24 +196,27 @@ bool node_stopping(const node *n);
 
 /* -------------------------------------------------- start and peer lists */
 
-/* The start window the leader published (TS_ENOTFOUND before it has). */
+/* The run's start window: the earliest one any validator (permit holder)
+ * published; once found it never moves for this node.  TS_ENOTFOUND before
+ * any has. */
 int node_start_window(node *n, uint64_t *window, ts_err *e);
-/* The earliest start window any validator (permit holder) published:
- * a validator that becomes the leader keeps the run's start.  TS_ENOTFOUND
- * when none did. */
-int node_start_window_published(node *n, uint64_t *window, ts_err *e);
-/* Leader: publishes the start window if none is published yet. */
+/* Publishes the start window in the node's own bucket unless it is there
+ * (the leader starts the run; every validator republishes the run's start). */
 int node_publish_start_window(node *n, uint64_t window, ts_err *e);
 
 typedef struct node_peers {
     uint64_t window;            /* first effective window */
+    uint32_t from;              /* the validator whose list it is */
     uint32_t n_gather, n_reserve;
     uint32_t gather[NODE_MAX_PEERS], reserve[NODE_MAX_PEERS];
 } node_peers;
 
-/* The peer list in force for a window: the leader's list with the largest
- * first effective window <= window.  TS_ENOTFOUND when none is (a null
- * round). */
+/* The peer list in force for a window: of the window's validators, in
+ * their ranking, the first that published a list effective at or before
+ * it; its list with the largest first effective window <= window.
+ * TS_ENOTFOUND when none has (a null round); a store that cannot be read
+ * is an error (never a skip: that would make nodes disagree).  Validators
+ * publish only non-empty lists. */
 int node_peers_for(node *n, uint64_t window, node_peers *out, ts_err *e);
 int node_publish_peers(node *n, const node_peers *p, ts_err *e);
 
@@ -262,15 +293,55 @@ ts_tensor *node_ef(node *n);
 
 /* ------------------------------------------------------- catch-up, ckpts */
 
-/* Brings the model to the start of `window`: from the local state if it is
- * at or before it, else from the leader's newest verified checkpoint (or
- * the seeded initialisation at the start window), then replaying the
- * leader's bundles (or, where a bundle is missing, gathering the window
- * itself).  Returns TS_ENOTFOUND when the needed bundles are not there yet. */
+/* Brings the model to the start of `window`, exactly or not at all: from
+ * the local state if it is at or before it, else from the newest verified
+ * checkpoint at or before window - 1 (the validators' checkpoints, in the
+ * current ranking), or from the run's initialisation when no validator has
+ * published any.  Each window is then replayed from the reference bundle
+ * (node_reference), whose base hash must equal the model's and whose model
+ * hash the replay must reproduce.  A window without any bundle is gathered
+ * only while its uploads are still stored (then checked later by
+ * node_check_agreement); past that it is never guessed: the node loads the
+ * newest verified checkpoint past it, or waits for one.  A checkpoint that
+ * cannot be loaded (download, disk, hash) is an error to retry, never a
+ * reason to start over from the initialisation.  TS_ENOTFOUND: what is
+ * needed is not published yet (retry later). */
 int node_catch_up(node *n, uint64_t window, ts_err *e);
 
-/* Leader: the window's catch-up bundle (the gathered uploads, signed). */
-int node_publish_bundle(node *n, uint64_t window, const node_gather *g, ts_err *e);
+/* Validators: the window's catch-up bundle (the gathered uploads, the model
+ * hash before and after the outer step, signed).  base_hash: the model
+ * before the step.  Not published while the node is forked. */
+int node_publish_bundle(node *n, uint64_t window, const node_gather *g, const uint8_t base_hash[TS_HASH_BYTES],
+                        ts_err *e);
+
+/* ------------------------------------------------------ agreement
+ *
+ * The reference of window w: the bundle of the first of w's validators (in
+ * their ranking) that published one; its model hash is the model every
+ * node must hold after w's outer step. */
+typedef struct node_ref {
+    uint64_t window;
+    uint32_t uid;                       /* the validator that published it */
+    uint8_t base[TS_HASH_BYTES];        /* model before the window's step */
+    uint8_t model[TS_HASH_BYTES];       /* ... and after it */
+} node_ref;
+/* TS_ENOTFOUND when no validator has published one (yet).  *bundle
+ * receives the verified bundle bytes (free()).  With bundle NULL only the
+ * hashes are wanted: the model hash then comes from that validator's sync
+ * record of the window (small), published with the bundle; base is zero. */
+int node_reference(node *n, uint64_t window, node_ref *ref, uint8_t **bundle, size_t *len, ts_err *e);
+
+/* Compares the node's model hashes of recent windows (kept from each outer
+ * step, and across restarts in node.json) with the reference hashes.
+ * Windows without a reference yet stay pending.  On a difference it logs an
+ * error, marks the node forked (no sync records, bundles, peer lists or
+ * checkpoints go out) and drops its state, so that the next node_catch_up
+ * resynchronises from a verified checkpoint: returns TS_ESIG. */
+int node_check_agreement(node *n, ts_err *e);
+bool node_forked(const node *n);
+/* The node's hash of a window's model (after its outer step): TS_ENOTFOUND
+ * when it is no longer remembered.  *verified: it matched the reference. */
+int node_window_hash(const node *n, uint64_t window, uint8_t hash[TS_HASH_BYTES], bool *verified);
 
 /* Validator: writes checkpoints/{w}/model.safetensors, manifest.json and
  * LATEST for the current model (after window w's outer step). */
@@ -278,10 +349,21 @@ int node_publish_checkpoint(node *n, uint64_t window, ts_err *e);
 
 /* Verifies a checkpoint store (a URL or a directory): LATEST, then each
  * manifest back along its chain as far as they exist, each weights file's
- * hash.  pk NULL: self-consistency only (the signer named in the objects),
- * else the signer must be pk.  Prints a report to fp (FILE *, may be NULL).
- * *window (may be NULL) receives the newest checkpoint's window. */
-int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, void *fp,
+ * hash and model hash.  LATEST must name the newest checkpoint the store
+ * holds and be no older than min_window (what was seen before).  pk NULL:
+ * self-consistency only (the signer named in the objects), else the signer
+ * must be pk.  Prints a report to fp (FILE *, may be NULL).  *window (may be
+ * NULL) receives the newest checkpoint's window. */
+int node_verify_checkpoints(store *s, const char *run_id, const uint8_t *pk, uint64_t min_window, void *fp,
                             uint64_t *window, char *weights_key, size_t key_cap, ts_err *e);
+
+/* Replays a store's bundles between two of its checkpoints: loads the
+ * checkpoint of window `from`, applies the bundles of from + 1 .. to (each
+ * one's base hash checked) and compares the result with the checkpoint of
+ * window `to`.  TS_ESIG when the later checkpoint is not what they produce.
+ * to UINT64_MAX: the newest checkpoint; from UINT64_MAX: the one before `to`.
+ * run: the run parameters (node_run_from_json of the chain's genesis). */
+int node_replay_checkpoints(store *s, const node_run *run, const uint8_t *pk, uint64_t from, uint64_t to, void *fp,
+                            ts_err *e);
 
 #endif

@@ -13,6 +13,20 @@ typedef struct peer_store {
     store *s;
 } peer_store;
 
+#define NODE_HIST 16
+#define NODE_VCACHE 8
+
+typedef struct node_hist {
+    uint64_t window;
+    uint8_t hash[TS_HASH_BYTES];
+    bool verified;
+} node_hist;
+
+typedef struct node_seen {
+    uint8_t pk[TS_PK_BYTES];
+    uint64_t window;
+} node_seen;
+
 struct node {
     node_opts opts; /* strings owned */
     store_opts sopts;
@@ -41,11 +55,24 @@ struct node {
     uint64_t next_window;
     bool have_state;
     volatile sig_atomic_t stop;
-    /* the last peer list looked up */
-    bool peers_cache_valid, peers_cache_found;
-    uint32_t peers_cache_leader;
+    /* the last peer list found */
+    bool peers_cache_valid;
     uint64_t peers_cache_window;
     node_peers peers_cache;
+    /* the run's start window, once known */
+    bool have_start;
+    uint64_t start;
+    /* validators of recent windows */
+    node_validators vcache[NODE_VCACHE];
+    bool vcache_valid[NODE_VCACHE];
+    /* the model hash after each recent outer step, and whether it matched
+     * the window's reference hash (saved in node.json) */
+    node_hist hist[NODE_HIST];
+    int nhist;
+    bool forked;
+    /* the newest checkpoint seen from each validator (windows never go back) */
+    node_seen seen[NODE_MAX_VALIDATORS];
+    int nseen;
 };
 
 const uint8_t *node_hotkey_of(const node *n, uint32_t uid);
@@ -53,5 +80,16 @@ int node_get_object(node *n, uint32_t uid, const char *key, const char *kind, st
 int node_put_object(node *n, const char *key, struct cJSON *obj, ts_err *e);
 int node_json_u64(const struct cJSON *o, const char *key, uint64_t *out);
 int node_load_state(node *n, ts_err *e);
+struct cJSON *node_new_object(const node *n, const char *kind);
+/* Records the model hash after a window's outer step (the current model). */
+void node_hist_record(node *n, uint64_t window, bool verified);
+/* The newest checkpoint window seen from a signer (0 / false when none). */
+bool node_seen_get(const node *n, const uint8_t pk[TS_PK_BYTES], uint64_t *window);
+void node_seen_put(node *n, const uint8_t pk[TS_PK_BYTES], uint64_t window);
+/* Loads the newest verified checkpoint with min_window <= its window and
+ * its window + 1 <= before, from the current validators' stores.  TS_OK
+ * with *loaded; TS_ENOTFOUND when no validator has such a checkpoint and
+ * none has any; other codes are errors to retry. */
+int node_load_checkpoint(node *n, uint64_t min_window, uint64_t before, bool *loaded, ts_err *e);
 
 #endif

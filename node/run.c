@@ -30,8 +30,9 @@ void node_run_default(node_run *r, const char *run_id) {
     r->upload_delay_s = 1;
     r->gather_delay_s = 2;
     r->warmup_windows = 0;
-    r->retention_windows = 10;
+    r->retention_windows = 24;
     r->checkpoint_interval = 10;
+    r->leader_liveness_windows = 3;
     r->sync_values = 256;
     gauntlet_params_default(&r->gauntlet);
 }
@@ -40,7 +41,7 @@ void node_run_default(node_run *r, const char *run_id) {
 typedef struct {
     char *data, *val_data, *init, *init_hash;
     int64_t seed, seq_len, batch_size, inner_steps, warmup_steps, total_steps, val_samples;
-    int64_t warmup_windows, retention_windows, checkpoint_interval, sync_values;
+    int64_t warmup_windows, retention_windows, checkpoint_interval, sync_values, leader_liveness_windows;
     int64_t k, bins, chunk;
     double lr, beta1, beta2, eps, weight_decay, clip;
     double ef_beta, alpha, range;
@@ -79,6 +80,7 @@ typedef struct {
         {"retention_windows", TS_OPT_INT, &(f).retention_windows, NULL, "", 0, 0},           \
         {"checkpoint_interval", TS_OPT_INT, &(f).checkpoint_interval, NULL, "", 0, 0},       \
         {"sync_values", TS_OPT_INT, &(f).sync_values, NULL, "", 0, 0},                       \
+        {"leader_liveness_windows", TS_OPT_INT, &(f).leader_liveness_windows, NULL, "", 0, 0}, \
     }
 
 static void to_flat(const node_run *r, flat *f) {
@@ -99,6 +101,7 @@ static void to_flat(const node_run *r, flat *f) {
     f->retention_windows = r->retention_windows;
     f->checkpoint_interval = r->checkpoint_interval;
     f->sync_values = r->sync_values;
+    f->leader_liveness_windows = r->leader_liveness_windows;
     f->k = r->codec.k;
     f->bins = r->codec.bins;
     f->chunk = r->codec.chunk;
@@ -197,6 +200,7 @@ int node_run_from_json(node_run *r, const char *run_id, const cJSON *params, ts_
     r->retention_windows = f.retention_windows;
     r->checkpoint_interval = f.checkpoint_interval;
     r->sync_values = f.sync_values;
+    r->leader_liveness_windows = f.leader_liveness_windows;
     r->codec.k = (int)f.k;
     r->codec.bins = (int)f.bins;
     r->codec.chunk = (int)f.chunk;
@@ -225,8 +229,19 @@ int node_run_from_json(node_run *r, const char *run_id, const cJSON *params, ts_
         (rc = check_range("warmup_windows", (double)f.warmup_windows, 0, 1e9, e)) ||
         (rc = check_range("retention_windows", (double)f.retention_windows, 2, 1e9, e)) ||
         (rc = check_range("checkpoint_interval", (double)f.checkpoint_interval, 1, 1e9, e)) ||
-        (rc = check_range("sync_values", (double)f.sync_values, 1, NODE_SYNC_MAX, e)))
+        (rc = check_range("sync_values", (double)f.sync_values, 1, NODE_SYNC_MAX, e)) ||
+        (rc = check_range("leader_liveness_windows", (double)f.leader_liveness_windows, 0, 1e6, e)))
         return rc;
+    /* Every per-window object (uploads, sync records, bundles) is kept
+     * retention_windows windows.  A node replays from the newest checkpoint
+     * (at most checkpoint_interval windows old) or, when that one is
+     * refused, from the one before it: the bundles since that one must
+     * still be there. */
+    if (f.retention_windows < 2 * f.checkpoint_interval + 1)
+        return ts_fail(e, TS_EINVAL,
+                       "run parameter 'retention_windows' (%lld) must be at least 2 x checkpoint_interval + 1 (%lld): "
+                       "a node catching up replays the bundles since one of the last two checkpoints",
+                       (long long)f.retention_windows, (long long)(2 * f.checkpoint_interval + 1));
     if (spl_params_check(&r->codec, e)) return ts_wrap(e, "run parameter 'codec'");
     const gauntlet_params *gpar = &r->gauntlet;
     if ((rc = check_range("gauntlet.uids_per_window", (double)gpar->uids_per_window, 1, NODE_MAX_EVAL, e)) ||
@@ -285,6 +300,7 @@ char *node_run_to_json(const node_run *r) {
     cJSON_AddNumberToObject(o, "retention_windows", (double)r->retention_windows);
     cJSON_AddNumberToObject(o, "checkpoint_interval", (double)r->checkpoint_interval);
     cJSON_AddNumberToObject(o, "sync_values", (double)r->sync_values);
+    cJSON_AddNumberToObject(o, "leader_liveness_windows", (double)r->leader_liveness_windows);
     char *g = gauntlet_params_to_json(&r->gauntlet);
     cJSON *gj = g ? cJSON_Parse(g) : NULL;
     free(g);

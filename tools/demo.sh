@@ -79,7 +79,7 @@ SUBNET_S3_STARTED=$s3
 echo
 echo "uids: 0 validator, 1-3 honest miners, 4 copycat (copies uid 1), 5 garbage sender"
 echo
-"$SUBNET_BIN/tessera" report --state-dir "$DIR/state/validator" --chain "local:$DIR/subnet" --svg "$DIR/report.svg"
+"$SUBNET_BIN/tessera" report --state-dir "$DIR/state/validator" --chain "local:$DIR/subnet" --wallet demo --hotkey validator --svg "$DIR/report.svg"
 echo
 echo "Checkpoint verification (the leader's store):"
 url=$(subnet_store_url validator)

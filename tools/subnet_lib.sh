@@ -2,7 +2,11 @@
 # local subnet on this machine and starts its nodes.
 #
 #   subnet_setup DIR MODEL NAME...   run parameters, subnet, keys, registration;
-#                                    the first NAME is the validator (staked)
+#                                    the first NAME is the validator (staked);
+#                                    SUBNET_VALIDATORS="a b" stakes more names as
+#                                    validators (500, 250, ... TAO), and
+#                                    SUBNET_PARAMS_EXTRA='"key": value,' adds run
+#                                    parameters
 #   subnet_start NAME [args...]      starts a node in the background (pid in
 #                                    SUBNET_PID[NAME]); logs in DIR/logs/NAME.log
 #   subnet_stop NAME [SIGNAL]        stops one node and waits for it
@@ -81,6 +85,7 @@ subnet_setup() { # dir model names...
   "gather_delay_s": 0.5,
   "checkpoint_interval": 3,
   "val_samples": 32,
+  ${SUBNET_PARAMS_EXTRA:-}
   "gauntlet": {"peers_interval": 1, "weights_interval": 1, "openskill_sigma": $SUBNET_SIGMA,
                "copycat_slash_overlap": 0.6, "copycat_reset_overlap": 0.75, "copycat_ban_overlap": 0.9,
                "eval_samples": 32}
@@ -97,6 +102,15 @@ EOF
   done
   "$SUBNET_BIN/tessera" localnet stake --dir "$SUBNET_DIR/subnet" --wallet demo --hotkey "${SUBNET_NAMES[0]}" \
     --amount 1000 >>"$SUBNET_DIR/logs/init.log" || return 1
+  # more validators (SUBNET_VALIDATORS names them; the first NAME is always
+  # one) with decreasing stake: 500, 250, ...
+  local amount=500
+  for k in ${SUBNET_VALIDATORS:-}; do
+    [ "$k" = "${SUBNET_NAMES[0]}" ] && continue
+    "$SUBNET_BIN/tessera" localnet stake --dir "$SUBNET_DIR/subnet" --wallet demo --hotkey "$k" \
+      --amount "$amount" >>"$SUBNET_DIR/logs/init.log" || return 1
+    amount=$((amount / 2))
+  done
   if [ "$SUBNET_S3" = 1 ]; then
     subnet_say "starting the S3 server (Swift's S3 layer) on loopback"
     subnet_s3_up || return 1
@@ -124,8 +138,9 @@ subnet_store_url() {
 subnet_start() { # name, extra args...
   local name=$1
   shift
-  local role=tessera-miner
+  local role=tessera-miner k
   [ "$name" = "${SUBNET_NAMES[0]}" ] && role=tessera-validator
+  for k in ${SUBNET_VALIDATORS:-}; do [ "$name" = "$k" ] && role=tessera-validator; done
   local store
   store=$(subnet_store_url "$name")
   local commit=()

@@ -136,22 +136,16 @@ static int is_miner(const validator *v, const chain_neuron *nu) {
     return nu->uid != node_uid(v->n) && !nu->validator_permit;
 }
 
-/* Old objects: our sync records past the retention; the leader's bundles
- * only before the checkpoint preceding the newest one, so a node can always
- * catch up from either of the last two checkpoints. */
-static void retention(validator *v, uint64_t w, bool leader) {
-    const node_run *r = v->r;
-    int64_t keep = (int64_t)w - r->retention_windows;
+/* Old objects: our sync records and bundles past the retention (the run
+ * parameters guarantee it spans two checkpoint intervals, so a node can
+ * replay from either of the last two checkpoints). */
+static void retention(validator *v, uint64_t w) {
+    int64_t keep = (int64_t)w - v->r->retention_windows;
+    if (keep <= 0) return;
     ts_err e = {0};
     int deleted = 0;
-    if (keep > 0 && store_prune_windows(node_store(v->n), "debug", (uint64_t)keep, &deleted, &e))
-        TS_WARN("retention: %s", e.msg);
-    if (!leader || w + 1 < v->start) return;
-    int64_t since = (int64_t)(w + 1 - v->start);
-    int64_t last_ckpt = (int64_t)w - since % r->checkpoint_interval; /* newest checkpointed window */
-    int64_t keep_agg = last_ckpt + 1 - r->checkpoint_interval;
-    if (keep < keep_agg) keep_agg = keep;
-    if (keep_agg > 0 && store_prune_windows(node_store(v->n), "aggregates", (uint64_t)keep_agg, &deleted, &e))
+    if (store_prune_windows(node_store(v->n), "debug", (uint64_t)keep, &deleted, &e) ||
+        store_prune_windows(node_store(v->n), "aggregates", (uint64_t)keep, &deleted, &e))
         TS_WARN("retention: %s", e.msg);
 }
 
@@ -266,7 +260,18 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     if (nev && data_pool_draw(seed, nsamples, (uint64_t)rows, rand_idx, e) == TS_OK &&
         loss_of(v, node_data(n), rand_idx, rows, &lr_before, e) != TS_OK)
         lr_before = NAN;
-    const node_sync *ours = own_sync(v, w - 1), *prev = w >= 2 ? own_sync(v, w - 2) : NULL;
+    /* Sync: each miner's record of w - 1 against the reference hash of w - 1
+     * (the model every node must hold; ours, when we agree with it), and
+     * its distance from our model in per-step units otherwise.  A record
+     * the miner did not publish counts as far behind (+inf); a measure we
+     * cannot take (no record of our own of w - 2) is unknown (NaN), which
+     * the Gauntlet does not count against the miner. */
+    node_sync ours_now;
+    node_sync_make(n, w - 1, &ours_now); /* the model before w's step is the one after w - 1's */
+    const node_sync *ours = &ours_now, *prev = w >= 2 ? own_sync(v, w - 2) : NULL;
+    node_ref ref;
+    ts_err rfe = {0};
+    bool have_ref = w > v->start && node_reference(n, w - 1, &ref, NULL, NULL, &rfe) == TS_OK;
     float factor = r->codec.alpha * (float)gp->eval_lr_factor;
     for (int i = 0; i < nev; i++) {
         evaluated *x = &ev[i];
@@ -274,13 +279,18 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         x->ev.status = x->f->status;
         x->ev.steps_behind = NAN;
         snprintf(x->reason, sizeof x->reason, "%s", x->f->reason);
-        /* sync: their record of w - 1 against ours */
         node_sync theirs;
         ts_err se = {0};
-        if (w == v->start)
-            x->ev.steps_behind = 0; /* every node starts from the seeded initialisation */
-        else if (ours && node_fetch_sync(n, x->uid, w - 1, &theirs, &se) == TS_OK)
+        if (w == v->start) {
+            x->ev.steps_behind = 0; /* every node starts from the run's initial model */
+        } else if (node_fetch_sync(n, x->uid, w - 1, &theirs, &se) != TS_OK) {
+            x->ev.steps_behind = INFINITY;
+        } else if ((have_ref && !memcmp(theirs.model_hash, ref.model, TS_HASH_BYTES)) ||
+                   !memcmp(theirs.model_hash, ours->model_hash, TS_HASH_BYTES)) {
+            x->ev.steps_behind = 0;
+        } else if (prev) {
             x->ev.steps_behind = node_steps_behind(&theirs, ours, prev);
+        }
         if (x->f->status != GAUNTLET_UPLOAD_OK) continue;
         const spl_meta *meta = spl_upload_meta(x->f->upload);
         /* the miner must have trained on its own pool */
@@ -355,6 +365,8 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
 
     /* the outer step */
     spl_apply_stats st = {0};
+    uint8_t base_hash[TS_HASH_BYTES];
+    memcpy(base_hash, ours_now.model_hash, TS_HASH_BYTES);
     if (!rc) rc = node_outer_step(n, w, &g, &st, e);
     node_sync mine;
     if (!rc) {
@@ -363,11 +375,13 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         if (node_publish_sync(n, &mine, &pe)) TS_WARN("sync record not published: %s", pe.msg);
     }
 
-    /* leader duties */
+    /* every validator publishes its bundle of the window: whoever leads, a
+     * node catching up finds the reference (node_reference) */
     uint32_t leader = UINT32_MAX;
-    node_leader(n, &leader, NULL);
+    node_leader_of(n, w, &leader, NULL);
     bool is_leader = !rc && leader == node_uid(n);
-    if (is_leader && node_publish_bundle(n, w, &g, &pe)) TS_WARN("bundle of window %llu: %s", (unsigned long long)w, pe.msg);
+    if (!rc && node_publish_bundle(n, w, &g, base_hash, &pe))
+        TS_WARN("bundle of window %llu: %s", (unsigned long long)w, pe.msg);
 
     /* weights and peer lists */
     uint32_t wuids[2 * NODE_MAX_PEERS + 1];
@@ -386,7 +400,10 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         else
             TS_INFO("window %llu: set weights on %zu uids", (unsigned long long)w, nw);
     }
-    if (is_leader && scored && gauntlet_is_peers_window(gp, w)) {
+    /* Every validator posts its peer list (whoever leads when it takes
+     * effect, the list exists), on the peers schedule and at its first window
+     * after a start; never an empty one. */
+    if (!rc && (gauntlet_is_peers_window(gp, w) || v->windows_done == 0)) {
         node_peers np = {.window = w + 1 + (uint64_t)gp->peers_delay};
         size_t ng = 0, nr = 0;
         uint32_t gl[NODE_MAX_PEERS], rl[NODE_MAX_PEERS];
@@ -395,16 +412,28 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
             np.n_reserve = (uint32_t)nr;
             memcpy(np.gather, gl, sizeof(uint32_t) * np.n_gather);
             memcpy(np.reserve, rl, sizeof(uint32_t) * np.n_reserve);
-            if (node_publish_peers(n, &np, &pe)) TS_WARN("peer list: %s", pe.msg);
+            if (np.n_gather == 0)
+                TS_INFO("window %llu: no miner has a positive score yet: no peer list posted", (unsigned long long)w);
+            else if (node_publish_peers(n, &np, &pe)) TS_WARN("peer list: %s", pe.msg);
             else TS_INFO("posted a peer list of %u + %u reserves, effective at window %llu", np.n_gather,
                          np.n_reserve, (unsigned long long)np.window);
         }
     }
-    /* checkpoints */
-    if (!rc && (w + 1 - v->start) % (uint64_t)r->checkpoint_interval == 0 && node_publish_checkpoint(n, w, &pe))
-        TS_WARN("checkpoint: %s", pe.msg);
+    /* checkpoints: the leader's, and others' once their model of the window
+     * before was confirmed by the reference */
+    bool prev_ok = false;
+    uint8_t ph[TS_HASH_BYTES];
+    if (w > 0) node_window_hash(n, w - 1, ph, &prev_ok);
+    if (!rc && (w + 1 - v->start) % (uint64_t)r->checkpoint_interval == 0) {
+        if (!is_leader && !prev_ok)
+            TS_INFO("window %llu: no checkpoint: this model is not confirmed by the reference yet", (unsigned long long)w);
+        else if (node_publish_checkpoint(n, w, &pe))
+            TS_WARN("checkpoint: %s", pe.msg);
+    }
     if (!rc && node_save_state(n, &pe)) TS_ERROR("saving local state: %s", pe.msg);
-    if (!rc) retention(v, w, is_leader);
+    if (!rc) retention(v, w);
+    /* a sign of life on chain, so that leadership can move when we stop */
+    if (!rc && node_heartbeat(n, &pe)) TS_WARN("heartbeat: %s", pe.msg);
 
     /* report */
     double hol = rc ? NAN : held_out_loss(v);
@@ -416,6 +445,8 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         char hex[2 * TS_HASH_BYTES + 1];
         ts_hex(hex, mine.model_hash, TS_HASH_BYTES);
         cJSON_AddStringToObject(rec, "model_hash", hex);
+        if (leader != UINT32_MAX) cJSON_AddNumberToObject(rec, "leader", leader);
+        if (prc == TS_OK) cJSON_AddNumberToObject(rec, "peers_from", peers.from);
         cJSON *ga = cJSON_AddArrayToObject(rec, "gathered");
         for (int j = 0; j < g.n; j++) cJSON_AddItemToArray(ga, cJSON_CreateNumber(g.f[j].uid));
         cJSON *ea = cJSON_AddArrayToObject(rec, "evaluated");
@@ -537,6 +568,7 @@ int main(int argc, char **argv) {
     if (!mg->neurons[node_uid(n)].validator_permit)
         TS_WARN("this hotkey holds no validator permit: it cannot set weights (stake it)");
     double settle = r->upload_grace_s + r->gather_delay_s;
+    bool start_published = false;
     while (!node_stopping(n)) {
         if (v.d.max_windows > 0 && v.windows_done >= v.d.max_windows) break;
         ts_err le = {0};
@@ -546,15 +578,17 @@ int main(int argc, char **argv) {
         if (src) {
             uint32_t leader;
             if (src == TS_ENOTFOUND && node_leader(n, &leader, NULL) == TS_OK && leader == node_uid(n)) {
-                /* a new leader keeps the run's start, if another validator published one */
-                uint64_t start = clk.window + 1;
-                node_start_window_published(n, &start, NULL);
-                if (node_publish_start_window(n, start, &le)) TS_WARN("start window: %s", le.msg);
+                if (node_publish_start_window(n, clk.window + 1, &le)) TS_WARN("start window: %s", le.msg);
             } else {
-                TS_INFO("waiting for the leader's start window (%s)", le.msg);
+                TS_INFO("waiting for the run's start window (%s)", le.msg);
             }
             node_sleep_until(n, ts_now() + 1);
             continue;
+        }
+        if (!start_published) {
+            /* every validator carries the run's start, so it outlives any one of them */
+            if (node_publish_start_window(n, v.start, &le)) TS_WARN("start window: %s", le.msg);
+            else start_published = true;
         }
         /* the newest window whose acceptance window has closed */
         uint64_t c = clk.window;
@@ -570,6 +604,8 @@ int main(int argc, char **argv) {
             node_sleep_until(n, node_window_time(n, node_next_window(n) + 1) + settle);
             continue;
         }
+        /* agreement: our recent models against the published reference */
+        if (node_check_agreement(n, &le) == TS_ESIG) TS_ERROR("%s", le.msg);
         if (node_catch_up(n, w, &le)) {
             TS_WARN("catching up to window %llu: %s; retrying", (unsigned long long)w, le.msg);
             node_sleep_until(n, ts_now() + 2);
