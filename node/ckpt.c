@@ -120,7 +120,7 @@ static int read_manifest(store *s, const char *run_id, const uint8_t *pk, uint64
  * LATEST gives way to the newest manifest the store holds, verified on its
  * own.  TS_ENOTFOUND when the store holds no checkpoint. */
 static int read_head(store *s, const char *run_id, const uint8_t *pk, bool fallback, cJSON **man, uint64_t *window,
-                     ts_err *e) {
+                     uint8_t hash_out[TS_HASH_BYTES], ts_err *e) {
     *man = NULL;
     uint64_t newest = 0;
     bool any = false;
@@ -141,6 +141,7 @@ static int read_head(store *s, const char *run_id, const uint8_t *pk, bool fallb
     if (rc == TS_OK) {
         *man = m;
         *window = lw;
+        if (hash_out) memcpy(hash_out, mh, TS_HASH_BYTES);
         return TS_OK;
     }
     cJSON_Delete(m);
@@ -149,6 +150,7 @@ static int read_head(store *s, const char *run_id, const uint8_t *pk, bool fallb
     TS_ERROR("%s; using the newest manifest the store holds (window %llu)", le.msg, (unsigned long long)newest);
     if (read_manifest(s, run_id, pk, newest, man, mh, e)) return e->code;
     *window = newest;
+    if (hash_out) memcpy(hash_out, mh, TS_HASH_BYTES);
     return TS_OK;
 }
 
@@ -177,14 +179,14 @@ int node_publish_checkpoint(node *n, uint64_t window, ts_err *e) {
         free(wpath);
         return ts_wrap(e, "checkpoint of window %llu", (unsigned long long)window);
     }
-    /* the previous manifest, if this validator published one */
-    cJSON *pl = NULL, *pm = NULL;
+    /* the previous manifest: the newest this validator published (never an
+     * older LATEST someone put back) */
+    cJSON *pm = NULL;
     uint8_t prev_hash[TS_HASH_BYTES];
     ts_err pe = {0};
-    bool have_prev = read_latest(n->own, n->run.run_id, n->kp.pk, &pl, &pm, prev_hash, &pe) == TS_OK;
     uint64_t prev_window = 0;
-    if (have_prev && (node_json_u64(pm, "window", &prev_window) || prev_window >= window)) have_prev = false;
-    cJSON_Delete(pl);
+    bool have_prev = read_head(n->own, n->run.run_id, n->kp.pk, true, &pm, &prev_window, prev_hash, &pe) == TS_OK;
+    if (have_prev && prev_window >= window) have_prev = false;
     cJSON_Delete(pm);
 
     cJSON *m = cJSON_CreateObject();
@@ -537,7 +539,7 @@ int node_load_checkpoint(node *n, uint64_t min_window, uint64_t before, bool *lo
         if (!pk || node_peer_store(n, uid, &s, &le)) continue;
         cJSON *man = NULL;
         uint64_t hw = 0;
-        int rc = read_head(s, n->run.run_id, pk, true, &man, &hw, &le);
+        int rc = read_head(s, n->run.run_id, pk, true, &man, &hw, NULL, &le);
         if (rc == TS_ENOTFOUND) continue;
         if (rc) {
             TS_WARN("validator uid %u's checkpoints: %s", uid, le.msg);
@@ -620,7 +622,8 @@ int node_catch_up(node *n, uint64_t window, ts_err *e) {
     if (src) return ts_fail(e, src, "%s", se.msg);
     if (!n->have_state || n->next_window > window) {
         bool loaded = false;
-        int rc = node_load_checkpoint(n, 0, window, &loaded, e);
+        ts_err ce = {0};
+        int rc = node_load_checkpoint(n, 0, window, &loaded, &ce);
         if (rc == TS_ENOTFOUND) {
             /* no checkpoint at or before window - 1 anywhere: the run's
              * initialisation, replayed from the start window (every bundle's
@@ -634,7 +637,7 @@ int node_catch_up(node *n, uint64_t window, ts_err *e) {
             TS_INFO("no checkpoint before window %llu: starting from the run's initial model at window %llu",
                     (unsigned long long)window, (unsigned long long)n->next_window);
         } else if (rc) {
-            return ts_wrap(e, "loading a checkpoint (retrying; never the initial model instead)");
+            return ts_fail(e, rc, "loading a checkpoint (retrying; never the initial model instead): %s", ce.msg);
         }
     }
     while (n->next_window < window) {

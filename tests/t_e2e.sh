@@ -11,6 +11,7 @@ BUILD=${BUILD:-build}
 BIN=$PWD/$BUILD/bin
 T=$(mktemp -d "${TMPDIR:-/tmp}/tessera-e2e-XXXXXX")
 trap 'rm -rf "$T"' EXIT
+export TESSERA_HOME=$T/home # ckpt verify records what it verified there
 PY=/usr/bin/python3
 
 ok() { echo "ok   t_e2e/$1"; }
@@ -121,11 +122,27 @@ rc=$?
 detail=$(tail -n 3 <<<"$out")
 check checkpoint_verifies test $rc -eq 0 -a -n "$(grep 'signer matches' <<<"$out")"
 latest_w=$(sed -n 's/^verified: newest checkpoint is window \([0-9]*\).*/\1/p' <<<"$out")
-# ... and a model built from it evaluates like the validator's model of that window
+# ... and the fetched weights are the validator's model of that window, bit
+# for bit (the model hash is BLAKE2b-256 of the parameter buffer, which is the
+# safetensors data section), so they evaluate exactly as the validator's did
 "$BIN/tessera" ckpt verify "$D/stores/validator" --chain "local:$D/subnet" --fetch "$T/ckpt.safetensors" >/dev/null 2>&1
-detail=$("$BIN/tessera" eval --model tiny --init "$T/ckpt.safetensors" --data "$BUILD/corpus/val" --seq 64 --samples 8 2>&1 | tail -n 1)
-check checkpoint_loads_and_evaluates test -n "$(grep -i 'loss' <<<"$detail")"
+detail=$($PY - "$T/ckpt.safetensors" "$W" "$latest_w" <<'EOF'
+import hashlib, json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = hashlib.blake2b(b[8 + n:], digest_size=32).hexdigest()
+rows = {json.loads(l)["window"]: json.loads(l) for l in open(sys.argv[2])}
+w = int(sys.argv[3])
+want = rows.get(w, {}).get("model_hash")
+print(f"checkpoint of window {w}: model {h[:16]}, the validator's model after window {w}: {(want or '?')[:16]}")
+sys.exit(0 if want == h else 1)
+EOF
+)
+check checkpoint_is_the_validators_model test $? -eq 0
 echo "    $detail"
+ev=$("$BIN/tessera" eval --model tiny --init "$T/ckpt.safetensors" --data "$BUILD/corpus/val" --seq 64 --samples 8 2>&1 | tail -n 1)
+check checkpoint_loads_and_evaluates $PY -c 'import re,sys,math; m=re.search(r"loss ([0-9.]+)", sys.argv[1]); sys.exit(0 if m and 0 < float(m.group(1)) < math.log(257) else 1)' "$ev"
+echo "    $ev"
 
 # 5. one flipped byte anywhere in the weights, the manifest or LATEST is refused
 flip() { # file offset

@@ -137,6 +137,14 @@ TEST(run_parameters_parse_defaults_and_errors) {
     CHECK(model_config_equal(&r.model, &r2.model));
     CHECK_EQ_INT(r2.inner_steps, 8);
     CHECK_NEAR(r2.upload_grace_s, 3, 0);
+    CHECK_EQ_INT(r2.leader_liveness_windows, r.leader_liveness_windows);
+    /* the defaults pass their own check; the boundary 2 x interval + 1 is accepted */
+    CHECK_EQ_INT(r.retention_windows, 24);
+    CHECK_EQ_INT(r.leader_liveness_windows, 3);
+    cJSON *edge = cJSON_Parse("{\"retention_windows\": 7, \"checkpoint_interval\": 3, \"leader_liveness_windows\": 0}");
+    REQUIRE(node_run_from_json(&r2, "demo", edge, &e) == TS_OK);
+    cJSON_Delete(edge);
+    CHECK_EQ_INT(r2.leader_liveness_windows, 0);
     struct {
         const char *json, *needle;
     } bad[] = {
@@ -150,6 +158,10 @@ TEST(run_parameters_parse_defaults_and_errors) {
         {"{\"gauntlet\": {\"bogus\": 1}}", "bogus"},
         {"{\"codec\": {\"bins\": 3}}", "codec"},
         {"{\"upload_delay_s\": 10, \"upload_grace_s\": 5}", "upload_delay_s"},
+        /* a node must always find a checkpoint it can replay from */
+        {"{\"retention_windows\": 20, \"checkpoint_interval\": 10}", "retention_windows"},
+        {"{\"retention_windows\": 6}", "2 x checkpoint_interval"},
+        {"{\"leader_liveness_windows\": -1}", "leader_liveness_windows"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cJSON *b = cJSON_Parse(bad[i].json);

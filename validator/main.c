@@ -611,6 +611,7 @@ int main(int argc, char **argv) {
             node_sleep_until(n, ts_now() + 2);
             continue;
         }
+        ts_err_clear(&le);
         if (process_window(&v, w, &le)) {
             TS_ERROR("window %llu: %s", (unsigned long long)w, le.msg);
             if (le.code == TS_ENOMEM) {
