@@ -82,6 +82,8 @@ int node_start_window(node *n, uint64_t *window, ts_err *e) {
         return TS_OK;
     }
     bool found = false;
+    int err = TS_OK;
+    char msg[300] = "";
     for (uint32_t i = 0; i < n->mg.n; i++) {
         if (!n->mg.neurons[i].validator_permit) continue;
         cJSON *o;
@@ -90,8 +92,10 @@ int node_start_window(node *n, uint64_t *window, ts_err *e) {
         int rc = node_get_object(n, i, STORE_KEY_START_WINDOW, "start_window", &o, &ge);
         if (rc == TS_ENOTFOUND) continue;
         if (rc) {
-            /* an unreadable store might hold an earlier start: ask again later */
-            return ts_fail(e, rc, "start window of validator uid %u: %s", i, ge.msg);
+            /* validators republish the run's start, so another one has it */
+            if (!err) snprintf(msg, sizeof msg, "start window of validator uid %u: %s", i, ge.msg);
+            err = rc;
+            continue;
         }
         if (!node_json_u64(o, "window", &w) && (!found || w < *window)) {
             *window = w;
@@ -99,6 +103,7 @@ int node_start_window(node *n, uint64_t *window, ts_err *e) {
         }
         cJSON_Delete(o);
     }
+    if (!found && err) return ts_fail(e, err, "%s", msg);
     if (!found) return ts_fail(e, TS_ENOTFOUND, "no validator has published a start window");
     n->start = *window;
     n->have_start = true;
@@ -188,12 +193,16 @@ int node_peers_for(node *n, uint64_t window, node_peers *out, ts_err *e) {
         ts_err pe = {0};
         int rc = peers_of(n, v.uid[i], window, out, &pe);
         if (rc == TS_ENOTFOUND) continue;
-        if (rc == TS_EFORMAT) {
-            /* a malformed list is that validator's fault: every node skips it alike */
+        if (rc == TS_ENOMEM) return ts_fail(e, rc, "%s", pe.msg);
+        if (rc) {
+            /* A malformed list is that validator's fault, and a bucket that
+             * cannot be read (after the store's own retries) is down for
+             * everyone: every node skips it alike.  A node that alone cannot
+             * read it gathers another list, reaches another model, and the
+             * reference check catches and heals that. */
             TS_WARN("window %llu: %s; using the next validator's list", (unsigned long long)window, pe.msg);
             continue;
         }
-        if (rc) return ts_fail(e, rc, "%s", pe.msg);
         if (i > 0)
             TS_DEBUG("window %llu: leader uid %u has no peer list; uid %u's is in force", (unsigned long long)window,
                      v.uid[0], v.uid[i]);
@@ -274,11 +283,8 @@ int node_reference(node *n, uint64_t window, node_ref *ref, uint8_t **bundle, si
         int rc = bundle_of(n, v.uid[i], window, ref, bundle, len, &be);
         if (rc == TS_OK) return TS_OK;
         if (rc == TS_ENOTFOUND) continue;
-        if (rc == TS_EFORMAT) {
-            TS_WARN("window %llu: %s", (unsigned long long)window, be.msg);
-            continue;
-        }
-        return ts_fail(e, rc, "%s", be.msg);
+        if (rc == TS_ENOMEM) return ts_fail(e, rc, "%s", be.msg);
+        TS_WARN("window %llu: %s; trying the next validator's bundle", (unsigned long long)window, be.msg);
     }
     return ts_fail(e, TS_ENOTFOUND, "no validator has published a bundle of window %llu", (unsigned long long)window);
 }
@@ -300,8 +306,11 @@ static int reference_hash(node *n, uint64_t window, node_ref *ref, ts_err *e) {
         store_info info;
         int rc = store_head(s, key, &info, &pe);
         if (rc == TS_ENOTFOUND) continue;
-        if (rc) return ts_fail(e, rc, "validator uid %u's bundle of window %llu: %s", v.uid[i], (unsigned long long)window,
-                               pe.msg);
+        if (rc) {
+            /* the reference is only known once it can be read: undecided */
+            return ts_fail(e, rc, "validator uid %u's bundle of window %llu: %s", v.uid[i], (unsigned long long)window,
+                           pe.msg);
+        }
         node_sync sy;
         if (node_fetch_sync(n, v.uid[i], window, &sy, &pe) == TS_OK) {
             ref->window = window;

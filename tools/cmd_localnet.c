@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "chain/chain.h"
+#include "node/node.h"
 #include "storage/storage.h"
 #include "tools.h"
 
@@ -483,7 +484,31 @@ static void short_weights(char *out, size_t cap, const chain_weight_row *r) {
     if (r->n > 3 && at < cap) snprintf(out + at, cap - at, " +%u more", r->n - 3);
 }
 
-static int status_json(const chain_params *p, const chain_clock *ck,
+/* The leader of the current window as the nodes compute it: the chain as it
+ * stood when the window began, with the run's liveness (docs/FORMATS.md
+ * 11.5); during the window's first block, the previous window's.  UINT32_MAX
+ * when there is none. */
+static uint32_t window_leader(chain *ch, const chain_clock *ck, const chain_metagraph *now) {
+    const chain_params *p = chain_get_params(ch);
+    node_run r;
+    ts_err e = {0};
+    uint64_t live = 0;
+    if (node_run_from_json(&r, p->run_id, chain_run_params(ch), &e) == TS_OK)
+        live = (uint64_t)r.leader_liveness_windows * p->blocks_per_window;
+    chain_metagraph at;
+    int rc = chain_metagraph_at(ch, ck->window_start_block, &at, &e);
+    if (rc == TS_ESTATE && ck->window > 0) rc = chain_metagraph_at(ch, ck->window_start_block - p->blocks_per_window, &at, &e);
+    uint32_t leader = UINT32_MAX;
+    if (rc == TS_OK) {
+        if (chain_leader_live(&at, live, &leader)) leader = UINT32_MAX;
+        chain_metagraph_free(&at);
+    } else if (chain_leader(now, &leader)) {
+        leader = UINT32_MAX;
+    }
+    return leader;
+}
+
+static int status_json(uint32_t leader, const chain_params *p, const chain_clock *ck,
                        const chain_metagraph *mg, const chain_commitment *cm, uint32_t ncm,
                        const chain_weight_row *rows, uint32_t nrows, const chain_stats *st,
                        const chain_rejection *rej, uint32_t nrej, const local_key *keys, int nkeys,
@@ -503,8 +528,7 @@ static int status_json(const chain_params *p, const chain_clock *ck,
     cJSON_AddNumberToObject(o, "window", (double)ck->window);
     cJSON_AddNumberToObject(o, "next_window_time", ck->next_window_time);
     cJSON_AddNumberToObject(o, "seconds_left", ck->seconds_left);
-    uint32_t leader;
-    if (chain_leader(mg, &leader) == TS_OK) cJSON_AddNumberToObject(o, "leader", leader);
+    if (leader != UINT32_MAX) cJSON_AddNumberToObject(o, "leader", leader);
     else cJSON_AddNullToObject(o, "leader");
     cJSON *arr = cJSON_AddArrayToObject(o, "uids");
     for (uint32_t u = 0; u < mg->n; u++) {
@@ -606,15 +630,14 @@ static int cmd_status(int argc, char **argv) {
     uint32_t nrej = chain_rejections(ch, rej, 5);
     int nkeys = scan_wallets(&keys);
     if (json) {
-        rc = status_json(p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir);
+        rc = status_json(window_leader(ch, &ck, &mg), p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir);
         goto out;
     }
     char when[64], left[32];
     fmt_utc(when, sizeof when, ck.block_timestamp);
     ts_fmt_duration(left, sizeof left, ck.seconds_left);
-    uint32_t npermits = 0, leader = UINT32_MAX;
+    uint32_t npermits = 0, leader = window_leader(ch, &ck, &mg);
     for (uint32_t u = 0; u < mg.n; u++) npermits += mg.neurons[u].validator_permit;
-    chain_leader(&mg, &leader);
     printf("subnet %s  netuid %u  (local:%s)\n", p->run_id, p->netuid, dir);
     printf("block %llu at %s  window %llu (block %llu of %llu)  next window in %s\n",
            (unsigned long long)ck.block, when, (unsigned long long)ck.window,
