@@ -162,7 +162,7 @@ int gauntlet_state_parse(const uint8_t *b, size_t len, gauntlet_state *s, ts_err
         else if (!(x->indicator == 0 || x->indicator == 1 || x->indicator == -1)) bad = "indicator not -1, 0 or 1";
         else if (!(x->binary_ma >= -1 && x->binary_ma <= 1)) bad = "binary moving average outside [-1, 1]";
         else if (!(x->sync_score >= 0 && x->sync_score <= 1)) bad = "sync score outside [0, 1]";
-        else if (isinf(x->steps_behind)) bad = "steps behind infinite";
+        else if (x->steps_behind < 0) bad = "steps behind negative"; /* NaN: never measured; +inf: no record */
         else if (!isfinite(x->rating.mu) || !(x->rating.sigma > 0) || !isfinite(x->rating.sigma))
             bad = "rating not finite or sigma not positive";
         else if (!isfinite(x->final_score)) bad = "final score not finite";

@@ -586,6 +586,31 @@ TEST(gauntlet_state_round_trip_and_corruption) {
         CHECK(s.uids[i].rating.mu == t.uids[i].rating.mu);
         CHECK(s.uids[i].final_score == t.uids[i].final_score);
     }
+    {
+        /* a miner without a usable sync record is +inf steps behind: that
+         * state saves and loads (a restart must not find it "damaged"); a
+         * negative measure is refused */
+        gauntlet_state u, v2;
+        gauntlet_state_init(&u);
+        gauntlet_state_init(&v2);
+        uint8_t *x;
+        size_t lx;
+        REQUIRE(gauntlet_state_parse(a, la, &u, &e) == TS_OK);
+        u.uids[0].steps_behind = INFINITY;
+        u.uids[1].steps_behind = NAN;
+        REQUIRE(gauntlet_state_serialize(&u, &x, &lx, &e) == TS_OK);
+        CHECK_ERR(gauntlet_state_parse(x, lx, &v2, &e), TS_OK);
+        CHECK(gauntlet_state_find(&v2, u.uids[0].uid) && isinf(gauntlet_state_find(&v2, u.uids[0].uid)->steps_behind));
+        free(x);
+        gauntlet_state_free(&v2);
+        gauntlet_state_init(&v2);
+        u.uids[0].steps_behind = -1;
+        REQUIRE(gauntlet_state_serialize(&u, &x, &lx, &e) == TS_OK);
+        CHECK_ERR(gauntlet_state_parse(x, lx, &v2, &e), TS_EFORMAT);
+        free(x);
+        gauntlet_state_free(&u);
+        gauntlet_state_free(&v2);
+    }
     /* and the next window gives the same result from either */
     REQUIRE(run_window(&s, &p, 30) == TS_OK);
     REQUIRE(run_window(&t, &p, 30) == TS_OK);
