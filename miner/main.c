@@ -381,6 +381,10 @@ int main(int argc, char **argv) {
             node_sleep_until(n, ts_now() + 1);
         }
     }
+    if (node_fatal(n)) {
+        TS_ERROR("stopped: this node cannot go on (see above)");
+        status = 1;
+    }
     TS_INFO("stopping after %d window(s)", m.windows_done);
     teardown(&m);
     node_daemon_stop(&m.d);

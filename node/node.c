@@ -3,6 +3,8 @@
  * window, local state.  Sync records, catch-up and checkpoints are in
  * sync.c and ckpt.c. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -78,11 +80,47 @@ static int publish_commitment(node *n, ts_err *e) {
     }
     store_commitment c;
     if (store_commitment_parse(text, STORE_COMMIT_ANY, &c, e)) return ts_wrap(e, "commitment");
+    free(n->commit_text);
+    if (!(n->commit_text = strdup(text))) return ts_fail(e, TS_ENOMEM, "out of memory");
     chain_commitment cur;
     ts_err e2 = {0};
     if (chain_commitment_of(n->ch, n->uid, &cur, &e2) == TS_OK && !strcmp(cur.data, text)) return TS_OK;
     if (chain_commit(n->ch, &n->kp, text, e)) return ts_wrap(e, "publishing the bucket commitment");
     TS_INFO("published the bucket commitment for uid %u", n->uid);
+    return TS_OK;
+}
+
+/* One process per state directory: an advisory lock on STATE_DIR/lock,
+ * held for the node's life (released by the kernel when the process dies,
+ * so a crash leaves nothing to clean up). */
+static int lock_state_dir(node *n, ts_err *e) {
+    if (ts_mkdirs(n->opts.state_dir, 0700, e)) return e->code;
+    char *p = ts_path_join(n->opts.state_dir, "lock");
+    if (!p) return ts_fail(e, TS_ENOMEM, "out of memory");
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = ts_fail(e, TS_EIO, "%s: %s", p, strerror(errno));
+        free(p);
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        char pid[32] = "";
+        ssize_t k = pread(fd, pid, sizeof pid - 1, 0);
+        if (k > 0) pid[k] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        int rc = ts_fail(e, TS_EDENIED,
+                         "state directory %s is in use by another process (pid %s): two nodes never share one; "
+                         "stop it or give this one its own --state-dir",
+                         n->opts.state_dir, pid[0] ? pid : "?");
+        close(fd);
+        free(p);
+        return rc;
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len) TS_WARN("%s: cannot record the pid", p);
+    free(p);
+    n->lock_fd = fd;
     return TS_OK;
 }
 
@@ -92,6 +130,7 @@ int node_open(const node_opts *o, node **out, ts_err *e) {
     node *n = calloc(1, sizeof *n);
     if (!n) return ts_fail(e, TS_ENOMEM, "out of memory");
     n->opts = *o;
+    n->lock_fd = -1;
     pthread_mutex_init(&n->peer_mu, NULL);
     n->opts.chain_url = dup_or_null(o->chain_url);
     n->opts.wallet = dup_or_null(o->wallet);
@@ -124,6 +163,7 @@ int node_open(const node_opts *o, node **out, ts_err *e) {
                      n->opts.hotkey, ss, n->opts.wallet ? n->opts.wallet : "default", n->opts.hotkey);
         goto fail;
     }
+    if ((rc = lock_state_dir(n, e))) goto fail;
     if ((rc = store_open(&n->own, n->opts.store_url, &n->sopts, e))) goto fail;
     if ((rc = publish_commitment(n, e))) goto fail;
     if ((rc = kn_backend_open(n->opts.device ? n->opts.device : "cpu", &n->be, e))) goto fail;
@@ -187,6 +227,8 @@ void node_close(node *n) {
     free((char *)n->opts.device);
     free((char *)n->opts.data);
     free((char *)n->opts.val_data);
+    free(n->commit_text);
+    if (n->lock_fd >= 0) close(n->lock_fd);
     free(n);
 }
 
@@ -241,8 +283,32 @@ int node_refresh(node *n, ts_err *e) {
     free(n->commits);
     n->commits = c;
     n->ncommits = nc;
+    /* this node's identity must not change under it */
+    if (n->commit_text) {
+        uint32_t uid;
+        char ss[64];
+        ts_ss58(ss, n->kp.pk);
+        const char *why = NULL;
+        if (chain_uid_of(&n->mg, n->kp.pk, &uid)) why = "is no longer registered (its uid was replaced)";
+        else if (uid != n->uid) why = "holds another uid than when this node started";
+        else {
+            const chain_commitment *mine = NULL;
+            for (uint32_t i = 0; i < n->ncommits; i++)
+                if (n->commits[i].uid == n->uid) mine = &n->commits[i];
+            if (mine && strcmp(mine->data, n->commit_text))
+                why = "has a commitment (bucket) that this node did not publish: another process runs with this "
+                      "hotkey";
+        }
+        if (why) {
+            n->fatal = true;
+            n->stop = 1;
+            return ts_fail(e, TS_EDENIED, "hotkey %s (uid %u) %s; stopping: one hotkey, one node", ss, n->uid, why);
+        }
+    }
     return TS_OK;
 }
+
+bool node_fatal(const node *n) { return n->fatal; }
 
 const chain_metagraph *node_metagraph(const node *n) { return &n->mg; }
 

@@ -126,7 +126,8 @@ typedef struct node node;
 
 /* Opens everything a node needs; checks the hotkey is registered (a clear
  * error says how to register otherwise) and publishes the commitment when
- * the chain's differs.  Loads local state when it is there and consistent. */
+ * the chain's differs.  Takes the state directory's lock (a second process
+ * on it is refused).  Loads local state when it is there and consistent. */
 int node_open(const node_opts *o, node **out, ts_err *e);
 void node_close(node *n);
 
@@ -151,8 +152,14 @@ int node_init_model(node *n, ts_err *e);
 /* BLAKE2b-256 of the parameter buffer. */
 void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]);
 
-/* Refreshes the metagraph and commitments (cheap; call once per phase). */
+/* Refreshes the metagraph and commitments (cheap; call once per phase).
+ * TS_EDENIED, and the node is stopped for good (node_fatal), when this
+ * node's hotkey lost its uid or its commitment changed under it: another
+ * process publishes for the same hotkey, and two nodes behind one hotkey
+ * would split its peers' view of it. */
 int node_refresh(node *n, ts_err *e);
+/* The node stopped for a reason a restart does not cure (above). */
+bool node_fatal(const node *n);
 const chain_metagraph *node_metagraph(const node *n);
 /* ------------------------------------------------------------ leadership
  *

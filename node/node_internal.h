@@ -70,6 +70,12 @@ struct node {
     node_hist hist[NODE_HIST];
     int nhist;
     bool forked;
+    /* one process per state directory (flock), and the commitment this node
+     * stands behind: another process publishing a different one for the
+     * same hotkey is noticed and stops this node */
+    int lock_fd;
+    char *commit_text;
+    bool fatal;
     /* the newest checkpoint seen from each validator (windows never go back) */
     node_seen seen[NODE_MAX_VALIDATORS];
     int nseen;

@@ -104,7 +104,7 @@ bad=()
 for k in validator m1 m2 m3; do
   "$SUBNET_BIN/tessera" eval --model tiny --init "$D/state/$k/model.safetensors" --data "$BUILD/corpus/val" --seq 64 \
     --samples 1 >/dev/null 2>&1 || bad+=("$k/model.safetensors does not load")
-  msg=$($PY - "$D/state/$k" <<'EOF'
+  msg=$($PY - "$D/state/$k" 2>&1 <<'EOF'
 import hashlib, json, math, os, struct, sys
 d = sys.argv[1]
 def st(p):

@@ -621,6 +621,10 @@ int main(int argc, char **argv) {
             node_sleep_until(n, ts_now() + 2);
         }
     }
+    if (node_fatal(n)) {
+        TS_ERROR("stopped: this node cannot go on (see above)");
+        status = 1;
+    }
     TS_INFO("stopping after %d window(s)", v.windows_done);
     teardown(&v);
     node_daemon_stop(&v.d);
