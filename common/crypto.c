@@ -261,6 +261,13 @@ int ts_key_create(const char *wallet, const char *hotkey, ts_keypair *kp, char *
     }
     *strrchr(dir, '/') = 0;
     int rc = ts_mkdirs(dir, 0700, e);
+    /* a key in a directory others can write would be refused when loaded */
+    struct stat st;
+    if (!rc && !stat(dir, &st) && (st.st_mode & 022))
+        rc = ts_fail(e, TS_EDENIED,
+                     "%s: key directory has mode %04o: group or others can write it (and replace the key); "
+                     "refused (run: chmod 700 %s)",
+                     dir, (unsigned)(st.st_mode & 07777), dir);
     free(dir);
     if (rc) {
         free(path);
@@ -304,13 +311,80 @@ int ts_key_create(const char *wallet, const char *hotkey, ts_keypair *kp, char *
     return rc;
 }
 
+/* The permission rule for secret key files, as ssh has it for private keys:
+ * the file must be readable and writable by its owner alone (group and
+ * others have no access at all: 0600 or 0400), and its directory must not be
+ * writable by group or others (they could replace the key with their own).
+ * Checked on the opened descriptor, so the file checked is the file read. */
+static int key_perms_ok(const char *path, int fd, ts_err *e) {
+    struct stat st;
+    if (fstat(fd, &st)) return ts_fail(e, TS_EIO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return ts_fail(e, TS_EINVAL, "%s: not a regular file", path);
+    if (st.st_mode & 077)
+        return ts_fail(e, TS_EDENIED,
+                       "%s: secret key file has mode %04o: group or others can %s it; refused (run: chmod 600 %s)",
+                       path, (unsigned)(st.st_mode & 07777),
+                       (st.st_mode & 044) && (st.st_mode & 022) ? "read and write"
+                       : (st.st_mode & 044)                     ? "read"
+                       : (st.st_mode & 022)                     ? "write"
+                                                                : "execute",
+                       path);
+    char *dir = strdup(path);
+    if (!dir) return ts_fail(e, TS_ENOMEM, "out of memory");
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) slash[1] = 0;
+    else *slash = 0;
+    int rc = TS_OK;
+    if (stat(dir, &st)) rc = ts_fail(e, TS_EIO, "%s: %s", dir, strerror(errno));
+    else if (st.st_mode & 022)
+        rc = ts_fail(e, TS_EDENIED,
+                     "%s: key directory has mode %04o: group or others can write it (and replace the key); "
+                     "refused (run: chmod 700 %s)",
+                     dir, (unsigned)(st.st_mode & 07777), dir);
+    free(dir);
+    return rc;
+}
+
 int ts_key_load_file(const char *path, ts_keypair *kp, ts_err *e) {
-    uint8_t *buf;
-    size_t len;
-    int rc = ts_read_file(path, 1 << 16, &buf, &len, e);
-    if (rc) return rc;
+    /* O_NONBLOCK: a FIFO in place of the key must not hang the open */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return ts_fail(e, errno == ENOENT ? TS_ENOTFOUND : TS_EIO, "%s: %s", path, strerror(errno));
+    int rc = key_perms_ok(path, fd, e);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    /* read the (small) file from the descriptor that was checked */
+    enum { KEY_MAX = 1 << 16 };
+    uint8_t *buf = malloc(KEY_MAX + 1);
+    if (!buf) {
+        close(fd);
+        return ts_fail(e, TS_ENOMEM, "out of memory");
+    }
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, KEY_MAX + 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = ts_fail(e, TS_EIO, "%s: %s", path, strerror(errno));
+            break;
+        }
+        if (r == 0) break;
+        len += (size_t)r;
+        if (len > KEY_MAX) {
+            rc = ts_fail(e, TS_ETOOBIG, "%s: over the limit of %d bytes for a key file", path, KEY_MAX);
+            break;
+        }
+    }
+    close(fd);
+    if (rc) {
+        sodium_memzero(buf, KEY_MAX + 1);
+        free(buf);
+        return rc;
+    }
     cJSON *o = cJSON_ParseWithLength((const char *)buf, len);
-    sodium_memzero(buf, len);
+    sodium_memzero(buf, KEY_MAX + 1);
     free(buf);
     if (!o) return ts_fail(e, TS_EFORMAT, "%s: not a key file (invalid JSON)", path);
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "secretSeed");

@@ -5,9 +5,15 @@
  * fsync'd and renamed into place, so a reader sees the old object or the new
  * one, never a part; a crash leaves at most a stray temporary file, which
  * listings never show.  Keys cannot escape the root: the front end refuses
- * "..", "." and empty segments, and files are opened without following a
- * final symbolic link.  One limit the S3 backend does not have: a key cannot
- * be both an object and the directory of other keys ("a" and "a/b"). */
+ * "..", "." and empty segments, and every segment of a key is opened on its
+ * own, relative to the descriptor of the directory before it, with O_NOFOLLOW
+ * (O_DIRECTORY for the directories): a symbolic link anywhere in a key, or as
+ * .tessera-tmp, is refused (TS_EDENIED, naming the key and the link), never
+ * followed, so nothing outside the root is read, written, created or deleted
+ * through one.  Listings neither show nor enter links.  The root itself is
+ * opened as given (it may be a link: it is the operator's choice).  One limit
+ * the S3 backend does not have: a key cannot be both an object and the
+ * directory of other keys ("a" and "a/b"). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +27,10 @@
 #include "storage/internal.h"
 
 #define TMP_DIR ".tessera-tmp"
+#define DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 typedef struct local {
     char *root;
-    char *tmpdir;
 } local;
 
 static int reserved(const char *key, ts_err *e) {
@@ -32,12 +38,6 @@ static int reserved(const char *key, ts_err *e) {
     if (!strncmp(key, TMP_DIR, n) && (key[n] == '/' || key[n] == 0))
         return ts_fail(e, TS_EINVAL, "key '%.200s' is reserved in file stores", key);
     return TS_OK;
-}
-
-static char *key_path(const local *l, const char *key) { return ts_path_join(l->root, key); }
-
-static int errno_code(int err) {
-    return err == ENOENT || err == ENOTDIR || err == ELOOP ? TS_ENOTFOUND : TS_EIO;
 }
 
 static void info_from_stat(const struct stat *st, store_info *info) {
@@ -48,19 +48,117 @@ static void info_from_stat(const struct stat *st, store_info *info) {
              (unsigned long long)st->st_size, (unsigned long long)st->st_ino);
 }
 
+/* ------------------------------------------- resolution without links
+ *
+ * A key split into its segments; kpath_dirs opens the directory made of the
+ * first n segments, one openat(O_NOFOLLOW | O_DIRECTORY) per segment from the
+ * root's descriptor.  A failure leaves errno: ELOOP when a segment is a
+ * symbolic link (kp->bad is its index), ENOTDIR when it is a file, ENOENT
+ * when it is missing. */
+typedef struct kpath {
+    const char *key;
+    char buf[STORE_KEY_MAX + 1];
+    char *seg[STORE_KEY_MAX / 2 + 1];
+    int n;
+    int bad; /* the segment found to be a symbolic link, else -1 */
+} kpath;
+
+static int kpath_split(kpath *kp, const char *key) {
+    size_t len = strlen(key);
+    if (len > STORE_KEY_MAX) return -1;
+    memcpy(kp->buf, key, len + 1);
+    kp->key = key;
+    kp->n = 0;
+    kp->bad = -1;
+    for (char *p = kp->buf;;) {
+        kp->seg[kp->n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash) break;
+        *slash = 0;
+        p = slash + 1;
+    }
+    return 0;
+}
+
+static const char *kpath_base(const kpath *kp) { return kp->seg[kp->n - 1]; }
+
+/* Length of the key up to the end of segment i. */
+static int kpath_prefix_len(const kpath *kp, int i) {
+    return (int)(kp->seg[i] - kp->buf) + (int)strlen(kp->seg[i]);
+}
+
+/* What the name in dirfd is, for an open that failed with ELOOP or ENOTDIR:
+ * ELOOP for a symbolic link, ENOTDIR for anything else that exists, else the
+ * lookup's own error. */
+static int classify(int dirfd, const char *name, int err) {
+    struct stat st;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW)) return errno;
+    if (S_ISLNK(st.st_mode)) return ELOOP;
+    return err == ELOOP ? ENOTDIR : err;
+}
+
+static int open_root(const local *l) { return open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC); }
+
+/* Opens name in dirfd as a directory, never following a link; create: made
+ * (mode 0755) when missing. */
+static int open_dir_at(int dirfd, const char *name, bool create) {
+    int fd = openat(dirfd, name, DIR_FLAGS);
+    if (fd < 0 && errno == ENOENT && create) {
+        if (mkdirat(dirfd, name, 0755) && errno != EEXIST) return -1;
+        fd = openat(dirfd, name, DIR_FLAGS);
+    }
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR)) errno = classify(dirfd, name, errno);
+    return fd;
+}
+
+static int kpath_dirs(int rootfd, kpath *kp, int n, bool create) {
+    int fd = dup(rootfd);
+    for (int i = 0; fd >= 0 && i < n; i++) {
+        int next = open_dir_at(fd, kp->seg[i], create);
+        int err = errno;
+        close(fd);
+        if (next < 0) {
+            if (err == ELOOP) kp->bad = i;
+            errno = err;
+            return -1;
+        }
+        fd = next;
+    }
+    return fd;
+}
+
+/* The error for a failed resolution of kp (errno err) during `op`. */
+static int path_error(store *s, const char *op, const kpath *kp, int err, ts_err *e) {
+    if (err == ELOOP) {
+        int bad = kp->bad >= 0 ? kp->bad : kp->n - 1;
+        return ts_fail(e, TS_EDENIED,
+                       "%s: %s %s: refused: '%.*s' is a symbolic link (a file store never follows links)", s->url,
+                       op, kp->key, kpath_prefix_len(kp, bad), kp->key);
+    }
+    if (err == ENOENT || err == ENOTDIR) return ts_fail(e, TS_ENOTFOUND, "%s: %s: no such object", s->url, kp->key);
+    return ts_fail(e, TS_EIO, "%s: %s %s: %s", s->url, op, kp->key, strerror(err));
+}
+
 /* Opens an object for reading; a directory or anything not a regular file is
- * "not found". */
-static int open_obj(store *s, const char *key, int *fd, struct stat *st, ts_err *e) {
+ * "not found", a link anywhere in the key is refused. */
+static int open_obj(store *s, const char *op, const char *key, int *fd, struct stat *st, ts_err *e) {
     local *l = s->impl;
+    *fd = -1;
     if (reserved(key, e)) return e ? e->code : TS_EINVAL;
-    char *path = key_path(l, key);
-    if (!path) return ts_fail(e, TS_ENOMEM, "out of memory");
-    *fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    kpath kp;
+    if (kpath_split(&kp, key)) return ts_fail(e, TS_EINVAL, "%s: key too long", s->url);
+    int rootfd = open_root(l);
+    if (rootfd < 0) return path_error(s, op, &kp, errno, e);
+    int dfd = kpath_dirs(rootfd, &kp, kp.n - 1, false);
     int err = errno;
-    free(path);
-    if (*fd < 0)
-        return ts_fail(e, errno_code(err), "%s: %s: %s", s->url, key,
-                       err == ENOENT || err == ENOTDIR ? "no such object" : strerror(err));
+    close(rootfd);
+    if (dfd < 0) return path_error(s, op, &kp, err, e);
+    /* O_NONBLOCK: a FIFO planted in the store must not hang the open */
+    *fd = openat(dfd, kpath_base(&kp), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    err = errno;
+    if (*fd < 0 && (err == ELOOP || err == ENOTDIR)) err = classify(dfd, kpath_base(&kp), err);
+    close(dfd);
+    if (*fd < 0) return path_error(s, op, &kp, err, e);
     if (fstat(*fd, st) || !S_ISREG(st->st_mode)) {
         close(*fd);
         *fd = -1;
@@ -69,53 +167,84 @@ static int open_obj(store *s, const char *key, int *fd, struct stat *st, ts_err 
     return TS_OK;
 }
 
-static int prepare_dirs(store *s, const char *path, ts_err *e) {
-    local *l = s->impl;
-    if (ts_mkdirs(l->tmpdir, 0755, e)) return ts_wrap(e, "%s", s->url);
-    char *dir = strdup(path);
-    if (!dir) return ts_fail(e, TS_ENOMEM, "out of memory");
-    *strrchr(dir, '/') = 0;
-    int rc = ts_mkdirs(dir, 0755, e);
-    free(dir);
-    return rc;
-}
+/* ------------------------------------------------------------------- put */
 
-/* Writes through `fill` into an atomic file and renames it to the key.  The
+/* Writes through `fill` into a temporary file in ROOT/.tessera-tmp, then
+ * renames it to the key in the key's directory (opened without links).  The
  * rename is retried when a concurrent delete removed the (empty) directory. */
 typedef int (*fill_fn)(afile *a, void *ud, ts_err *e);
 
 static int put_with(store *s, const char *key, uint64_t total, fill_fn fill, void *ud, ts_err *e) {
     local *l = s->impl;
     if (reserved(key, e)) return e ? e->code : TS_EINVAL;
-    char *path = key_path(l, key);
-    if (!path) return ts_fail(e, TS_ENOMEM, "out of memory");
-    int rc = TS_OK;
-    for (int attempt = 0; attempt < 3; attempt++) {
-        afile a;
-        if ((rc = prepare_dirs(s, path, e))) {
-            rc = ts_wrap(e, "put %s", key);
-            break;
-        }
-        if ((rc = afile_open(&a, path, l->tmpdir, e))) break;
-        if ((rc = fill(&a, ud, e))) {
-            afile_abort(&a);
-            break;
-        }
-        rc = afile_commit(&a, e);
-        if (rc == TS_EIO && !ts_path_exists(l->root)) break;
-        if (rc != TS_EIO || attempt == 2) break;
-        /* the directory may have vanished under a concurrent delete */
-        struct stat st;
-        char *dir = strdup(path);
-        if (!dir) break;
-        *strrchr(dir, '/') = 0;
-        bool gone = stat(dir, &st) != 0;
-        free(dir);
-        if (!gone) break;
+    kpath kp;
+    if (kpath_split(&kp, key)) return ts_fail(e, TS_EINVAL, "%s: key too long", s->url);
+    if (ts_mkdirs(l->root, 0755, e)) return ts_wrap(e, "%s: put %s", s->url, key);
+    int rootfd = open_root(l);
+    if (rootfd < 0) return path_error(s, "put", &kp, errno, e);
+    int tfd = open_dir_at(rootfd, TMP_DIR, true);
+    if (tfd < 0) {
+        int err = errno;
+        close(rootfd);
+        if (err == ELOOP)
+            return ts_fail(e, TS_EDENIED,
+                           "%s: put %s: refused: the temporary directory '" TMP_DIR
+                           "' is a symbolic link (a file store never follows links)",
+                           s->url, key);
+        return ts_fail(e, TS_EIO, "%s: put %s: %s: %s", s->url, key, TMP_DIR, strerror(err));
     }
-    if (rc == TS_EEXIST)
-        rc = ts_fail(e, TS_EEXIST, "%s: put %s: the key is a directory of other keys", s->url, key);
-    free(path);
+    /* the temporary file; a short base keeps long keys within NAME_MAX */
+    char tmp[128];
+    afile a = {.fd = -1, .tmp = tmp, .dst = (char *)key};
+    for (int attempt = 0; attempt < 8; attempt++) {
+        uint32_t r;
+        ts_random_bytes(&r, sizeof r);
+        snprintf(tmp, sizeof tmp, ".%.64s.tmp.%ld.%08x", kpath_base(&kp), (long)getpid(), r);
+        a.fd = openat(tfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (a.fd >= 0 || errno != EEXIST) break;
+    }
+    int rc = TS_OK;
+    if (a.fd < 0) {
+        rc = ts_fail(e, TS_EIO, "%s: put %s: cannot create a temporary file: %s", s->url, key, strerror(errno));
+        close(tfd);
+        close(rootfd);
+        return rc;
+    }
+    rc = fill(&a, ud, e);
+    if (!rc && fsync(a.fd)) rc = ts_fail(e, TS_EIO, "%s: put %s: fsync failed: %s", s->url, key, strerror(errno));
+    if (close(a.fd) && !rc) rc = ts_fail(e, TS_EIO, "%s: put %s: close failed: %s", s->url, key, strerror(errno));
+    bool renamed = false;
+    for (int attempt = 0; !rc && !renamed; attempt++) {
+        int dfd = kpath_dirs(rootfd, &kp, kp.n - 1, true);
+        if (dfd < 0) {
+            int err = errno;
+            if (err == ENOENT && attempt < 2) continue; /* a directory removed under us */
+            if (err == ELOOP) rc = path_error(s, "put", &kp, err, e);
+            else if (err == ENOTDIR)
+                rc = ts_fail(e, TS_EEXIST, "%s: put %s: a directory of the key is an object", s->url, key);
+            else rc = ts_fail(e, TS_EIO, "%s: put %s: %s", s->url, key, strerror(err));
+            break;
+        }
+        struct stat st;
+        if (!fstatat(dfd, kpath_base(&kp), &st, AT_SYMLINK_NOFOLLOW) && S_ISLNK(st.st_mode)) {
+            kp.bad = kp.n - 1;
+            rc = path_error(s, "put", &kp, ELOOP, e);
+        } else if (!renameat(tfd, tmp, dfd, kpath_base(&kp))) {
+            renamed = true;
+            if (fsync(dfd)) rc = ts_fail(e, TS_EIO, "%s: put %s: fsync of the directory failed", s->url, key);
+        } else {
+            int err = errno;
+            /* ENOENT: the directory vanished under a concurrent delete */
+            if (err != ENOENT || attempt >= 2)
+                rc = err == EISDIR || err == ENOTEMPTY || err == EEXIST
+                         ? ts_fail(e, TS_EEXIST, "%s: put %s: the key is a directory of other keys", s->url, key)
+                         : ts_fail(e, TS_EIO, "%s: put %s: rename failed: %s", s->url, key, strerror(err));
+        }
+        close(dfd);
+    }
+    if (!renamed) unlinkat(tfd, tmp, 0);
+    close(tfd);
+    close(rootfd);
     if (!rc) store_progress(s, total, total);
     return rc;
 }
@@ -210,7 +339,8 @@ static int local_put_file(store *s, const char *key, const char *path, ts_err *e
 static int local_get(store *s, const char *key, size_t max, uint8_t **out, size_t *len, ts_err *e) {
     int fd;
     struct stat st;
-    if (open_obj(s, key, &fd, &st, e)) return e ? e->code : TS_ENOTFOUND;
+    int orc = open_obj(s, "get", key, &fd, &st, e);
+    if (orc) return orc;
     if ((uint64_t)st.st_size > max) {
         close(fd);
         return ts_fail(e, TS_ETOOBIG, "%s: %s: %llu bytes, over the limit of %zu", s->url, key,
@@ -239,7 +369,8 @@ static int local_get(store *s, const char *key, size_t max, uint8_t **out, size_
 static int local_get_file(store *s, const char *key, const char *path, uint64_t max, ts_err *e) {
     int fd;
     struct stat st;
-    if (open_obj(s, key, &fd, &st, e)) return e ? e->code : TS_ENOTFOUND;
+    int orc = open_obj(s, "get", key, &fd, &st, e);
+    if (orc) return orc;
     if ((uint64_t)st.st_size > max) {
         close(fd);
         return ts_fail(e, TS_ETOOBIG, "%s: %s: %llu bytes, over the limit of %llu", s->url, key,
@@ -261,7 +392,8 @@ static int local_get_range(store *s, const char *key, uint64_t off, size_t len, 
                            ts_err *e) {
     int fd;
     struct stat st;
-    if (open_obj(s, key, &fd, &st, e)) return e ? e->code : TS_ENOTFOUND;
+    int orc = open_obj(s, "get", key, &fd, &st, e);
+    if (orc) return orc;
     if (off >= (uint64_t)st.st_size) {
         close(fd);
         return ts_fail(e, TS_EINVAL, "%s: %s: range starts at %llu, past the end (%llu bytes)", s->url, key,
@@ -288,35 +420,60 @@ static int local_get_range(store *s, const char *key, uint64_t off, size_t len, 
 static int local_head(store *s, const char *key, store_info *info, ts_err *e) {
     int fd;
     struct stat st;
-    if (open_obj(s, key, &fd, &st, e)) return e ? e->code : TS_ENOTFOUND;
+    int orc = open_obj(s, "stat", key, &fd, &st, e);
+    if (orc) return orc;
     close(fd);
     info_from_stat(&st, info);
     return TS_OK;
 }
 
+/* Deletes the file, then the directories it leaves empty, each removed
+ * from its parent's descriptor (resolved without links again), up to and
+ * not including the root. */
 static int local_del(store *s, const char *key, ts_err *e) {
     local *l = s->impl;
     if (reserved(key, e)) return e ? e->code : TS_EINVAL;
-    char *path = key_path(l, key);
-    if (!path) return ts_fail(e, TS_ENOMEM, "out of memory");
-    struct stat st;
-    if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        free(path);
-        return TS_OK; /* a directory is not an object: nothing to delete */
+    kpath kp;
+    if (kpath_split(&kp, key)) return ts_fail(e, TS_EINVAL, "%s: key too long", s->url);
+    int rootfd = open_root(l);
+    if (rootfd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return TS_OK; /* no store, no object */
+        return path_error(s, "delete", &kp, errno, e);
     }
-    if (unlink(path) && errno != ENOENT && errno != ENOTDIR) {
+    int dfd = kpath_dirs(rootfd, &kp, kp.n - 1, false);
+    if (dfd < 0) {
         int err = errno;
-        free(path);
-        return ts_fail(e, TS_EIO, "%s: delete %s: %s", s->url, key, strerror(err));
+        close(rootfd);
+        if (err == ENOENT || err == ENOTDIR) return TS_OK;
+        return path_error(s, "delete", &kp, err, e);
     }
-    /* remove directories left empty, up to (not including) the root */
-    size_t rootlen = strlen(l->root);
-    for (char *slash = strrchr(path, '/'); slash && (size_t)(slash - path) > rootlen; slash = strrchr(path, '/')) {
-        *slash = 0;
-        if (rmdir(path)) break;
+    struct stat st;
+    int rc = TS_OK;
+    if (!fstatat(dfd, kpath_base(&kp), &st, AT_SYMLINK_NOFOLLOW)) {
+        if (S_ISDIR(st.st_mode)) {
+            close(dfd);
+            close(rootfd);
+            return TS_OK; /* a directory is not an object: nothing to delete */
+        }
+        if (S_ISLNK(st.st_mode)) {
+            kp.bad = kp.n - 1;
+            rc = path_error(s, "delete", &kp, ELOOP, e);
+        }
     }
-    free(path);
-    return TS_OK;
+    if (!rc && unlinkat(dfd, kpath_base(&kp), 0) && errno != ENOENT)
+        rc = ts_fail(e, TS_EIO, "%s: delete %s: %s", s->url, key, strerror(errno));
+    close(dfd);
+    /* remove directories left empty: segment i from the directory of the
+     * segments before it; a link or a non-empty directory ends the climb */
+    for (int i = kp.n - 2; !rc && i >= 0; i--) {
+        int pfd = kpath_dirs(rootfd, &kp, i, false);
+        if (pfd < 0) break;
+        int gone = unlinkat(pfd, kp.seg[i], AT_REMOVEDIR);
+        close(pfd);
+        if (gone) break;
+    }
+    close(rootfd);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ list */
@@ -326,7 +483,6 @@ typedef struct walk_ctx {
     size_t n, cap;
     const char *prefix;
     size_t plen;
-    size_t keyoff; /* where keys start in a path */
     int err;
 } walk_ctx;
 
@@ -334,74 +490,90 @@ static int by_key(const void *a, const void *b) {
     return strcmp(((const store_entry *)a)->key, ((const store_entry *)b)->key);
 }
 
-/* Recursion on dir (a path under root); a subdirectory is entered only when
- * its key can still match the prefix. */
-static void walk(walk_ctx *w, const char *dir, int depth) {
-    if (depth > STORE_KEY_MAX / 2) return;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno != ENOENT && errno != ENOTDIR) w->err = TS_EIO;
-        return;
-    }
+/* Recursion on the directory d, whose keys start with base ("" at the root,
+ * else "dir/"); a subdirectory is entered only when its key can still match
+ * the prefix, and opened without following a link (links are skipped: they
+ * are neither objects nor directories of a file store). */
+static void walk(walk_ctx *w, DIR *d, const char *base, int depth) {
     struct dirent *de;
+    size_t blen = strlen(base);
     while (!w->err && (de = readdir(d))) {
         const char *nm = de->d_name;
         if (!strcmp(nm, ".") || !strcmp(nm, "..")) continue;
         if (depth == 0 && !strcmp(nm, TMP_DIR)) continue;
-        char *path = ts_path_join(dir, nm);
-        if (!path) {
+        struct stat st;
+        if (fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW)) continue;
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) continue;
+        size_t nlen = strlen(nm);
+        if (blen + nlen + 1 > STORE_KEY_MAX) continue;
+        char *key = malloc(blen + nlen + 2); /* on the heap: the recursion may be deep */
+        if (!key) {
             w->err = TS_ENOMEM;
             break;
         }
-        struct stat st;
-        if (lstat(path, &st)) {
-            free(path);
-            continue;
-        }
-        const char *key = path + w->keyoff;
-        size_t klen = strlen(key);
+        memcpy(key, base, blen);
+        memcpy(key + blen, nm, nlen + 1);
+        size_t klen = blen + nlen;
         if (S_ISDIR(st.st_mode)) {
             /* enter when keys below "key/" can start with the prefix */
             bool enter = w->plen > klen ? !strncmp(w->prefix, key, klen) && w->prefix[klen] == '/'
                                         : !strncmp(key, w->prefix, w->plen);
-            if (enter) walk(w, path, depth + 1);
-            free(path);
+            if (!enter || depth >= STORE_KEY_MAX / 2) {
+                free(key);
+                continue;
+            }
+            int fd = openat(dirfd(d), nm, DIR_FLAGS);
+            if (fd < 0) {
+                /* gone, or replaced by a file or a link since fstatat: skipped */
+                if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP) w->err = TS_EIO;
+                free(key);
+                continue;
+            }
+            DIR *sub = fdopendir(fd);
+            if (!sub) {
+                close(fd);
+                free(key);
+                w->err = TS_ENOMEM;
+                break;
+            }
+            key[klen] = '/';
+            key[klen + 1] = 0;
+            walk(w, sub, key, depth + 1);
+            closedir(sub);
+            free(key);
             continue;
         }
-        if (!S_ISREG(st.st_mode) || klen < w->plen || strncmp(key, w->prefix, w->plen) ||
-            store_key_check(key, NULL)) {
-            free(path);
+        if (klen < w->plen || strncmp(key, w->prefix, w->plen) || store_key_check(key, NULL)) {
+            free(key);
             continue;
         }
         if (w->n == w->cap) {
             size_t ncap = w->cap ? 2 * w->cap : 256;
             store_entry *nv = realloc(w->v, ncap * sizeof *nv);
             if (!nv) {
-                free(path);
+                free(key);
                 w->err = TS_ENOMEM;
                 break;
             }
             w->v = nv;
             w->cap = ncap;
         }
-        w->v[w->n].key = strdup(key);
-        if (!w->v[w->n].key) {
-            free(path);
-            w->err = TS_ENOMEM;
-            break;
-        }
+        w->v[w->n].key = key; /* owned by the listing now */
         info_from_stat(&st, &w->v[w->n].info);
         w->n++;
-        free(path);
     }
-    closedir(d);
 }
 
 static int local_list(store *s, const char *prefix, store_list_fn fn, void *ud, ts_err *e) {
     local *l = s->impl;
-    walk_ctx w = {.prefix = prefix, .plen = strlen(prefix), .keyoff = strlen(l->root) + 1};
-    if (!strcmp(l->root, "/")) w.keyoff = 1;
-    walk(&w, l->root, 0);
+    walk_ctx w = {.prefix = prefix, .plen = strlen(prefix)};
+    DIR *d = opendir(l->root);
+    if (d) {
+        walk(&w, d, "", 0);
+        closedir(d);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+        w.err = TS_EIO;
+    }
     int rc = TS_OK;
     if (w.err) {
         rc = ts_fail(e, w.err, "%s: listing '%s' failed", s->url, prefix);
@@ -419,7 +591,6 @@ static void local_close(store *s) {
     local *l = s->impl;
     if (!l) return;
     free(l->root);
-    free(l->tmpdir);
     free(l);
 }
 
@@ -441,10 +612,7 @@ int store_local_open(store *s, const char *root, ts_err *e) {
     local *l = calloc(1, sizeof *l);
     if (!l) return ts_fail(e, TS_ENOMEM, "out of memory");
     l->root = strdup(root);
-    l->tmpdir = ts_path_join(root, TMP_DIR);
-    if (!l->root || !l->tmpdir) {
-        free(l->root);
-        free(l->tmpdir);
+    if (!l->root) {
         free(l);
         return ts_fail(e, TS_ENOMEM, "out of memory");
     }

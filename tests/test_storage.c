@@ -6,6 +6,7 @@
  *
  * S3 tests SKIP, saying why, when the suite's server is not running
  * (TESSERA_TEST_S3_* unset). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -610,6 +611,155 @@ TEST(file_put_is_atomic_under_concurrency) {
     CHECK(r.reads > 100);
     free(a);
     free(b);
+    store_close(s);
+}
+
+/* A symbolic link anywhere in a key is never followed: not as the last
+ * segment, not as a directory in the middle (root/gradients -> outside,
+ * root/a/b -> ../../outside), not as the store's temporary directory.  Every
+ * operation refuses it, naming the key and the link, and nothing outside the
+ * root is read, written, created or deleted. */
+static char *tp(const char *rel) {
+    static char buf[8][700];
+    static int i;
+    char *p = buf[i++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", th_tmpdir(), rel);
+    return p;
+}
+
+static bool refused(int rc, const ts_err *e, const char *key) {
+    return rc == TS_EDENIED && strstr(e->msg, key) && strstr(e->msg, "symbolic link");
+}
+
+#define CHECK_REFUSED(call, key)                                                                            \
+    do {                                                                                                    \
+        ts_err e_ = {0};                                                                                    \
+        int r_ = (call);                                                                                    \
+        (void)e;                                                                                            \
+        if (!refused(r_, &e_, key))                                                                         \
+            th_fail(__FILE__, __LINE__, "%s: returned %d (%s), want TS_EDENIED naming '%s' and a symbolic link", \
+                    #call, r_, e_.msg, key);                                                                \
+    } while (0)
+
+TEST(file_symlinks_are_never_followed) {
+    ts_err e = {0};
+    /* outside the store: a secret, a window directory, a nested file */
+    REQUIRE(mkdir(tp("outside"), 0755) == 0);
+    REQUIRE(mkdir(tp("outside/1"), 0755) == 0);
+    REQUIRE(mkdir(tp("outside/sub"), 0755) == 0);
+    REQUIRE(write_file(tp("outside/secret"), "SECRET", 6) == 0);
+    REQUIRE(write_file(tp("outside/1/7"), "w1", 2) == 0);
+    REQUIRE(write_file(tp("outside/sub/f"), "F", 1) == 0);
+    /* the store: root/gradients -> outside (absolute), root/a/b -> ../../outside,
+     * root/debug/3 -> outside/1, root/link -> outside/secret */
+    REQUIRE(mkdir(tp("st"), 0755) == 0);
+    REQUIRE(mkdir(tp("st/a"), 0755) == 0);
+    REQUIRE(mkdir(tp("st/debug"), 0755) == 0);
+    REQUIRE(symlink(tp("outside"), tp("st/gradients")) == 0);
+    REQUIRE(symlink("../../outside", tp("st/a/b")) == 0);
+    REQUIRE(symlink(tp("outside/1"), tp("st/debug/3")) == 0);
+    REQUIRE(symlink(tp("outside/secret"), tp("st/link")) == 0);
+    store *s;
+    REQUIRE(file_open("st", &s, &e) == TS_OK);
+    REQUIRE(store_put(s, "debug/2/1", "in", 2, &e) == TS_OK);
+
+    uint8_t *got = NULL;
+    size_t len = 0;
+    char buf[16];
+    size_t n;
+    store_info info;
+    const char *reads[] = {"gradients/secret", "a/b/secret", "a/b/sub/f", "debug/3/7", "link"};
+    for (size_t i = 0; i < sizeof reads / sizeof *reads; i++) {
+        const char *k = reads[i];
+        CHECK_REFUSED(store_get(s, k, 100, &got, &len, &e_), k);
+        CHECK(got == NULL);
+        free(got);
+        got = NULL;
+        CHECK_REFUSED(store_get_range(s, k, 0, 4, buf, &n, &e_), k);
+        CHECK_REFUSED(store_head(s, k, &info, &e_), k);
+        CHECK_REFUSED(store_get_file(s, k, tp("copy"), 0, &e_), k);
+        CHECK(!ts_path_exists(tp("copy")));
+    }
+    /* puts: nothing appears outside, no directory is created there */
+    CHECK_REFUSED(store_put(s, "gradients/new", "x", 1, &e_), "gradients/new");
+    CHECK_REFUSED(store_put(s, "gradients/9/1", "x", 1, &e_), "gradients/9/1");
+    CHECK_REFUSED(store_put(s, "a/b/sub/new", "x", 1, &e_), "a/b/sub/new");
+    CHECK_REFUSED(store_put(s, "debug/3/new", "x", 1, &e_), "debug/3/new");
+    CHECK_REFUSED(store_put_file(s, "gradients/file", tp("outside/sub/f"), &e_), "gradients/file");
+    CHECK(!ts_path_exists(tp("outside/new")) && !ts_path_exists(tp("outside/9")));
+    CHECK(!ts_path_exists(tp("outside/sub/new")) && !ts_path_exists(tp("outside/1/new")));
+    CHECK(!ts_path_exists(tp("outside/file")));
+    /* deletes: the files outside and their emptied directories stay */
+    CHECK_REFUSED(store_delete(s, "gradients/secret", &e_), "gradients/secret");
+    CHECK_REFUSED(store_delete(s, "a/b/sub/f", &e_), "a/b/sub/f");
+    CHECK_REFUSED(store_delete(s, "debug/3/7", &e_), "debug/3/7");
+    CHECK(ts_path_exists(tp("outside/secret")) && ts_path_exists(tp("outside/sub/f")) &&
+          ts_path_exists(tp("outside/1/7")));
+    /* listings neither descend into linked directories nor show links */
+    keylist *k = calloc(1, sizeof *k);
+    REQUIRE(store_list(s, "", collect, k, &e) == TS_OK);
+    CHECK_EQ_INT(k->n, 1);
+    CHECK_STR(k->keys[0], "debug/2/1");
+    k->n = 0;
+    REQUIRE(store_list(s, "gradients/", collect, k, &e) == TS_OK);
+    CHECK_EQ_INT(k->n, 0);
+    k->n = 0;
+    REQUIRE(store_list(s, "a/b/", collect, k, &e) == TS_OK);
+    CHECK_EQ_INT(k->n, 0);
+    free(k);
+    /* retention never reaches through a link */
+    int deleted = -1;
+    REQUIRE(store_prune_windows(s, "gradients", 100, &deleted, &e) == TS_OK);
+    CHECK_EQ_INT(deleted, 0);
+    REQUIRE(store_prune_windows(s, "debug", 100, &deleted, &e) == TS_OK);
+    CHECK_EQ_INT(deleted, 1);
+    CHECK(ts_path_exists(tp("outside/1/7")));
+    /* the emptied debug/2 went, debug (holding the link) stayed */
+    CHECK(!ts_path_exists(tp("st/debug/2")) && ts_path_exists(tp("st/debug")));
+    /* the links themselves are left alone */
+    struct stat st;
+    CHECK(lstat(tp("st/gradients"), &st) == 0 && S_ISLNK(st.st_mode));
+    CHECK(lstat(tp("st/a/b"), &st) == 0 && S_ISLNK(st.st_mode));
+    store_close(s);
+}
+
+/* The store's temporary directory as a link: puts are refused, nothing is
+ * written through it. */
+TEST(file_symlinked_tmp_dir_is_refused) {
+    ts_err e = {0};
+    REQUIRE(mkdir(tp("outside"), 0755) == 0);
+    REQUIRE(mkdir(tp("st"), 0755) == 0);
+    REQUIRE(symlink(tp("outside"), tp("st/.tessera-tmp")) == 0);
+    store *s;
+    REQUIRE(file_open("st", &s, &e) == TS_OK);
+    CHECK_REFUSED(store_put(s, "k", "x", 1, &e_), "k");
+    CHECK(!ts_path_exists(tp("st/k")));
+    DIR *d = opendir(tp("outside"));
+    REQUIRE(d);
+    int entries = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) entries++;
+    closedir(d);
+    CHECK_EQ_INT(entries, 0);
+    store_close(s);
+}
+
+/* The root itself may be a link (an operator's choice of disk): it is used. */
+TEST(file_root_may_be_a_link) {
+    ts_err e = {0};
+    REQUIRE(mkdir(tp("real"), 0755) == 0);
+    REQUIRE(symlink(tp("real"), tp("st")) == 0);
+    store *s;
+    REQUIRE(file_open("st", &s, &e) == TS_OK);
+    REQUIRE(store_put(s, "x/y", "v", 1, &e) == TS_OK);
+    CHECK(ts_path_exists(tp("real/x/y")));
+    uint8_t *got;
+    size_t len;
+    REQUIRE(store_get(s, "x/y", 10, &got, &len, &e) == TS_OK);
+    free(got);
+    REQUIRE(store_delete(s, "x/y", &e) == TS_OK);
+    CHECK(!ts_path_exists(tp("real/x")) && ts_path_exists(tp("real")));
     store_close(s);
 }
 

@@ -13,8 +13,9 @@ static int cmd_keygen(int argc, char **argv) {
     const ts_cmdline c = {
         .prog = "tessera keygen",
         .usage = "--wallet W --hotkey H",
-        .summary = "Creates an Ed25519 hotkey in $TESSERA_HOME/wallets/W/hotkeys/H (mode 0600).\n"
-                   "Refuses to overwrite an existing key.",
+        .summary = "Creates an Ed25519 hotkey in $TESSERA_HOME/wallets/W/hotkeys/H (mode 0600, in a\n"
+                   "directory of mode 0700).  Refuses to overwrite an existing key, or to create one in a\n"
+                   "directory group or others can write.",
         .opts = opts,
         .nopts = 2,
         .env = true,
@@ -48,7 +49,9 @@ static int cmd_keys_show(int argc, char **argv) {
     const ts_cmdline c = {
         .prog = "tessera keys show",
         .usage = "--wallet W --hotkey H [--json]",
-        .summary = "Prints a hotkey's public key and SS58 address (never the secret).",
+        .summary = "Prints a hotkey's public key and SS58 address (never the secret).  Like every command\n"
+                   "that loads a key, refuses a key file group or others can access (chmod 600) or a key\n"
+                   "directory they can write (chmod 700).",
         .opts = opts,
         .nopts = 3,
         .env = true,
