@@ -91,7 +91,9 @@ double ts_mono(void);
  * variables and its flags, in that order of precedence (flags win).  An option
  * named "store.url" is the key "url" inside the object "store" in the JSON
  * file, the variable TESSERA_STORE_URL and the flag --store-url.  Unknown JSON
- * keys, unknown flags and values of the wrong type are errors naming the key.
+ * keys, unknown flags and values of the wrong type are errors naming the key,
+ * and so are numeric values outside a range the command declares
+ * (ts_opt_range).  A JSON number that is not finite (1e999) is refused.
  */
 typedef enum { TS_OPT_STR, TS_OPT_INT, TS_OPT_F64, TS_OPT_BOOL } ts_opt_type;
 
@@ -109,6 +111,24 @@ typedef struct ts_opt {
 #define TS_OPT_NOENV 2u   /* never read from the environment */
 #define TS_OPT_SECRET 4u  /* never printed */
 
+/* The range of a numeric option (TS_OPT_INT or TS_OPT_F64), named by its
+ * dotted name in ts_cmdline.ranges.  Every value is checked against it where
+ * it is set, whatever its source (default, config file, environment, flag);
+ * a value outside is TS_ECONFIG naming the option as it was given:
+ *     "--threads: 100000 is outside [0, 1024]"
+ *     "TESSERA_THREADS: 100000 is outside [0, 1024]"
+ *     "FILE: config key 'threads': 100000 is outside [0, 1024]"
+ * --help shows the range after the option's help text.  A range that names
+ * no numeric option of the table, or whose bounds are NaN or crossed, fails
+ * every parse (TS_EINVAL): a typo in a table cannot silently drop a check. */
+typedef struct ts_opt_range {
+    const char *name;  /* the option's dotted name */
+    double min, max;   /* inclusive bounds; -INFINITY / INFINITY: none */
+    unsigned flags;    /* TS_RANGE_MIN_OPEN: min itself is outside */
+} ts_opt_range;
+
+#define TS_RANGE_MIN_OPEN 1u
+
 typedef struct ts_cmdline {
     const char *prog;          /* "tessera data prep" */
     const char *usage;         /* one line after the program name */
@@ -118,6 +138,8 @@ typedef struct ts_cmdline {
     bool config_file;          /* accept --config FILE */
     bool env;                  /* read TESSERA_* variables */
     int min_pos, max_pos;      /* positional arguments (max -1: unlimited) */
+    const ts_opt_range *ranges; /* ranges of numeric options (optional) */
+    int nranges;
 } ts_cmdline;
 
 /* Parses defaults, then the config file, the environment, then argv.
@@ -130,7 +152,8 @@ void ts_cmdline_help(const ts_cmdline *c, void *fp /* FILE* */);
 /* Frees the strings that parsing stored in TS_OPT_STR destinations. */
 void ts_opts_free(const ts_opt *opts, int n);
 /* Applies a cJSON object (const struct cJSON *) to the options; used by
- * ts_cmdline_parse and by tests. */
+ * ts_cmdline_parse (which also checks its ranges) and by tests.  No ranges
+ * are checked here: a caller checks its own values. */
 int ts_opts_apply_json(const ts_opt *opts, int n, const void *json, ts_err *e);
 
 /* ------------------------------------------------------------------- files */

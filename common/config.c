@@ -3,8 +3,12 @@
  * Precedence, lowest first: the option's default, the JSON config file
  * (--config), TESSERA_* environment variables, command-line flags.  Every
  * unknown key and every value of the wrong type is an error naming the key,
- * so a typo in a config file never silently falls back to a default. */
+ * so a typo in a config file never silently falls back to a default.  A
+ * numeric option may have a range (ts_opt_range, in the ts_cmdline): every
+ * value, whatever its source, goes through check_value, which names the
+ * option as the user gave it (flag, environment variable or config key). */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,70 @@ static int parse_bool(const char *s, bool *out) {
     return -1;
 }
 
+/* A number as text that reads back as the same double ("inf" for none). */
+static void fmt_num(char *out, size_t cap, double v) {
+    if (isinf(v)) {
+        snprintf(out, cap, "%sinf", v < 0 ? "-" : "");
+        return;
+    }
+    snprintf(out, cap, "%.15g", v);
+    if (strtod(out, NULL) != v) snprintf(out, cap, "%.17g", v);
+}
+
+/* "[0, 1024]", "(0, 3600]", "[0, inf)" */
+static void fmt_range(char *out, size_t cap, const ts_opt_range *r) {
+    char lo[40], hi[40];
+    fmt_num(lo, sizeof lo, r->min);
+    fmt_num(hi, sizeof hi, r->max);
+    snprintf(out, cap, "%c%s, %s%c", (r->flags & TS_RANGE_MIN_OPEN) || isinf(r->min) ? '(' : '[', lo, hi,
+             isinf(r->max) ? ')' : ']');
+}
+
+static const ts_opt_range *range_of(const ts_cmdline *c, const ts_opt *o) {
+    if (!c || (o->type != TS_OPT_INT && o->type != TS_OPT_F64)) return NULL;
+    for (int i = 0; i < c->nranges; i++)
+        if (!strcmp(c->ranges[i].name, o->name)) return &c->ranges[i];
+    return NULL;
+}
+
+/* The one check of an option's value against its range, after every source
+ * that sets it; `who` names the option as it was given. */
+static int check_value(const ts_cmdline *c, const ts_opt *o, const char *who, ts_err *e) {
+    const ts_opt_range *r = range_of(c, o);
+    if (!r) return TS_OK;
+    double v;
+    char val[48];
+    if (o->type == TS_OPT_INT) {
+        int64_t iv = *(const int64_t *)o->dst;
+        v = (double)iv;
+        snprintf(val, sizeof val, "%lld", (long long)iv);
+    } else {
+        v = *(const double *)o->dst;
+        fmt_num(val, sizeof val, v);
+    }
+    /* written so that NaN is outside every range */
+    bool in = v <= r->max && ((r->flags & TS_RANGE_MIN_OPEN) ? v > r->min : v >= r->min);
+    if (in) return TS_OK;
+    char rng[96];
+    fmt_range(rng, sizeof rng, r);
+    return ts_fail(e, TS_ECONFIG, "%s: %s is outside %s", who, val, rng);
+}
+
+/* Every range names a numeric option of the table and has sane bounds. */
+static int check_ranges(const ts_cmdline *c, ts_err *e) {
+    for (int i = 0; i < c->nranges; i++) {
+        const ts_opt_range *r = &c->ranges[i];
+        const ts_opt *o = NULL;
+        for (int k = 0; r->name && k < c->nopts; k++)
+            if (!strcmp(c->opts[k].name, r->name)) o = &c->opts[k];
+        if (!o || (o->type != TS_OPT_INT && o->type != TS_OPT_F64) || isnan(r->min) || isnan(r->max) ||
+            r->min > r->max)
+            return ts_fail(e, TS_EINVAL, "%s: option table: bad range for '%s'", c->prog,
+                           r->name ? r->name : "(null)");
+    }
+    return TS_OK;
+}
+
 /* Sets an option from text; `src` names where the text came from. */
 static int set_text(const ts_opt *o, const char *text, const char *src, ts_err *e) {
     switch (o->type) {
@@ -88,7 +156,9 @@ static int set_text(const ts_opt *o, const char *text, const char *src, ts_err *
     return ts_fail(e, TS_EINVAL, "option '%s' has no type", o->name);
 }
 
-static int set_json(const ts_opt *o, const cJSON *v, ts_err *e) {
+static int set_json(const ts_cmdline *c, const ts_opt *o, const cJSON *v, ts_err *e) {
+    char who[300];
+    snprintf(who, sizeof who, "config key '%s'", o->name);
     switch (o->type) {
     case TS_OPT_STR:
         if (!cJSON_IsString(v))
@@ -96,16 +166,18 @@ static int set_json(const ts_opt *o, const cJSON *v, ts_err *e) {
         return set_text(o, v->valuestring, "config key", e);
     case TS_OPT_INT: {
         double d = v->valuedouble;
-        if (!cJSON_IsNumber(v) || d != (double)(int64_t)d || d > 9.0e15 || d < -9.0e15)
+        /* the range test comes first: casting a double outside int64 is undefined */
+        if (!cJSON_IsNumber(v) || !(d <= 9.0e15 && d >= -9.0e15) || d != (double)(int64_t)d)
             return ts_fail(e, TS_ECONFIG, "config key '%s': expected an integer", o->name);
         *(int64_t *)o->dst = (int64_t)d;
-        return TS_OK;
+        return check_value(c, o, who, e);
     }
     case TS_OPT_F64:
-        if (!cJSON_IsNumber(v))
-            return ts_fail(e, TS_ECONFIG, "config key '%s': expected a number", o->name);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+            return ts_fail(e, TS_ECONFIG, "config key '%s': expected a %snumber", o->name,
+                           cJSON_IsNumber(v) ? "finite " : "");
         *(double *)o->dst = v->valuedouble;
-        return TS_OK;
+        return check_value(c, o, who, e);
     case TS_OPT_BOOL:
         if (!cJSON_IsBool(v))
             return ts_fail(e, TS_ECONFIG, "config key '%s': expected true or false", o->name);
@@ -116,7 +188,8 @@ static int set_json(const ts_opt *o, const cJSON *v, ts_err *e) {
 }
 
 /* Walks a JSON object; `prefix` is the dotted path so far. */
-static int apply_obj(const ts_opt *opts, int n, const cJSON *obj, const char *prefix, ts_err *e) {
+static int apply_obj(const ts_cmdline *c, const ts_opt *opts, int n, const cJSON *obj, const char *prefix,
+                     ts_err *e) {
     for (const cJSON *it = obj->child; it; it = it->next) {
         char key[256];
         snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", it->string);
@@ -128,9 +201,9 @@ static int apply_obj(const ts_opt *opts, int n, const cJSON *obj, const char *pr
             else if (!strncmp(opts[i].name, key, klen) && opts[i].name[klen] == '.') is_group = true;
         }
         if (hit) {
-            if (set_json(hit, it, e)) return e ? e->code : TS_ECONFIG;
+            if (set_json(c, hit, it, e)) return e ? e->code : TS_ECONFIG;
         } else if (is_group && cJSON_IsObject(it)) {
-            if (apply_obj(opts, n, it, key, e)) return e ? e->code : TS_ECONFIG;
+            if (apply_obj(c, opts, n, it, key, e)) return e ? e->code : TS_ECONFIG;
         } else if (is_group) {
             return ts_fail(e, TS_ECONFIG, "config key '%s': expected an object", key);
         } else {
@@ -140,10 +213,14 @@ static int apply_obj(const ts_opt *opts, int n, const cJSON *obj, const char *pr
     return TS_OK;
 }
 
-int ts_opts_apply_json(const ts_opt *opts, int n, const void *json, ts_err *e) {
-    const cJSON *root = json;
+/* c: the command line whose ranges apply (NULL: none) */
+static int apply_json(const ts_cmdline *c, const ts_opt *opts, int n, const cJSON *root, ts_err *e) {
     if (!cJSON_IsObject(root)) return ts_fail(e, TS_ECONFIG, "config must be a JSON object");
-    return apply_obj(opts, n, root, "", e);
+    return apply_obj(c, opts, n, root, "", e);
+}
+
+int ts_opts_apply_json(const ts_opt *opts, int n, const void *json, ts_err *e) {
+    return apply_json(NULL, opts, n, json, e);
 }
 
 void ts_opts_free(const ts_opt *opts, int n) {
@@ -169,6 +246,12 @@ void ts_cmdline_help(const ts_cmdline *c, void *fpv) {
         else
             snprintf(left, sizeof left, "--%s %s", fl, type_word(o->type));
         fprintf(fp, "  %-30s %s", left, o->help ? o->help : "");
+        const ts_opt_range *r = range_of(c, o);
+        if (r) {
+            char rng[96];
+            fmt_range(rng, sizeof rng, r);
+            fprintf(fp, " in %s", rng);
+        }
         if (o->flags & TS_OPT_REQUIRED) fprintf(fp, " (required)");
         else if (o->def && !(o->flags & TS_OPT_SECRET)) fprintf(fp, " [default: %s]", o->def);
         if (c->env && !(o->flags & TS_OPT_NOENV)) {
@@ -201,6 +284,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
     *help_shown = false;
     if (pos) *pos = NULL;
     if (npos) *npos = 0;
+    if (check_ranges(c, e)) return e ? e->code : TS_EINVAL;
     /* 1. defaults */
     for (int i = 0; i < c->nopts; i++) {
         const ts_opt *o = &c->opts[i];
@@ -209,6 +293,10 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
         else if (o->type == TS_OPT_F64) *(double *)o->dst = 0;
         else *(bool *)o->dst = false;
         if (o->def && set_text(o, o->def, "default for", e)) return e ? e->code : TS_ECONFIG;
+        char who[300];
+        snprintf(who, sizeof who, "default of '%s'", o->name);
+        /* a default outside its range is a bug in the table; NULL defaults are 0 */
+        if (o->def && check_value(c, o, who, e)) return e ? e->code : TS_EINVAL;
     }
     /* --help anywhere wins; find --config before anything else. */
     const char *config_path = NULL;
@@ -236,7 +324,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
         cJSON *root = cJSON_ParseWithLength((const char *)buf, len);
         free(buf);
         if (!root) return ts_fail(e, TS_ECONFIG, "config file %s: not valid JSON", config_path);
-        int rc = ts_opts_apply_json(c->opts, c->nopts, root, e);
+        int rc = apply_json(c, c->opts, c->nopts, root, e);
         cJSON_Delete(root);
         if (rc) return ts_wrap(e, "%s", config_path);
     }
@@ -249,6 +337,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
             env_name(en, sizeof en, o->name);
             const char *v = getenv(en);
             if (v && set_text(o, v, "environment variable for", e)) return ts_wrap(e, "%s", en);
+            if (v && check_value(c, o, en, e)) return e ? e->code : TS_ECONFIG;
         }
     }
     /* 4. flags */
@@ -304,6 +393,14 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
         if (set_text(o, val, "flag for", e)) {
             free(p);
             return e ? e->code : TS_EINVAL;
+        }
+        /* the flag as given: "-b", "--batch" (without "=value") */
+        char who[170];
+        if (a[1] != '-') snprintf(who, sizeof who, "%s", a);
+        else snprintf(who, sizeof who, "--%s", flag);
+        if (check_value(c, o, who, e)) {
+            free(p);
+            return e ? e->code : TS_ECONFIG;
         }
         continue;
     unknown:

@@ -1,5 +1,6 @@
 /* daemon.c - the program shell shared by tessera-miner and
  * tessera-validator: options, logging, signals, metrics. */
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +43,11 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         {"store.secret_key", TS_OPT_STR, &d->secret_key, NULL, "write secret (else $AWS_SECRET_ACCESS_KEY)",
          TS_OPT_SECRET, 0},
         {"store.timeout", TS_OPT_F64, &d->store_timeout, "30", "seconds a stalled transfer may hang", 0, 0},
-        {"store.retries", TS_OPT_INT, &d->store_retries, "5", "retries of a failed request", 0, 0},
+        {"store.retries", TS_OPT_INT, &d->store_retries, "5", "retries of a failed request (0: none)", 0, 0},
         {"state_dir", TS_OPT_STR, &d->state_dir, NULL,
          "local state (model, error feedback, scores) [default: $TESSERA_HOME/nodes/HOTKEY]", 0, 0},
         {"device", TS_OPT_STR, &d->device, "cpu", "compute device: cpu, auto, cuda:N", 0, 0},
-        {"threads", TS_OPT_INT, &d->threads, "0", "CPU threads (0: all cores)", 0, 0},
+        {"threads", TS_OPT_INT, &d->threads, "0", "CPU threads (0: all cores; at most 4 per CPU, and 1024)", 0, 0},
         {"data", TS_OPT_STR, &d->data, NULL, "training shards (overrides the run's path)", 0, 0},
         {"val_data", TS_OPT_STR, &d->val_data, NULL, "held-out shards (overrides the run's path)", 0, 0},
         {"metrics_port", TS_OPT_INT, &d->metrics_port, "-1",
@@ -60,10 +61,27 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         {"log_json", TS_OPT_BOOL, &d->log_json, "false", "log JSON lines", 0, 0},
         {"adversary", TS_OPT_STR, &d->adversary, "honest",
          "for demos and tests only: honest, copycat, garbage, lazy or late", 0, 0},
-        {"copy_uid", TS_OPT_INT, &d->copy_uid, "-1", "for --adversary copycat: whose upload to copy", 0, 0},
+        {"copy_uid", TS_OPT_INT, &d->copy_uid, "-1", "for --adversary copycat: whose upload to copy (-1: none)", 0, 0},
     };
     int nopts = (int)(sizeof opts / sizeof opts[0]);
     if (role == NODE_VALIDATOR) nopts -= 2; /* no adversary options */
+    /* Threads: OpenMP threads beyond the cores only time-slice the same
+     * cores (the kernels are compute-bound, and a barrier waits for the
+     * slowest thread), and each one costs a stack; libgomp crashes outright
+     * on absurd counts (100000).  4 per online CPU leaves room for SMT and a
+     * CPU count that undercounts; 1024 bounds it on any machine. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    double max_threads = ncpu > 0 && ncpu < 256 ? 4.0 * (double)ncpu : 1024;
+    const ts_opt_range ranges[] = {
+        {"store.timeout", 0, 3600, TS_RANGE_MIN_OPEN},
+        {"store.retries", 0, 100, 0},
+        {"threads", 0, max_threads, 0},
+        {"metrics_port", -1, 65535, 0},
+        {"max_windows", 0, INFINITY, 0},
+        {"copy_uid", -1, CHAIN_MAX_UIDS - 1, 0}, /* last: the miner's alone */
+    };
+    int nranges = (int)(sizeof ranges / sizeof ranges[0]);
+    if (role == NODE_VALIDATOR) nranges -= 1;
     const ts_cmdline c = {
         .prog = d->prog,
         .usage = "--chain URL --hotkey H --store-url URL [options]",
@@ -81,6 +99,8 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         .config_file = true,
         .env = true,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = nranges,
     };
     ts_err e = {0};
     bool help;

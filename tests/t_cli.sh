@@ -95,6 +95,29 @@ EOF
 }
 check keys-show-matches keys_show_matches
 expect_fail keys-show-missing "No such file" "$BIN/tessera" keys show --wallet w --hotkey nope
+# Key file permissions, as ssh has them: keygen makes 0600 in 0700; a secret
+# key file group or others can read or write, or a key directory group or
+# others can write, is refused by every command that loads it (keys show
+# included), naming the file, its mode and the chmod to run.
+KEYDIR=${KEYFILE%/*}
+check keygen-dir-mode bash -c "[ \"\$(stat -c %a '$KEYDIR')\" = 700 ]"
+for m in 644 640 604 660 777; do
+  chmod "$m" "$KEYFILE"
+  expect_fail "keys-show-refuses-mode-$m" "$KEYFILE: secret key file has mode 0$m: .*refused (run: chmod 600 $KEYFILE)" \
+    "$BIN/tessera" keys show --wallet w --hotkey h
+done
+chmod 400 "$KEYFILE"
+check keys-show-mode-400 bash -c "'$BIN/tessera' keys show --wallet w --hotkey h >/dev/null"
+chmod 600 "$KEYFILE"
+chmod 777 "$KEYDIR"
+expect_fail keys-show-refuses-dir-777 "$KEYDIR: key directory has mode 0777: .*refused (run: chmod 700 $KEYDIR)" \
+  "$BIN/tessera" keys show --wallet w --hotkey h
+expect_fail keygen-refuses-dir-777 "chmod 700 $KEYDIR" "$BIN/tessera" keygen --wallet w --hotkey h9
+check keygen-refused-wrote-nothing bash -c "[ ! -e '$KEYDIR/h9' ]"
+chmod 755 "$KEYDIR"
+check keys-show-dir-755 bash -c "'$BIN/tessera' keys show --wallet w --hotkey h >/dev/null"
+chmod 700 "$KEYDIR"
+check keys-show-after-chmod bash -c "'$BIN/tessera' keys show --wallet w --hotkey h >/dev/null"
 check devices bash -o pipefail -c "$BIN/tessera devices | grep -qE '^(cuda:0 |no GPU found)'"
 
 # --- localnet status: a commitment is read credentials; the status names the
@@ -165,4 +188,29 @@ for uid, (kind, summary, store) in want.items():
 EOF
 }
 check localnet-status-json-no-secrets status_json
+
+# --- localnet init --params: parameters every node would refuse are refused
+# before anything is written (the nodes' own check, naming the key); valid
+# ones still make a subnet.
+init_params() { # DIR JSON
+  printf '%s\n' "$2" >"$T/params-${1##*/}.json"
+  "$BIN/tessera" localnet init --dir "$1" --run-id ptest --params "$T/params-${1##*/}.json"
+}
+expect_fail params-uids-per-window "uids_per_window.*-3" init_params "$T/p1" '{"gauntlet": {"uids_per_window": -3}}'
+check params-uids-per-window-wrote-nothing bash -c "[ ! -e '$T/p1/genesis.json' ]"
+expect_fail params-codec-k "codec.*k = 0" init_params "$T/p2" '{"codec": {"k": 0}}'
+check params-codec-k-wrote-nothing bash -c "[ ! -e '$T/p2/genesis.json' ]"
+expect_fail params-batch-size-huge "'batch_size'" init_params "$T/p3" '{"batch_size": 9223372036854775807}'
+check params-batch-size-huge-wrote-nothing bash -c "[ ! -e '$T/p3/genesis.json' ]"
+expect_fail params-batch-size-range "'batch_size' = 5000 is outside" init_params "$T/p4" '{"batch_size": 5000}'
+expect_fail params-not-an-object "must be a JSON object" init_params "$T/p5" '[1, 2]'
+check params-refused-wrote-nothing bash -c "[ ! -e '$T/p4/genesis.json' ] && [ ! -e '$T/p5/genesis.json' ]"
+valid_params() {
+  local out
+  out=$(init_params "$T/p6" '{"model": "tiny", "seq_len": 32, "batch_size": 4, "codec": {"k": 32}}' 2>&1) || no "$out" || return
+  [ -s "$T/p6/genesis.json" ] || no "no genesis.json" || return
+  $PY -c 'import json,sys; p=json.load(open(sys.argv[1]))["params"]; sys.exit(0 if p["batch_size"] == 4 and p["codec"]["k"] == 32 else 1)' \
+    "$T/p6/genesis.json" || no "genesis.json does not hold the parameters:" "$(cat "$T/p6/genesis.json")"
+}
+check params-valid valid_params
 exit 0

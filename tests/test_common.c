@@ -195,6 +195,141 @@ TEST(config_positionals_and_required) {
     ts_opts_free(ro, 1);
 }
 
+/* Ranges: one check whatever the source, naming the option as it was given. */
+
+static const ts_opt_range CFG_RANGES[] = {
+    {"batch", 1, 64, 0},
+    {"train.lr", 0, 1, TS_RANGE_MIN_OPEN},
+};
+
+static int parse_ranged(cfg_t *c, const ts_opt_range *r, int nr, int argc, char **argv, ts_err *e) {
+    static ts_opt opts[5];
+    ts_opt tmp[] = CFG_OPTS(*c);
+    memcpy(opts, tmp, sizeof tmp);
+    ts_cmdline cl = {.prog = "t", .opts = opts, .nopts = 5, .config_file = true, .env = true, .max_pos = -1,
+                     .ranges = r, .nranges = nr};
+    bool help;
+    memset(e, 0, sizeof *e);
+    int rc = ts_cmdline_parse(&cl, argc, argv, NULL, NULL, &help, e);
+    ts_opts_free(opts, 5);
+    return rc;
+}
+
+/* Parses argv (NULL-terminated) with CFG_RANGES; expects TS_ECONFIG and a
+ * message that ends with `tail`. */
+#define EXPECT_RANGE_ERR(tail, ...)                                                                  \
+    do {                                                                                             \
+        char *av_[] = {"t", __VA_ARGS__, NULL};                                                      \
+        int ac_ = (int)(sizeof av_ / sizeof av_[0]) - 1;                                             \
+        int rc_ = parse_ranged(&c, CFG_RANGES, 2, ac_, av_, &e);                                     \
+        size_t ml_ = strlen(e.msg), tl_ = strlen(tail);                                              \
+        CHECK_MSG(rc_ == TS_ECONFIG && ml_ >= tl_ && !strcmp(e.msg + ml_ - tl_, tail),               \
+                  "rc %d, message '%s', want one ending in '%s'", rc_, e.msg, tail);                 \
+    } while (0)
+
+TEST(config_range_checked_for_every_source) {
+    cfg_t c = {0};
+    ts_err e = {0};
+    unsetenv("TESSERA_BATCH");
+    unsetenv("TESSERA_TRAIN_LR");
+    unsetenv("TESSERA_CONFIG");
+    /* the bounds themselves are inside; defaults (8, 0.001) too */
+    char *ok1[] = {"t", NULL};
+    CHECK_EQ_INT(parse_ranged(&c, CFG_RANGES, 2, 1, ok1, &e), TS_OK);
+    char *ok2[] = {"t", "--batch", "1", "--train-lr", "1", NULL};
+    CHECK_EQ_INT(parse_ranged(&c, CFG_RANGES, 2, 5, ok2, &e), TS_OK);
+    char *ok3[] = {"t", "-b", "64", "--train-lr=1e-9", NULL};
+    CHECK_EQ_INT(parse_ranged(&c, CFG_RANGES, 2, 4, ok3, &e), TS_OK);
+
+    /* flags, named as given: long, long with '=', short */
+    EXPECT_RANGE_ERR("--batch: 100000 is outside [1, 64]", "--batch", "100000");
+    EXPECT_RANGE_ERR("--batch: -5 is outside [1, 64]", "--batch=-5");
+    EXPECT_RANGE_ERR("-b: 0 is outside [1, 64]", "-b", "0");
+    EXPECT_RANGE_ERR("--batch: 9223372036854775807 is outside [1, 64]", "--batch", "9223372036854775807");
+    EXPECT_RANGE_ERR("--batch: -9223372036854775808 is outside [1, 64]", "--batch", "-9223372036854775808");
+    EXPECT_RANGE_ERR("--train-lr: 0 is outside (0, 1]", "--train-lr", "0");
+    EXPECT_RANGE_ERR("--train-lr: 1.5 is outside (0, 1]", "--train-lr", "1.5");
+    EXPECT_RANGE_ERR("--train-lr: -1e-300 is outside (0, 1]", "--train-lr", "-1e-300");
+
+    /* the environment */
+    setenv("TESSERA_BATCH", "-3", 1);
+    EXPECT_RANGE_ERR("TESSERA_BATCH: -3 is outside [1, 64]", "x");
+    /* a flag that would override it does not hide a bad value */
+    EXPECT_RANGE_ERR("TESSERA_BATCH: -3 is outside [1, 64]", "--batch", "2");
+    unsetenv("TESSERA_BATCH");
+    setenv("TESSERA_TRAIN_LR", "2", 1);
+    EXPECT_RANGE_ERR("TESSERA_TRAIN_LR: 2 is outside (0, 1]", "x");
+    unsetenv("TESSERA_TRAIN_LR");
+
+    /* the config file, wrapped with its path */
+    char *cfgpath = path_in("r.json");
+    write_text(cfgpath, "{\"batch\": 1000}");
+    EXPECT_RANGE_ERR("config key 'batch': 1000 is outside [1, 64]", "--config", cfgpath);
+    CHECK(strstr(e.msg, cfgpath) != NULL);
+    write_text(cfgpath, "{\"train\": {\"lr\": 0}}");
+    EXPECT_RANGE_ERR("config key 'train.lr': 0 is outside (0, 1]", "--config", cfgpath);
+    write_text(cfgpath, "{\"train\": {\"lr\": 0.25}, \"batch\": 64}");
+    char *ok4[] = {"t", "--config", cfgpath, NULL};
+    CHECK_EQ_INT(parse_ranged(&c, CFG_RANGES, 2, 3, ok4, &e), TS_OK);
+    /* TESSERA_CONFIG names the file too */
+    write_text(cfgpath, "{\"batch\": 0}");
+    setenv("TESSERA_CONFIG", cfgpath, 1);
+    EXPECT_RANGE_ERR("config key 'batch': 0 is outside [1, 64]", "x");
+    unsetenv("TESSERA_CONFIG");
+    /* a number JSON cannot hold exactly, or not finite, is no value at all */
+    write_text(cfgpath, "{\"train\": {\"lr\": 1e999}}");
+    EXPECT_RANGE_ERR("config key 'train.lr': expected a finite number", "--config", cfgpath);
+    write_text(cfgpath, "{\"batch\": 9223372036854775807}");
+    EXPECT_RANGE_ERR("config key 'batch': expected an integer", "--config", cfgpath);
+    free(cfgpath);
+    free_cfg(&c);
+}
+
+TEST(config_range_tables_and_help) {
+    cfg_t c = {0};
+    ts_err e = {0};
+    unsetenv("TESSERA_BATCH");
+    unsetenv("TESSERA_CONFIG");
+    char *av[] = {"t", NULL};
+    /* one-sided ranges */
+    const ts_opt_range lo_only[] = {{"batch", 10, INFINITY, 0}};
+    CHECK_EQ_INT(parse_ranged(&c, lo_only, 1, 1, av, &e), TS_ECONFIG); /* the default 8 is outside */
+    CHECK_MSG(strstr(e.msg, "default of 'batch': 8 is outside [10, inf)") != NULL, "%s", e.msg);
+    const ts_opt_range hi_only[] = {{"batch", -INFINITY, 8, 0}};
+    CHECK_EQ_INT(parse_ranged(&c, hi_only, 1, 1, av, &e), TS_OK);
+    char *big[] = {"t", "--batch", "9", NULL};
+    CHECK_EQ_INT(parse_ranged(&c, hi_only, 1, 3, big, &e), TS_ECONFIG);
+    CHECK_MSG(strstr(e.msg, "--batch: 9 is outside (-inf, 8]") != NULL, "%s", e.msg);
+    /* a table error fails every parse, --help included */
+    const ts_opt_range bad[][1] = {
+        {{"bacth", 1, 64, 0}},        /* no such option */
+        {{"store.url", 0, 1, 0}},     /* not numeric */
+        {{"batch", 64, 1, 0}},        /* crossed */
+        {{"train.lr", NAN, 1, 0}},    /* NaN */
+    };
+    char *help[] = {"t", "--help", NULL};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(parse_ranged(&c, bad[i], 1, 1, av, &e), TS_EINVAL);
+        CHECK_MSG(strstr(e.msg, "bad range for") != NULL, "case %zu: %s", i, e.msg);
+        CHECK_EQ_INT(parse_ranged(&c, bad[i], 1, 2, help, &e), TS_EINVAL);
+    }
+    /* --help shows each range */
+    ts_opt opts[5];
+    ts_opt tmp[] = CFG_OPTS(c);
+    memcpy(opts, tmp, sizeof tmp);
+    ts_cmdline cl = {.prog = "t", .opts = opts, .nopts = 5, .env = true, .ranges = CFG_RANGES, .nranges = 2};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&text, &len);
+    REQUIRE(fp);
+    ts_cmdline_help(&cl, fp);
+    fclose(fp);
+    CHECK_MSG(strstr(text, "batch size in [1, 64] [default: 8]") != NULL, "%s", text);
+    CHECK_MSG(strstr(text, "learning rate in (0, 1] [default: 0.001]") != NULL, "%s", text);
+    free(text);
+    free_cfg(&c);
+}
+
 /* ------------------------------------------------------------------- files */
 
 TEST(read_file_cap) {
@@ -543,14 +678,84 @@ TEST(hotkey_files) {
     *hexpos = *hexpos == 'a' ? 'b' : 'a';
     char *bad = path_in("tampered");
     REQUIRE(ts_write_atomic(bad, buf, n, &e) == TS_OK);
+    REQUIRE(chmod(bad, 0600) == 0); /* else refused for its mode first */
     CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
     CHECK(strstr(e.msg, "does not match") != NULL);
     write_text(bad, "{\"scheme\": \"sr25519\"}");
+    REQUIRE(chmod(bad, 0600) == 0);
     CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
     write_text(bad, "not json");
+    REQUIRE(chmod(bad, 0600) == 0);
     CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
     free(bad);
     free(buf);
+    free(path);
+}
+
+/* Like ssh with a private key: a secret key file that group or others can
+ * read or write, or in a directory group or others can write (they could
+ * swap the key), is refused with the file, its mode and the chmod to run. */
+static void check_mode_refused(const char *what, const char *file, const char *chmod_cmd, const char *mode) {
+    ts_err e = {0};
+    ts_keypair kp;
+    int rc = ts_key_load("w2", "h2", &kp, &e);
+    CHECK_MSG(rc == TS_EDENIED, "%s: ts_key_load returned %d (%s), want TS_EDENIED", what, rc, e.msg);
+    CHECK_MSG(strstr(e.msg, file) && strstr(e.msg, chmod_cmd) && strstr(e.msg, mode),
+              "%s: the message '%s' lacks the file, the mode %s or '%s'", what, e.msg, mode, chmod_cmd);
+}
+
+TEST(hotkey_file_modes) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    setenv("TESSERA_HOME", th_tmpdir(), 1);
+    ts_keypair kp, back;
+    char *path = NULL;
+    REQUIRE(ts_key_create("w2", "h2", &kp, &path, &e) == TS_OK);
+    char *dir = ts_path_join(th_tmpdir(), "wallets/w2/hotkeys");
+    char want_file[700], want_dir[700];
+    snprintf(want_file, sizeof want_file, "chmod 600 %s", path);
+    snprintf(want_dir, sizeof want_dir, "chmod 700 %s", dir);
+    static const struct {
+        unsigned mode;
+        const char *text;
+    } bad[] = {{0644, "0644"}, {0640, "0640"}, {0777, "0777"}, {0604, "0604"}, {0620, "0620"}, {0660, "0660"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        REQUIRE(chmod(path, bad[i].mode) == 0);
+        char what[32];
+        snprintf(what, sizeof what, "file mode %s", bad[i].text);
+        check_mode_refused(what, path, want_file, bad[i].text);
+        /* the same through the path-level loader */
+        ts_err e2 = {0};
+        CHECK_EQ_INT(ts_key_load_file(path, &back, &e2), TS_EDENIED);
+        CHECK(strstr(e2.msg, want_file) != NULL);
+    }
+    /* owner-only modes load */
+    static const unsigned good[] = {0600, 0400};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        REQUIRE(chmod(path, good[i]) == 0);
+        e = (ts_err){0};
+        CHECK_MSG(ts_key_load("w2", "h2", &back, &e) == TS_OK, "mode 0%o refused: %s", good[i], e.msg);
+        CHECK(memcmp(back.pk, kp.pk, 32) == 0);
+    }
+    /* a key directory group or others can write is refused, a readable one is not */
+    REQUIRE(chmod(path, 0600) == 0);
+    REQUIRE(chmod(dir, 0777) == 0);
+    check_mode_refused("directory mode 0777", dir, want_dir, "0777");
+    REQUIRE(chmod(dir, 0770) == 0);
+    check_mode_refused("directory mode 0770", dir, want_dir, "0770");
+    REQUIRE(chmod(dir, 0755) == 0);
+    e = (ts_err){0};
+    CHECK_MSG(ts_key_load("w2", "h2", &back, &e) == TS_OK, "directory 0755 refused: %s", e.msg);
+    REQUIRE(chmod(dir, 0700) == 0);
+    e = (ts_err){0};
+    CHECK_MSG(ts_key_load("w2", "h2", &back, &e) == TS_OK, "directory 0700 refused: %s", e.msg);
+    /* no new key goes into a directory others can write */
+    REQUIRE(chmod(dir, 0777) == 0);
+    e = (ts_err){0};
+    CHECK_EQ_INT(ts_key_create("w2", "h3", &back, NULL, &e), TS_EDENIED);
+    CHECK_MSG(strstr(e.msg, want_dir) != NULL, "keygen into a 0777 directory: '%s'", e.msg);
+    REQUIRE(chmod(dir, 0700) == 0);
+    free(dir);
     free(path);
 }
 

@@ -3,19 +3,29 @@
  *
  * The tools work on local files without a model at hand: the tensor layout
  * is read from the upload itself (after its signature is checked against
- * the hotkey it names, or against --signer when given). */
+ * the hotkey it names, or against --signer when given).  Having no model,
+ * they cannot know the body size to expect, so the first upload's body may
+ * declare at most --max-size bytes (1 GiB by default), checked before
+ * anything is decompressed; the uploads after it (aggregate, overlap) must
+ * be what the first one's model allows, as a node checks them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <zstd.h>
 
 #include "codec/codec.h"
 #include "tools.h"
 
-#define CLI_MAX_WIRE ((size_t)4 << 30) /* largest upload file the tools read */
-#define CLI_MAX_BODY ((size_t)4 << 30)
+/* --max-size: the largest body the first upload may declare */
+#define CLI_DEFAULT_MAX_BODY "1073741824" /* 1 GiB */
+#define CLI_MAX_BODY_LIMIT 1099511627776.0 /* 1 TiB: what --max-size may say */
+#define MAX_SIZE_OPT(v, what)                                                                               \
+    {"max_size", TS_OPT_INT, &(v), CLI_DEFAULT_MAX_BODY,                                                    \
+     "refuse " what " whose body declares more bytes than this, before decompressing", 0, 0}
+#define MAX_SIZE_RANGE {"max_size", 1, CLI_MAX_BODY_LIMIT, 0}
 
 static const unsigned SKIP_ALL = SPL_SKIP_RUN | SPL_SKIP_WINDOW | SPL_SKIP_UID | SPL_SKIP_SIGNER | SPL_SKIP_CONFIG;
 
@@ -61,11 +71,19 @@ static bool signature_held(int rc, spl_reject why);
  * that does not decode is returned with l->rc and l->why set.  With a
  * context given (aggregate, overlap) the upload must fit it and match
  * `like`'s run, window and config. */
-static int load_upload(const char *path, const uint8_t *signer, spl_ctx *shared, const spl_meta *like, loaded *l,
-                       ts_err *e) {
+static int load_upload(const char *path, const uint8_t *signer, spl_ctx *shared, const spl_meta *like,
+                       size_t max_body, loaded *l, ts_err *e) {
     memset(l, 0, sizeof *l);
     l->path = (char *)path;
-    int rc = ts_read_file(path, CLI_MAX_WIRE, &l->buf, &l->len, e);
+    /* the largest file an upload of such a body can be: with a context, the
+     * largest its model allows; else a header, the zstd bound of max_body
+     * and a signature */
+    size_t max_wire = shared ? spl_ctx_wire_max(shared) : SPL_HEADER_BYTES + ZSTD_compressBound(max_body) + 64;
+    int rc = ts_read_file(path, max_wire, &l->buf, &l->len, e);
+    if (rc == TS_ETOOBIG && !shared) {
+        size_t n = strlen(e->msg);
+        snprintf(e->msg + n, sizeof e->msg - n, " (the largest upload of a body within --max-size)");
+    }
     if (rc) return rc;
     spl_reject r;
     ts_err pe = {0};
@@ -84,8 +102,13 @@ static int load_upload(const char *path, const uint8_t *signer, spl_ctx *shared,
     }
     spl_ctx *c = shared;
     if (!c) {
-        l->rc = spl_ctx_from_wire(l->buf, l->len, CLI_MAX_BODY, &l->c, &l->why, &l->err);
+        l->rc = spl_ctx_from_wire(l->buf, l->len, max_body, &l->c, &l->why, &l->err);
         if (l->rc == TS_ENOMEM) return ts_fail(e, TS_ENOMEM, "%s: %s", path, l->err.msg);
+        if (l->why == SPL_R_OVERSIZED) {
+            /* say which limit: the tools', not the protocol's */
+            size_t n = strlen(l->err.msg);
+            snprintf(l->err.msg + n, sizeof l->err.msg - n, " (--max-size)");
+        }
         if (l->rc) {
             l->sig_ok = signature_held(l->rc, l->why);
             return TS_OK;
@@ -168,7 +191,7 @@ static int cmd_compress(int argc, char **argv) {
         {"run", TS_OPT_STR, &run, NULL, "run id", TS_OPT_REQUIRED, 0},
         {"window", TS_OPT_INT, &window, NULL, "window", TS_OPT_REQUIRED, 0},
         {"uid", TS_OPT_INT, &uid, NULL, "the miner's uid", TS_OPT_REQUIRED, 0},
-        {"k", TS_OPT_INT, &k, "64", "values kept per tile", 0, 0},
+        {"k", TS_OPT_INT, &k, "64", "values kept per tile (at most the tile's values, made even)", 0, 0},
         {"bins", TS_OPT_INT, &bins, "4", "quantizer bins: 4 (2-bit) or 256 (8-bit)", 0, 0},
         {"chunk", TS_OPT_INT, &chunk, "64", "target chunk per dimension", 0, 0},
         {"beta", TS_OPT_F64, &beta, "0.95", "error-feedback decay", 0, 0},
@@ -180,6 +203,20 @@ static int cmd_compress(int argc, char **argv) {
         {"zstd-level", TS_OPT_INT, &level, "3", "zstd level", 0, 0},
     };
     const int nopts = (int)(sizeof opts / sizeof *opts);
+    /* what the wire format holds (u64 window as a JSON-exact integer, u32
+     * uid, u16 k of 2..4096, 4 or 256 bins, chunk 1..64) and what the
+     * arithmetic can use: the fp32 parameters finite, a decay in [0, 1] */
+    const ts_opt_range ranges[] = {
+        {"window", 0, 9007199254740991.0, 0},
+        {"uid", 0, 4294967295.0, 0},
+        {"k", 2, SPL_MAX_TILE, 0},
+        {"bins", 4, 256, 0},
+        {"chunk", 1, SPL_MAX_CHUNK, 0},
+        {"beta", 0, 1, 0},
+        {"alpha", 0, 1000, 0},
+        {"range", 0, 1000, TS_RANGE_MIN_OPEN},
+        {"zstd-level", 1, 22, 0},
+    };
     const ts_cmdline cl = {
         .prog = "tessera codec compress",
         .usage = "--delta D.safetensors [--ef EF.safetensors] --out G --ef-out EF2.safetensors "
@@ -191,6 +228,8 @@ static int cmd_compress(int argc, char **argv) {
         .nopts = nopts,
         .env = true,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&cl, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;
@@ -203,10 +242,6 @@ static int cmd_compress(int argc, char **argv) {
     memset(&m, 0, sizeof m);
     ts_keypair kp;
     spl_params p = {(int)k, (int)bins, (int)chunk, (float)beta, (float)alpha, (float)range};
-    if (window < 0 || uid < 0 || uid > UINT32_MAX) {
-        rc = ts_fail(&e, TS_EINVAL, "--window and --uid must be non-negative (uid < 2^32)");
-        goto done;
-    }
     if (!spl_run_id_valid(run)) {
         rc = ts_fail(&e, TS_EINVAL, "--run: '%s' is not 1..64 of [A-Za-z0-9._-]", run);
         goto done;
@@ -296,19 +331,24 @@ static void add_hex(cJSON *o, const char *key, const uint8_t *b, size_t n) {
 
 static int cmd_inspect(int argc, char **argv) {
     char *signer_s = NULL;
+    int64_t max_size = 0;
     const ts_opt opts[] = {
         {"signer", TS_OPT_STR, &signer_s, NULL, "verify against this hotkey (hex or SS58), not the one named inside", 0, 0},
+        MAX_SIZE_OPT(max_size, "an upload"),
     };
+    const ts_opt_range ranges[] = {MAX_SIZE_RANGE};
     const ts_cmdline cl = {
         .prog = "tessera codec inspect",
-        .usage = "G [--signer KEY]",
+        .usage = "G [--signer KEY] [--max-size BYTES]",
         .summary = "Prints a JSON summary of an upload: metadata, codec parameters, tensors, sizes,\n"
                    "compression ratio, signer, and whether the signature and every check pass.\n"
                    "Exits 1 when the upload would be rejected (the JSON says why).",
         .opts = opts,
-        .nopts = 1,
+        .nopts = 2,
         .min_pos = 1,
         .max_pos = 1,
+        .ranges = ranges,
+        .nranges = 1,
     };
     char **pos = NULL;
     int npos = 0;
@@ -319,7 +359,7 @@ static int cmd_inspect(int argc, char **argv) {
     loaded l;
     memset(&l, 0, sizeof l);
     if (signer_s && (rc = parse_key(signer_s, pk, &e))) goto done;
-    if ((rc = load_upload(pos[0], signer_s ? pk : NULL, NULL, NULL, &l, &e))) goto done;
+    if ((rc = load_upload(pos[0], signer_s ? pk : NULL, NULL, NULL, (size_t)max_size, &l, &e))) goto done;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", pos[0]);
     cJSON_AddNumberToObject(o, "bytes", (double)l.len);
@@ -398,12 +438,12 @@ static int cmd_inspect(int argc, char **argv) {
     cJSON_Delete(o);
     rc = l.rc ? 1 : 0;
     loaded_free(&l);
-    ts_opts_free(opts, 1);
+    ts_opts_free(opts, 2);
     free(pos);
     return rc;
 done:
     loaded_free(&l);
-    ts_opts_free(opts, 1);
+    ts_opts_free(opts, 2);
     free(pos);
     return rc ? tool_error(&e) : 0;
 }
@@ -438,20 +478,25 @@ static int write_tensors(const char *path, ts_tensor *t, int n, const char *cons
 
 static int cmd_decode(int argc, char **argv) {
     char *out_p = NULL, *signer_s = NULL;
+    int64_t max_size = 0;
     const ts_opt opts[] = {
         {"out", TS_OPT_STR, &out_p, NULL, "dense safetensors to write", TS_OPT_REQUIRED, 'o'},
         {"signer", TS_OPT_STR, &signer_s, NULL, "verify against this hotkey (hex or SS58)", 0, 0},
+        MAX_SIZE_OPT(max_size, "an upload"),
     };
+    const ts_opt_range ranges[] = {MAX_SIZE_RANGE};
     const ts_cmdline cl = {
         .prog = "tessera codec decode",
-        .usage = "G --out dense.safetensors [--signer KEY]",
+        .usage = "G --out dense.safetensors [--signer KEY] [--max-size BYTES]",
         .summary = "Verifies an upload and writes its dequantized values as dense F32 tensors\n"
                    "(zeros where nothing was sent): exactly what the sender's error feedback\n"
                    "subtracted.  No clipping.",
         .opts = opts,
-        .nopts = 2,
+        .nopts = 3,
         .min_pos = 1,
         .max_pos = 1,
+        .ranges = ranges,
+        .nranges = 1,
     };
     char **pos = NULL;
     int npos = 0;
@@ -464,7 +509,8 @@ static int cmd_decode(int argc, char **argv) {
     ts_tensor *t = NULL;
     int n = 0;
     if (signer_s && (rc = parse_key(signer_s, pk, &e))) goto done;
-    if ((rc = load_upload(pos[0], signer_s ? pk : NULL, NULL, NULL, &l, &e)) || (rc = require_decoded(&l, &e)))
+    if ((rc = load_upload(pos[0], signer_s ? pk : NULL, NULL, NULL, (size_t)max_size, &l, &e)) ||
+        (rc = require_decoded(&l, &e)))
         goto done;
     n = spl_ctx_count(l.c);
     if ((rc = alloc_like(l.c, &t, &e)) || (rc = spl_upload_dense(l.c, l.u, t, &e))) goto done;
@@ -480,17 +526,18 @@ static int cmd_decode(int argc, char **argv) {
 done:
     free_tensors(t, n);
     loaded_free(&l);
-    ts_opts_free(opts, 2);
+    ts_opts_free(opts, 3);
     free(pos);
     return rc ? tool_error(&e) : 0;
 }
 
-static int load_many(char **paths, int n, loaded *ls, spl_ctx **ctx, ts_err *e) {
-    int rc = load_upload(paths[0], NULL, NULL, NULL, &ls[0], e);
+/* The first upload within max_body; the others as its model allows. */
+static int load_many(char **paths, int n, size_t max_body, loaded *ls, spl_ctx **ctx, ts_err *e) {
+    int rc = load_upload(paths[0], NULL, NULL, NULL, max_body, &ls[0], e);
     if (rc || (rc = require_decoded(&ls[0], e))) return rc;
     *ctx = ls[0].c;
     for (int i = 1; i < n; i++) {
-        if ((rc = load_upload(paths[i], NULL, *ctx, &ls[0].meta, &ls[i], e))) return rc;
+        if ((rc = load_upload(paths[i], NULL, *ctx, &ls[0].meta, 0, &ls[i], e))) return rc;
         if (ls[i].rc)
             return ts_fail(e, ls[i].rc, "%s: %s (uploads must share %s's model, codec, run and window)", paths[i],
                            ls[i].err.msg, paths[0]);
@@ -500,19 +547,24 @@ static int load_many(char **paths, int n, loaded *ls, spl_ctx **ctx, ts_err *e) 
 
 static int cmd_aggregate(int argc, char **argv) {
     char *out_p = NULL;
+    int64_t max_size = 0;
     const ts_opt opts[] = {
         {"out", TS_OPT_STR, &out_p, NULL, "dense safetensors of the aggregate g", TS_OPT_REQUIRED, 'o'},
+        MAX_SIZE_OPT(max_size, "the first upload (the others must fit its model)"),
     };
+    const ts_opt_range ranges[] = {MAX_SIZE_RANGE};
     const ts_cmdline cl = {
         .prog = "tessera codec aggregate",
-        .usage = "G1 G2 ... --out g.safetensors",
+        .usage = "G1 G2 ... --out g.safetensors [--max-size BYTES]",
         .summary = "Aggregates uploads of one run and window exactly as the outer step does\n"
                    "(median-norm clip per tensor, mean over the peers that chose each coordinate,\n"
                    "peers in uid order) and writes g, so that theta - alpha * g is the next model.",
         .opts = opts,
-        .nopts = 1,
+        .nopts = 2,
         .min_pos = 1,
         .max_pos = SPL_MAX_PEERS,
+        .ranges = ranges,
+        .nranges = 1,
     };
     char **pos = NULL;
     int npos = 0;
@@ -528,7 +580,7 @@ static int cmd_aggregate(int argc, char **argv) {
         rc = ts_fail(&e, TS_ENOMEM, "out of memory");
         goto done;
     }
-    if ((rc = load_many(pos, npos, ls, &c, &e))) goto done;
+    if ((rc = load_many(pos, npos, (size_t)max_size, ls, &c, &e))) goto done;
     for (int i = 0; i < npos; i++) peers[i] = ls[i].u;
     n = spl_ctx_count(c);
     spl_apply_stats st;
@@ -558,25 +610,30 @@ done:
         loaded_free(&ls[i]);
     }
     free(ls);
-    ts_opts_free(opts, 1);
+    ts_opts_free(opts, 2);
     free(pos);
     return rc ? tool_error(&e) : 0;
 }
 
 static int cmd_overlap(int argc, char **argv) {
     bool json = false;
+    int64_t max_size = 0;
     const ts_opt opts[] = {
         {"json", TS_OPT_BOOL, &json, "false", "print JSON", 0, 0},
+        MAX_SIZE_OPT(max_size, "the first upload (the other must fit its model)"),
     };
+    const ts_opt_range ranges[] = {MAX_SIZE_RANGE};
     const ts_cmdline cl = {
         .prog = "tessera codec overlap",
-        .usage = "G1 G2 [--json]",
+        .usage = "G1 G2 [--json] [--max-size BYTES]",
         .summary = "Prints the mean per-tile share of top-k indices two uploads have in common\n"
                    "(0: independent, 1: identical choice); the copycat check of the Gauntlet.",
         .opts = opts,
-        .nopts = 1,
+        .nopts = 2,
         .min_pos = 2,
         .max_pos = 2,
+        .ranges = ranges,
+        .nranges = 1,
     };
     char **pos = NULL;
     int npos = 0;
@@ -587,7 +644,8 @@ static int cmd_overlap(int argc, char **argv) {
     memset(ls, 0, sizeof ls);
     spl_ctx *c = NULL;
     double share = 0;
-    if ((rc = load_many(pos, 2, ls, &c, &e)) || (rc = spl_overlap(c, ls[0].u, ls[1].u, &share, &e))) goto done;
+    if ((rc = load_many(pos, 2, (size_t)max_size, ls, &c, &e)) || (rc = spl_overlap(c, ls[0].u, ls[1].u, &share, &e)))
+        goto done;
     if (json)
         printf("{\"overlap\": %.6f, \"uids\": [%u, %u], \"window\": %llu}\n", share, ls[0].meta.uid, ls[1].meta.uid,
                (unsigned long long)ls[0].meta.window);
@@ -597,7 +655,7 @@ done:
     ls[1].c = NULL;
     loaded_free(&ls[0]);
     loaded_free(&ls[1]);
-    ts_opts_free(opts, 1);
+    ts_opts_free(opts, 2);
     free(pos);
     return rc ? tool_error(&e) : 0;
 }

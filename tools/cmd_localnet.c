@@ -88,7 +88,8 @@ static int cmd_init(int argc, char **argv) {
         {"immunity-period", TS_OPT_INT, &immunity, "0", "blocks a new registration cannot be replaced", TS_OPT_NOENV, 0},
         {"weights-rate-limit", TS_OPT_INT, &rate, "0", "blocks between two weight settings of a hotkey", TS_OPT_NOENV, 0},
         {"genesis-time", TS_OPT_F64, &genesis_time, "0", "timestamp of block 0 (0: now)", TS_OPT_NOENV, 0},
-        {"params", TS_OPT_STR, &params, NULL, "JSON file of run parameters (an object)", TS_OPT_NOENV, 0},
+        {"params", TS_OPT_STR, &params, NULL, "JSON file of run parameters (an object; checked as the nodes check it)",
+         TS_OPT_NOENV, 0},
         {"owner-wallet", TS_OPT_STR, &owner_wallet, "default", "wallet of the owner key", 0, 0},
         {"owner-hotkey", TS_OPT_STR, &owner_hotkey, "owner", "owner key (created if missing)", 0, 0},
     };
@@ -121,6 +122,20 @@ static int cmd_init(int argc, char **argv) {
     if (params) {
         size_t len;
         if ((rc = ts_read_file(params, 1u << 20, (uint8_t **)&ptext, &len, &e))) goto out;
+    }
+    /* The run parameters as every node will read them from the genesis,
+     * checked by the same code before anything is written: a subnet whose
+     * nodes would all refuse its parameters is never made. */
+    {
+        cJSON *pj = cJSON_Parse(ptext ? ptext : "{}");
+        node_run run;
+        if (!cJSON_IsObject(pj)) {
+            rc = ts_fail(&e, TS_EINVAL, "%s: run parameters must be a JSON object", params ? params : "");
+        } else if ((rc = node_run_from_json(&run, run_id, pj, &e))) {
+            ts_wrap(&e, "%s", params ? params : "the default run parameters");
+        }
+        cJSON_Delete(pj);
+        if (rc) goto out;
     }
     rc = ts_key_load(owner_wallet, owner_hotkey, &owner, &e);
     if (rc == TS_ENOTFOUND) {
@@ -486,8 +501,9 @@ static void short_weights(char *out, size_t cap, const chain_weight_row *r) {
 
 /* The leader of the current window as the nodes compute it: the chain as it
  * stood when the window began, with the run's liveness (docs/FORMATS.md
- * 11.5); during the window's first block, the previous window's.  UINT32_MAX
- * when there is none. */
+ * 11.5); during the window's first block, the previous window's; when no uid
+ * held a permit then, the leader of the next window by the chain as it is.
+ * UINT32_MAX when there is none. */
 static uint32_t window_leader(chain *ch, const chain_clock *ck, const chain_metagraph *now) {
     const chain_params *p = chain_get_params(ch);
     node_run r;
@@ -502,9 +518,10 @@ static uint32_t window_leader(chain *ch, const chain_clock *ck, const chain_meta
     if (rc == TS_OK) {
         if (chain_leader_live(&at, live, &leader)) leader = UINT32_MAX;
         chain_metagraph_free(&at);
-    } else if (chain_leader(now, &leader)) {
-        leader = UINT32_MAX;
     }
+    /* no permit holder when the window began (a new subnet): who leads from
+     * the next window on, by the same rule */
+    if (leader == UINT32_MAX && chain_leader_live(now, live, &leader)) leader = UINT32_MAX;
     return leader;
 }
 

@@ -10,7 +10,8 @@
  *   tessera store decode TEXT           what a published commitment names
  *
  * URL is a store: file:///abs/path or s3://bucket[/prefix]?endpoint=...&region=...
- * (a plain directory path is taken as a file store). */
+ * (a plain directory path is taken as a file store).  Every verb takes the
+ * store options below and, like every command, --log-level and --log-json. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -31,6 +32,8 @@ typedef struct common_opts {
     int64_t parallel, part_size, retries;
     double stall_timeout, connect_timeout;
     bool unsigned_payload, quiet;
+    char *log_level; /* as every command takes them (node/daemon.c) */
+    bool log_json;
 } common_opts;
 
 #define COMMON_OPTS(c)                                                                                       \
@@ -48,9 +51,24 @@ typedef struct common_opts {
     {"connect_timeout", TS_OPT_F64, &(c).connect_timeout, "10", "connect timeout, seconds", TS_OPT_NOENV, 0}, \
     {"unsigned_payload", TS_OPT_BOOL, &(c).unsigned_payload, "false",                                        \
      "do not hash bodies (UNSIGNED-PAYLOAD; https endpoints only)", TS_OPT_NOENV, 0},                        \
-    {"quiet", TS_OPT_BOOL, &(c).quiet, "false", "no progress display", TS_OPT_NOENV, 'q'}
+    {"quiet", TS_OPT_BOOL, &(c).quiet, "false", "no progress display", TS_OPT_NOENV, 'q'},                   \
+    {"log_level", TS_OPT_STR, &(c).log_level, "info", "debug, info, warn or error", 0, 0},                   \
+    {"log_json", TS_OPT_BOOL, &(c).log_json, "false", "log JSON lines", 0, 0}
 
-#define NCOMMON 9
+#define NCOMMON 11
+
+/* Applies --log-level / --log-json; a bad level is a usage error (2). */
+static int apply_logging(const char *prog, const common_opts *c) {
+    ts_log_level lvl;
+    if (ts_log_parse_level(c->log_level, &lvl)) {
+        fprintf(stderr, "%s: --log-level must be debug, info, warn or error, not '%s'\n", prog,
+                c->log_level ? c->log_level : "");
+        return 2;
+    }
+    ts_log_set_level(lvl);
+    ts_log_set_json(c->log_json);
+    return 0;
+}
 
 typedef struct progress_ctx {
     const char *what;
@@ -146,6 +164,11 @@ static void json_str(FILE *fp, const char *s) {
     if (prc_) {                                                                                              \
         ts_opts_free(opts_, NCOMMON + (nextra));                                                             \
         return prc_ < 0 ? 0 : prc_;                                                                          \
+    }                                                                                                        \
+    if ((prc_ = apply_logging(prog_, &co))) {                                                                \
+        ts_opts_free(opts_, NCOMMON + (nextra));                                                             \
+        free(pos);                                                                                           \
+        return prc_;                                                                                         \
     }
 
 #define DONE(rc_)                                                                                            \
@@ -197,25 +220,65 @@ static int cmd_put(int argc, char **argv) {
     DONE(rc ? tool_error(&e) : 0);
 }
 
+/* To standard output the object is held in memory first: by default at
+ * most 256 MiB of it, and always some limit (an endless answer must not
+ * take the machine's memory).  To a file it streams: no limit by default. */
+#define GET_STDOUT_MAX ((int64_t)256 << 20)
+
 static int cmd_get(int argc, char **argv) {
-    int64_t max = 0;
+    int64_t max = -1;
     const ts_opt extra[] = {
-        {"max_size", TS_OPT_INT, &max, "0", "refuse objects larger than this many bytes (0: no limit)", 0, 0},
+        {"max_size", TS_OPT_INT, &max, "-1",
+         "refuse objects larger than this many bytes (-1: 268435456 = 256 MiB to standard output, no limit to "
+         "a FILE; 0: no limit, to a FILE only)",
+         0, 0},
     };
     const int nextra_n = 1;
-    PARSE("tessera store get", "URL KEY [FILE]",
-          "Downloads KEY to FILE (replaced atomically) or to standard output (the object is held in\n"
-          "memory first).  Large objects come down as parallel ranged requests.",
-          2, 3, extra, 1)
+    /* PARSE, with a range for --max-size */
+    common_opts co = {0};
+    ts_opt opts_[16] = {COMMON_OPTS(co)};
+    opts_[NCOMMON] = extra[0];
+    const ts_opt_range ranges[] = {{"max_size", -1, 9007199254740992.0, 0}};
+    const ts_cmdline cl_ = {
+        .prog = "tessera store get",
+        .usage = "URL KEY [FILE]",
+        .summary = "Downloads KEY to FILE (replaced atomically, streamed) or to standard output (the object\n"
+                   "is held in memory first, so --max-size is 256 MiB there unless given).  Large objects\n"
+                   "come down as parallel ranged requests.",
+        .opts = opts_,
+        .nopts = NCOMMON + 1,
+        .env = true,
+        .min_pos = 2,
+        .max_pos = 3,
+        .ranges = ranges,
+        .nranges = 1,
+    };
+    char **pos = NULL;
+    int npos = 0;
+    int prc_ = tool_parse(&cl_, argc, argv, &pos, &npos);
+    if (prc_) {
+        ts_opts_free(opts_, NCOMMON + 1);
+        return prc_ < 0 ? 0 : prc_;
+    }
+    if ((prc_ = apply_logging(cl_.prog, &co))) DONE(prc_);
+    ts_err e = {0};
+    const bool to_stdout = npos < 3 || !strcmp(pos[2], "-");
+    if (max == 0 && to_stdout) {
+        fprintf(stderr,
+                "tessera store get: --max-size 0 (no limit) needs a FILE: standard output holds the object in "
+                "memory\n");
+        DONE(2);
+    }
+    const bool by_default = max < 0;
+    if (by_default) max = to_stdout ? GET_STDOUT_MAX : 0;
     store *s;
     progress_ctx p = {.what = pos[1]};
     int rc = open_store(pos[0], &co, &p, &s);
     if (rc) DONE(rc);
-    ts_err e = {0};
-    if (npos < 3 || !strcmp(pos[2], "-")) {
+    if (to_stdout) {
         uint8_t *buf;
         size_t n;
-        rc = store_get(s, pos[1], max > 0 ? (size_t)max : SIZE_MAX - 1, &buf, &n, &e);
+        rc = store_get(s, pos[1], (size_t)max, &buf, &n, &e);
         ts_progress_done();
         if (!rc) {
             if (fwrite(buf, 1, n, stdout) != n || fflush(stdout))
@@ -223,10 +286,19 @@ static int cmd_get(int argc, char **argv) {
             free(buf);
         }
     } else {
-        rc = store_get_file(s, pos[1], pos[2], max > 0 ? (uint64_t)max : 0, &e);
+        rc = store_get_file(s, pos[1], pos[2], (uint64_t)max, &e);
         ts_progress_done();
     }
     store_close(s);
+    if (rc == TS_ETOOBIG) {
+        size_t n = strlen(e.msg);
+        if (by_default && to_stdout)
+            snprintf(e.msg + n, sizeof e.msg - n,
+                     " (--max-size: 256 MiB by default to standard output; give a FILE to stream it, or a larger "
+                     "--max-size)");
+        else
+            snprintf(e.msg + n, sizeof e.msg - n, " (--max-size %lld)", (long long)max);
+    }
     DONE(rc ? tool_error(&e) : 0);
 }
 
