@@ -423,6 +423,12 @@ int node_publish_bundle(node *n, uint64_t window, const node_gather *g, const ui
     return rc;
 }
 
+/* The first 8 bytes of a hash in hex, for messages. */
+static const char *hex8(char out[17], const uint8_t *h) {
+    ts_hex(out, h, 8);
+    return out;
+}
+
 static void params_hash(const model *m, uint8_t out[TS_HASH_BYTES]) {
     size_t count;
     const float *p = model_param_data(m, &count);
@@ -442,14 +448,11 @@ static int bundle_apply(spl_ctx *c, model *m, const node_run *run, const uint8_t
     if (spl_bundle_open(buf, len, run->run_id, window, pk, config_hash, max_wire, ent, NODE_MAX_PEERS, &count, base,
                         after, &why, e))
         return ts_wrap(e, "bundle of window %llu (%s)", (unsigned long long)window, spl_reject_name(why));
+    char hx[2][17];
     params_hash(m, have);
-    if (memcmp(have, base, TS_HASH_BYTES)) {
-        char a[17], b[17];
-        ts_hex(a, have, 8);
-        ts_hex(b, base, 8);
+    if (memcmp(have, base, TS_HASH_BYTES))
         return ts_fail(e, TS_ESIG, "the bundle of window %llu starts from model %s..., this model is %s...",
-                       (unsigned long long)window, b, a);
-    }
+                       (unsigned long long)window, hex8(hx[0], base), hex8(hx[1], have));
     spl_upload *ups[NODE_MAX_PEERS] = {0};
     int rc = TS_OK;
     for (int i = 0; !rc && i < count; i++) {
@@ -466,13 +469,9 @@ static int bundle_apply(spl_ctx *c, model *m, const node_run *run, const uint8_t
     for (int i = 0; i < count; i++) spl_upload_free(ups[i]);
     if (rc) return rc;
     params_hash(m, have);
-    if (memcmp(have, after, TS_HASH_BYTES)) {
-        char a[17], b[17];
-        ts_hex(a, have, 8);
-        ts_hex(b, after, 8);
+    if (memcmp(have, after, TS_HASH_BYTES))
         return ts_fail(e, TS_ESIG, "replaying window %llu gives model %s..., the bundle records %s...",
-                       (unsigned long long)window, a, b);
-    }
+                       (unsigned long long)window, hex8(hx[0], have), hex8(hx[1], after));
     return TS_OK;
 }
 

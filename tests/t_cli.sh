@@ -213,4 +213,19 @@ valid_params() {
     "$T/p6/genesis.json" || no "genesis.json does not hold the parameters:" "$(cat "$T/p6/genesis.json")"
 }
 check params-valid valid_params
+
+# --log-level and --log-json are common to every command (README, Configuration)
+log_level_everywhere() {
+  local c out
+  for c in "keys show --wallet w --hotkey h" "localnet status --dir $T/p6" "model info --model tiny" \
+    "gauntlet params" "devices"; do
+    # shellcheck disable=SC2086
+    out=$("$BIN/tessera" $c --log-level warn 2>&1) || no "tessera $c --log-level warn: $out" || return
+    # shellcheck disable=SC2086
+    out=$("$BIN/tessera" $c --log-level=error --log-json 2>&1) || no "tessera $c --log-level=error --log-json: $out" || return
+  done
+}
+check log-level-every-command log_level_everywhere
+expect_fail log-level-bad-refused "log-level must be debug, info, warn or error, not 'loud'" \
+  "$BIN/tessera" model info --model tiny --log-level loud
 exit 0

@@ -41,19 +41,6 @@ static int open_dir(const char *dir, chain **c, ts_err *e) {
     return rc;
 }
 
-/* A public key from "0x<64 hex>", an SS58 address, or a hotkey name in wallet. */
-static int resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e) {
-    if (!strncmp(hotkey, "0x", 2) && strlen(hotkey) == 2 + 2 * TS_PK_BYTES) {
-        if (ts_unhex(pk, TS_PK_BYTES, hotkey)) return ts_fail(e, TS_EINVAL, "'%s' is not a hex public key", hotkey);
-        return TS_OK;
-    }
-    if (ts_ss58_decode(pk, hotkey) == TS_OK) return TS_OK;
-    ts_keypair kp;
-    int rc = ts_key_load(wallet, hotkey, &kp, e);
-    if (rc) return ts_wrap(e, "hotkey '%s' is neither an SS58 address, a 0x key nor a key in wallet '%s'", hotkey, wallet);
-    memcpy(pk, kp.pk, TS_PK_BYTES);
-    return TS_OK;
-}
 
 static void short_ss58(char *out, size_t cap, const uint8_t pk[TS_PK_BYTES]) {
     char ss[64];
@@ -249,7 +236,7 @@ static int cmd_stake(int argc, char **argv) {
     chain_metagraph mg = {0};
     if (chain_parse_tao(amount, &rao) || rao == 0) {
         rc = ts_fail(&e, TS_EINVAL, "--amount '%s' is not a non-zero amount of TAO (e.g. 100 or -2.5)", amount);
-    } else if (!(rc = resolve_pubkey(wallet, hotkey, pk, &e)) &&
+    } else if (!(rc = tool_resolve_pubkey(wallet, hotkey, pk, &e)) &&
                !(rc = ts_key_load(owner_wallet, owner_hotkey, &owner, &e)) &&
                !(rc = open_dir(dir, &ch, &e)) && !(rc = chain_stake(ch, &owner, pk, rao, &e)) &&
                !(rc = chain_metagraph_get(ch, &mg, &e))) {

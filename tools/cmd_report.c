@@ -105,21 +105,6 @@ static const char *penalty_text(const gauntlet_uid *u, const char *last_reason, 
 
 /* ------------------------------------------------------------ the validator */
 
-/* A public key from "0x<64 hex>", an SS58 address, or a hotkey name in wallet. */
-static int resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e) {
-    if (!strncmp(hotkey, "0x", 2) && strlen(hotkey) == 2 + 2 * TS_PK_BYTES) {
-        if (ts_unhex(pk, TS_PK_BYTES, hotkey)) return ts_fail(e, TS_EINVAL, "'%s' is not a hex public key", hotkey);
-        return TS_OK;
-    }
-    if (ts_ss58_decode(pk, hotkey) == TS_OK) return TS_OK;
-    ts_keypair kp;
-    int rc = ts_key_load(wallet, hotkey, &kp, e);
-    if (!rc) memcpy(pk, kp.pk, TS_PK_BYTES);
-    sodium_memzero(&kp, sizeof kp);
-    if (rc)
-        return ts_wrap(e, "hotkey '%s' is neither an SS58 address, a 0x key nor a key in wallet '%s'", hotkey, wallet);
-    return TS_OK;
-}
 
 /* HOTKEY when dir is the daemons' default state directory
  * $TESSERA_HOME/nodes/HOTKEY (malloc'd), else NULL. */
@@ -260,11 +245,11 @@ static int cmd_report(int argc, char **argv) {
         uint8_t pk[TS_PK_BYTES];
         bool have_pk = false;
         if (hotkey) {
-            if ((rc = resolve_pubkey(wallet, hotkey, pk, &e))) goto out;
+            if ((rc = tool_resolve_pubkey(wallet, hotkey, pk, &e))) goto out;
             have_pk = true;
         } else if ((dkey = default_dir_hotkey(dir))) {
             ts_err ke = {0};
-            have_pk = resolve_pubkey(wallet, dkey, pk, &ke) == TS_OK;
+            have_pk = tool_resolve_pubkey(wallet, dkey, pk, &ke) == TS_OK;
         }
         chain *ch;
         if ((rc = chain_open(chain_url, &ch, &e))) goto out;

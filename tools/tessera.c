@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "tools.h"
 
 #define MAX_COMMANDS 64
@@ -31,10 +33,88 @@ int tool_error(const ts_err *e) {
     return 1;
 }
 
+int tool_resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e) {
+    if (!strncmp(hotkey, "0x", 2) && strlen(hotkey) == 2 + 2 * TS_PK_BYTES) {
+        if (ts_unhex(pk, TS_PK_BYTES, hotkey)) return ts_fail(e, TS_EINVAL, "'%s' is not a hex public key", hotkey);
+        return TS_OK;
+    }
+    if (ts_ss58_decode(pk, hotkey) == TS_OK) return TS_OK;
+    ts_keypair kp;
+    int rc = ts_key_load(wallet, hotkey, &kp, e);
+    if (!rc) memcpy(pk, kp.pk, TS_PK_BYTES);
+    sodium_memzero(&kp, sizeof kp);
+    if (rc)
+        return ts_wrap(e, "hotkey '%s' is neither an SS58 address, a 0x key nor a key in wallet '%s'", hotkey, wallet);
+    return TS_OK;
+}
+
+/* --log-level LEVEL (or =LEVEL) and --log-json are common to every command
+ * (README, Configuration): a command whose own table does not declare them
+ * has them taken out of its arguments and applied here.  Returns 2 on a bad
+ * level, after saying so. */
+static int common_logging(const ts_cmdline *c, int argc, char **argv, char **out, int *nout) {
+    for (int i = 0; i < c->nopts; i++)
+        if (!strcmp(c->opts[i].name, "log_level")) {
+            memcpy(out, argv, sizeof *argv * (size_t)argc);
+            *nout = argc;
+            return 0;
+        }
+    int n = 0;
+    bool only_pos = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *level = NULL;
+        if (only_pos || i == 0) {
+            out[n++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--")) only_pos = true;
+        if (i > 0 && !strcmp(a, "--log-json")) {
+            ts_log_set_json(true);
+            continue;
+        }
+        if (i > 0 && !strcmp(a, "--log-level")) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "%s: --log-level needs a value: debug, info, warn or error\n", c->prog);
+                return 2;
+            }
+            level = argv[++i];
+        } else if (i > 0 && !strncmp(a, "--log-level=", 12)) {
+            level = a + 12;
+        }
+        if (level) {
+            ts_log_level lvl;
+            if (ts_log_parse_level(level, &lvl)) {
+                fprintf(stderr, "%s: --log-level must be debug, info, warn or error, not '%s'\n", c->prog, level);
+                return 2;
+            }
+            ts_log_set_level(lvl);
+            continue;
+        }
+        out[n++] = argv[i];
+    }
+    *nout = n;
+    return 0;
+}
+
 int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npos) {
     ts_err e = {0};
     bool help;
-    if (ts_cmdline_parse(c, argc, argv, pos, npos, &help, &e)) {
+    char **args = malloc(sizeof *args * (size_t)(argc + 1));
+    int nargs = 0;
+    if (!args) {
+        fprintf(stderr, "%s: out of memory\n", c->prog);
+        ts_opts_free(c->opts, c->nopts);
+        return 2;
+    }
+    if (common_logging(c, argc, argv, args, &nargs)) {
+        free(args);
+        ts_opts_free(c->opts, c->nopts);
+        return 2;
+    }
+    args[nargs] = NULL;
+    int rc = ts_cmdline_parse(c, nargs, args, pos, npos, &help, &e);
+    free(args);
+    if (rc) {
         fprintf(stderr, "%s: %s\n", c->prog, e.msg);
         ts_opts_free(c->opts, c->nopts);
         return 2;

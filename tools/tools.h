@@ -37,4 +37,8 @@ int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npo
 /* Prints "tessera: <message>" for an error and returns 1. */
 int tool_error(const ts_err *e);
 
+/* A hotkey's public key from "0x<64 hex>", an SS58 address, or a key name in
+ * wallet (its secret wiped at once). */
+int tool_resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e);
+
 #endif
