@@ -317,6 +317,12 @@ const uint8_t *node_hotkey_of(const node *n, uint32_t uid) {
     return n->mg.neurons[uid].hotkey;
 }
 
+double node_peer_budget(const node *n) {
+    double window = n->cp->block_time * (double)n->cp->blocks_per_window;
+    double b = window / 10;
+    return b < 1 ? 1 : b > 60 ? 60 : b;
+}
+
 static int peer_store_locked(node *n, uint32_t uid, store **out, ts_err *e);
 
 /* Serialised: the gather resolves stores from several threads. */
@@ -356,6 +362,16 @@ static int peer_store_locked(node *n, uint32_t uid, store **out, ts_err *e) {
     store_opts so = n->sopts;
     so.access_key = so.secret_key = so.session_token = NULL;
     so.no_env = true;
+    /* A peer's endpoint is the peer's to make slow or dead: every request to
+     * it has a deadline from the window's schedule (a tenth of a window,
+     * 1..60 s, connection and stall limits within it) and one retry, so no
+     * peer holds a window up for long; fetches run concurrently, so one
+     * peer's slowness never delays another's (docs/FORMATS.md 11.6). */
+    double budget = node_peer_budget(n);
+    so.request_timeout_s = budget;
+    so.retries = 1;
+    if (so.connect_timeout_s <= 0 || so.connect_timeout_s > budget / 2) so.connect_timeout_s = budget / 2;
+    if (so.stall_timeout_s <= 0 || so.stall_timeout_s > budget) so.stall_timeout_s = budget;
     if (store_open_commitment(&s, &sc, &so, e)) return ts_wrap(e, "uid %u's bucket", uid);
     peer_store *ps = realloc(n->peer_stores, sizeof *ps * (n->npeer_stores + 1));
     if (!ps) {

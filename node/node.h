@@ -189,8 +189,12 @@ int node_leader(node *n, uint32_t *uid, ts_err *e);
 /* A validator's sign of life: a commitment republished unless it set
  * weights or committed since the current window began. */
 int node_heartbeat(node *n, ts_err *e);
+/* The deadline of one request to a peer's store: a tenth of a window, in
+ * [1, 60] s (one retry; connection and stall limits within it). */
+double node_peer_budget(const node *n);
 /* The store of a registered uid, from its commitment (cached; reopened when
- * the commitment changes).  TS_ENOTFOUND when it has none. */
+ * the commitment changes).  TS_ENOTFOUND when it has none.  Requests to it
+ * are bounded by node_peer_budget. */
 int node_peer_store(node *n, uint32_t uid, store **out, ts_err *e);
 
 /* Timestamps of the window boundaries: T(w) = start of window w. */

@@ -52,13 +52,21 @@ int tool_resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK
  * (README, Configuration): a command whose own table does not declare them
  * has them taken out of its arguments and applied here.  Returns 2 on a bad
  * level, after saying so. */
+/* An option name equal to want, '-' and '_' alike ("log-json" is log_json). */
+static bool opt_named(const char *name, const char *want) {
+    for (; *name && *want; name++, want++)
+        if (*name != *want && !((*name == '-' || *name == '_') && (*want == '-' || *want == '_'))) return false;
+    return !*name && !*want;
+}
+
 static int common_logging(const ts_cmdline *c, int argc, char **argv, char **out, int *nout) {
-    for (int i = 0; i < c->nopts; i++)
-        if (!strcmp(c->opts[i].name, "log_level")) {
-            memcpy(out, argv, sizeof *argv * (size_t)argc);
-            *nout = argc;
-            return 0;
-        }
+    /* a command that declares either option itself (`train --log-json FILE`
+     * writes a file) handles it */
+    bool own_level = false, own_json = false;
+    for (int i = 0; i < c->nopts; i++) {
+        own_level |= opt_named(c->opts[i].name, "log_level");
+        own_json |= opt_named(c->opts[i].name, "log_json");
+    }
     int n = 0;
     bool only_pos = false;
     for (int i = 0; i < argc; i++) {
@@ -68,17 +76,21 @@ static int common_logging(const ts_cmdline *c, int argc, char **argv, char **out
             continue;
         }
         if (!strcmp(a, "--")) only_pos = true;
-        if (i > 0 && !strcmp(a, "--log-json")) {
+        if (!own_json && !strcmp(a, "--log-json")) {
             ts_log_set_json(true);
             continue;
         }
-        if (i > 0 && !strcmp(a, "--log-level")) {
+        if (own_level) {
+            out[n++] = argv[i];
+            continue;
+        }
+        if (!strcmp(a, "--log-level")) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "%s: --log-level needs a value: debug, info, warn or error\n", c->prog);
                 return 2;
             }
             level = argv[++i];
-        } else if (i > 0 && !strncmp(a, "--log-level=", 12)) {
+        } else if (!strncmp(a, "--log-level=", 12)) {
             level = a + 12;
         }
         if (level) {

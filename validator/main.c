@@ -26,6 +26,29 @@
 #include "node/daemon.h"
 
 #define MAX_EVAL NODE_MAX_EVAL
+#define PEER_THREADS 16 /* concurrent fetches from peers (I/O bound) */
+
+/* What the validator itself saw of each miner's upload while the acceptance
+ * window was open: per poll round, whether the object was there and the
+ * last 64 bytes it ended in (its signature, which binds its content and
+ * cannot exist before that content does). */
+#define WATCH_MAX_OBS 160
+typedef struct watch_obs {
+    double t0, t1;          /* the round's start and end (validator clock) */
+    bool present;
+    uint8_t sig[TS_SIG_BYTES];
+} watch_obs;
+typedef struct watch_uid {
+    uint32_t uid;
+    int n;
+    watch_obs obs[WATCH_MAX_OBS];
+} watch_uid;
+typedef struct watch {
+    uint64_t window;
+    bool valid;
+    size_t n;
+    watch_uid *u;
+} watch;
 
 typedef struct validator {
     node_daemon d;
@@ -45,6 +68,7 @@ typedef struct validator {
     node_sync sync[3];
     bool sync_valid[3];
     int windows_done;
+    watch wt;
 } validator;
 
 /* ------------------------------------------------------------- helpers */
@@ -149,6 +173,133 @@ static void retention(validator *v, uint64_t w) {
         TS_WARN("retention: %s", e.msg);
 }
 
+/* ----------------------------------------------------- upload watching
+ *
+ * Who uploaded first, for the copycat rule, is decided only from what the
+ * validator observed itself (docs/FORMATS.md 11.7): a miner controls its
+ * object's LastModified (a file store's mtime, or a hostile endpoint's
+ * answer), so that proves nothing.  While window W's acceptance window is
+ * open the validator polls every miner's upload; an upload B is later than
+ * A only when B's final content was seen absent (no object, or another
+ * one) in a poll that began after A's final content had been seen.  A copy
+ * cannot exist before its original, so the original is never judged later;
+ * when the order cannot be told, nobody is charged. */
+
+static void watch_reset(validator *v, uint64_t window) {
+    const chain_metagraph *mg = node_metagraph(v->n);
+    free(v->wt.u);
+    memset(&v->wt, 0, sizeof v->wt);
+    v->wt.u = calloc(mg->n + 1, sizeof *v->wt.u);
+    if (!v->wt.u) return;
+    for (uint32_t i = 0; i < mg->n; i++)
+        if (is_miner(v, &mg->neurons[i])) v->wt.u[v->wt.n++].uid = i;
+    v->wt.window = window;
+    v->wt.valid = true;
+}
+
+/* One poll of every miner's upload of the watched window, concurrently. */
+static void watch_round(validator *v) {
+    node *n = v->n;
+    double t0 = ts_now();
+    watch_obs *res = calloc(v->wt.n + 1, sizeof *res);
+    bool *ok = calloc(v->wt.n + 1, sizeof *ok);
+    if (!res || !ok) {
+        free(res);
+        free(ok);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(PEER_THREADS)
+    for (size_t k = 0; k < v->wt.n; k++) {
+        store *st;
+        ts_err pe = {0};
+        char key[STORE_LAYOUT_KEY_MAX];
+        store_key_gradient(key, v->wt.window, v->wt.u[k].uid);
+        store_info info;
+        if (node_peer_store(n, v->wt.u[k].uid, &st, &pe)) continue;
+        int rc = store_head(st, key, &info, &pe);
+        if (rc == TS_ENOTFOUND) {
+            ok[k] = true; /* seen absent */
+            continue;
+        }
+        size_t got = 0;
+        if (rc || info.size < TS_SIG_BYTES ||
+            store_get_range(st, key, info.size - TS_SIG_BYTES, TS_SIG_BYTES, res[k].sig, &got, &pe) ||
+            got != TS_SIG_BYTES)
+            continue; /* nothing learnt this round */
+        res[k].present = true;
+        ok[k] = true;
+    }
+    double t1 = ts_now();
+    for (size_t k = 0; k < v->wt.n; k++) {
+        watch_uid *u = &v->wt.u[k];
+        if (!ok[k] || u->n == WATCH_MAX_OBS) continue;
+        res[k].t0 = t0;
+        res[k].t1 = t1;
+        u->obs[u->n++] = res[k];
+    }
+    free(res);
+    free(ok);
+}
+
+/* Polls window's uploads from T(window + 1) until `until`. */
+static void watch_window(validator *v, uint64_t window, double until) {
+    node *n = v->n;
+    if (!v->wt.valid || v->wt.window != window) watch_reset(v, window);
+    if (!v->wt.valid) return;
+    double open = node_window_time(n, window + 1);
+    double every = v->r->upload_grace_s / 20;
+    if (every < 0.1) every = 0.1;
+    if (every > 1) every = 1;
+    if (!node_sleep_until(n, open)) return;
+    while (!node_stopping(n) && ts_now() < until) {
+        double t = ts_now();
+        watch_round(v);
+        double next = t + every;
+        if (!node_sleep_until(n, next < until ? next : until)) return;
+    }
+}
+
+/* Index of uid's first observation showing the content ending in sig, and
+ * whether before it there was a poll (begun after `after`) that saw the
+ * content absent.  -1 when the content was never seen. */
+static int watch_first_seen(const watch *wt, uint32_t uid, const uint8_t *sig, double after, bool *absent_after) {
+    *absent_after = false;
+    for (size_t k = 0; k < wt->n; k++) {
+        if (wt->u[k].uid != uid) continue;
+        const watch_uid *u = &wt->u[k];
+        for (int i = 0; i < u->n; i++) {
+            if (u->obs[i].present && !memcmp(u->obs[i].sig, sig, TS_SIG_BYTES)) return i;
+            if (u->obs[i].t0 > after) *absent_after = true;
+        }
+        return -1;
+    }
+    return -1;
+}
+
+static const watch_obs *watch_obs_of(const watch *wt, uint32_t uid, int i) {
+    for (size_t k = 0; k < wt->n; k++)
+        if (wt->u[k].uid == uid) return &wt->u[k].obs[i];
+    return NULL;
+}
+
+/* 1: b's upload appeared after a's; 2: a's after b's; 0: cannot be told. */
+static int watch_order(const validator *v, uint64_t window, uint32_t ua, const node_fetch *fa, uint32_t ub,
+                       const node_fetch *fb) {
+    const watch *wt = &v->wt;
+    if (!wt->valid || wt->window != window || !fa || !fb || fa->len < TS_SIG_BYTES || fb->len < TS_SIG_BYTES) return 0;
+    const uint8_t *sa = fa->wire + fa->len - TS_SIG_BYTES, *sb = fb->wire + fb->len - TS_SIG_BYTES;
+    bool dummy, b_after, a_after;
+    int ia = watch_first_seen(wt, ua, sa, INFINITY, &dummy);
+    int ib = watch_first_seen(wt, ub, sb, INFINITY, &dummy);
+    if (ia < 0 || ib < 0) return 0;
+    double seen_a = watch_obs_of(wt, ua, ia)->t1, seen_b = watch_obs_of(wt, ub, ib)->t1;
+    watch_first_seen(wt, ub, sb, seen_a, &b_after);
+    watch_first_seen(wt, ua, sa, seen_b, &a_after);
+    if (b_after && !a_after) return 1;
+    if (a_after && !b_after) return 2;
+    return 0;
+}
+
 /* --------------------------------------------------------- one window */
 
 typedef struct {
@@ -176,10 +327,13 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         if (!is_miner(v, &mg->neurons[i])) continue;
         regs[nregs].uid = i;
         memcpy(regs[nregs].hotkey, mg->neurons[i].hotkey, 32);
-        gauntlet_upload st = node_upload_status(n, i, w, NULL);
-        regs[nregs].active = st != GAUNTLET_UPLOAD_MISSING;
         nregs++;
     }
+    /* every peer's endpoint at once, each request bounded (node_peer_budget):
+     * a slow or dead one costs its own deadline, never the others' */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(PEER_THREADS)
+    for (size_t k = 0; k < nregs; k++)
+        regs[k].active = node_upload_status(n, regs[k].uid, w, NULL) != GAUNTLET_UPLOAD_MISSING;
 
     /* the gather: the outer-step input, as every miner computes it */
     node_peers peers;
@@ -215,29 +369,66 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         if (!x->f) {
             x->f = calloc(1, sizeof *x->f);
             x->own_fetch = true;
-            if (node_fetch_upload(n, chosen[i], w, x->f, e)) {
-                free(regs);
-                node_gather_clear(&g);
-                return e->code;
+            if (!x->f) {
+                nev--;
+                continue;
             }
         }
     }
+    /* The chosen miners' uploads (those the gather did not fetch) and their
+     * sync records of w - 1, all at once: one peer's slowness never delays
+     * the evaluation of another; a fetch past its deadline is that peer's
+     * upload or record missing, with the reason logged. */
+    node_sync *their_sync = calloc((size_t)nev + 1, sizeof *their_sync);
+    int *their_rc = calloc((size_t)nev + 1, sizeof *their_rc);
+    int fetch_rc = their_sync && their_rc ? TS_OK : ts_fail(e, TS_ENOMEM, "out of memory");
+    double tf = ts_now();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(PEER_THREADS)
+    for (int k = 0; k < 2 * nev; k++) {
+        if (fetch_rc) continue;
+        evaluated *x = &ev[k / 2];
+        ts_err fe = {0};
+        if (k % 2 == 0) {
+            if (x->own_fetch && node_fetch_upload(n, x->uid, w, x->f, &fe)) {
+#pragma omp critical
+                fetch_rc = ts_fail(e, fe.code, "%s", fe.msg);
+            }
+        } else if (w > v->start) {
+            their_rc[k / 2] = node_fetch_sync(n, x->uid, w - 1, &their_sync[k / 2], &fe);
+            if (their_rc[k / 2] && their_rc[k / 2] != TS_ENOTFOUND)
+                TS_INFO("window %llu: uid %u's sync record of window %llu: %s", (unsigned long long)w, x->uid,
+                        (unsigned long long)(w - 1), fe.msg);
+        }
+    }
+    if (fetch_rc) {
+        for (int i = 0; i < nev; i++)
+            if (ev[i].own_fetch) {
+                node_fetch_clear(ev[i].f);
+                free(ev[i].f);
+            }
+        free(their_sync);
+        free(their_rc);
+        free(regs);
+        node_gather_clear(&g);
+        return e->code;
+    }
+    TS_DEBUG("window %llu: fetched %d uploads and sync records in %.2fs", (unsigned long long)w, nev, ts_now() - tf);
 
     /* the clip thresholds of the current gather: every valid upload fetched */
     const spl_upload *valid[NODE_MAX_PEERS + MAX_EVAL];
     uint32_t valid_uid[NODE_MAX_PEERS + MAX_EVAL];
-    double valid_lm[NODE_MAX_PEERS + MAX_EVAL];
+    const node_fetch *valid_f[NODE_MAX_PEERS + MAX_EVAL];
     int nvalid = 0;
     for (int j = 0; j < g.n; j++) {
         valid[nvalid] = g.f[j].upload;
         valid_uid[nvalid] = g.f[j].uid;
-        valid_lm[nvalid++] = g.f[j].last_modified;
+        valid_f[nvalid++] = &g.f[j];
     }
     for (int i = 0; i < nev; i++)
         if (ev[i].own_fetch && ev[i].f->status == GAUNTLET_UPLOAD_OK) {
             valid[nvalid] = ev[i].f->upload;
             valid_uid[nvalid] = ev[i].uid;
-            valid_lm[nvalid++] = ev[i].f->last_modified;
+            valid_f[nvalid++] = ev[i].f;
         }
     int ntens = spl_ctx_count(node_codec(n));
     double *thr = calloc((size_t)ntens, sizeof *thr);
@@ -279,17 +470,16 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         x->ev.status = x->f->status;
         x->ev.steps_behind = NAN;
         snprintf(x->reason, sizeof x->reason, "%s", x->f->reason);
-        node_sync theirs;
-        ts_err se = {0};
+        const node_sync *theirs = &their_sync[i];
         if (w == v->start) {
             x->ev.steps_behind = 0; /* every node starts from the run's initial model */
-        } else if (node_fetch_sync(n, x->uid, w - 1, &theirs, &se) != TS_OK) {
+        } else if (their_rc[i] != TS_OK) {
             x->ev.steps_behind = INFINITY;
-        } else if ((have_ref && !memcmp(theirs.model_hash, ref.model, TS_HASH_BYTES)) ||
-                   !memcmp(theirs.model_hash, ours->model_hash, TS_HASH_BYTES)) {
+        } else if ((have_ref && !memcmp(theirs->model_hash, ref.model, TS_HASH_BYTES)) ||
+                   !memcmp(theirs->model_hash, ours->model_hash, TS_HASH_BYTES)) {
             x->ev.steps_behind = 0;
         } else if (prev) {
-            x->ev.steps_behind = node_steps_behind(&theirs, ours, prev);
+            x->ev.steps_behind = node_steps_behind(theirs, ours, prev);
         }
         if (x->f->status != GAUNTLET_UPLOAD_OK) continue;
         const spl_meta *meta = spl_upload_meta(x->f->upload);
@@ -341,13 +531,21 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
                 if (!too_many++)
                     TS_WARN("window %llu: more than 512 overlapping pairs; the rest are not charged", (unsigned long long)w);
             } else if (share >= gp->copycat_slash_overlap) {
+                /* the later uploader, by what this validator saw (never by
+                 * the objects' LastModified, which the uploader controls) */
+                int order = watch_order(v, w, valid_uid[a], valid_f[a], valid_uid[b], valid_f[b]);
+                if (!order) {
+                    TS_WARN("window %llu: uploads of uids %u and %u share %.0f%% of their indices; which came first "
+                            "cannot be told from what this validator saw: neither is charged",
+                            (unsigned long long)w, valid_uid[a], valid_uid[b], 100 * share);
+                    continue;
+                }
                 ov[nov].uid_a = valid_uid[a];
                 ov[nov].uid_b = valid_uid[b];
                 ov[nov].overlap = share;
-                ov[nov].later = valid_lm[a] > valid_lm[b] || (valid_lm[a] == valid_lm[b] && valid_uid[a] > valid_uid[b])
-                                    ? valid_uid[a]
-                                    : valid_uid[b];
-                TS_WARN("window %llu: uploads of uids %u and %u share %.0f%% of their indices; %u uploaded later",
+                ov[nov].later = order == 1 ? valid_uid[b] : valid_uid[a];
+                TS_WARN("window %llu: uploads of uids %u and %u share %.0f%% of their indices; %u appeared later "
+                        "(seen absent after the other was seen)",
                         (unsigned long long)w, ov[nov].uid_a, ov[nov].uid_b, 100 * share, ov[nov].later);
                 nov++;
             }
@@ -492,6 +690,8 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     node_gather_clear(&g);
     free(thr);
     free(regs);
+    free(their_sync);
+    free(their_rc);
     if (!rc) v->windows_done++;
     return rc;
 }
@@ -541,6 +741,7 @@ static int setup(validator *v, ts_err *e) {
 }
 
 static void teardown(validator *v) {
+    free(v->wt.u);
     gauntlet_state_free(&v->gs);
     spl_undo_free(v->undo);
     free(v->gs_path);
@@ -601,7 +802,9 @@ int main(int argc, char **argv) {
         }
         uint64_t w = (uint64_t)target;
         if (node_next_window(n) > w) {
-            node_sleep_until(n, node_window_time(n, node_next_window(n) + 1) + settle);
+            /* until the next window can be processed, watch its uploads arrive */
+            uint64_t nw = node_next_window(n);
+            watch_window(&v, nw, node_window_time(n, nw + 1) + settle);
             continue;
         }
         /* agreement: our recent models against the published reference */

@@ -15,6 +15,10 @@ Modes:
     stall          read the request, then send nothing
     stall-body     send the headers of a large answer and 100 bytes, then
                    nothing
+    drip           HEAD: a 2000-byte object modified two seconds ago; GET:
+                   the headers of a 4 MB answer, then 110 bytes every 0.1 s
+                   (about 1100 B/s: above a 1 KB/s stall limit) for as long
+                   as the client reads
     partfail       multipart: initiate works, part 2 is refused (400),
                    abort (DELETE ?uploadId=) is answered 204
     error200       multipart: initiate and parts work, the first complete
@@ -101,6 +105,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(30)
             self.close_connection = True
             return
+        if mode == "drip":
+            return self.drip()
         if mode in ("partfail", "error200"):
             return self.multipart(mode, path, query)
         if mode.startswith("listing"):
@@ -108,6 +114,27 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "garbage":
             return self.reply(200, b"this is not XML <ListBucketResult")
         return self.normal(path, query)
+
+    def drip(self):
+        if self.command == "HEAD":
+            lm = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() - 2))
+            self.send_response(200)
+            self.send_header("Content-Length", "2000")
+            self.send_header("Last-Modified", lm)
+            self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", "4000000")
+        self.end_headers()
+        try:
+            for _ in range(36000):
+                self.wfile.write(b"x" * 110)
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True
 
     def normal(self, path, query):
         etag = {"ETag": '"0123456789abcdef0123456789abcdef"',
