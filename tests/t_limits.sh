@@ -226,4 +226,84 @@ expect_fail codec-beta "--beta: 1.5 is outside \[0, 1\]" "${C[@]}" --beta 1.5
 expect_fail codec-range "--range: 0 is outside (0, " "${C[@]}" --range 0
 expect_fail codec-window "--window: -1 is outside \[0, " "${C[@]}" --window -1
 expect_fail codec-uid "--uid: 4294967296 is outside \[0, 4294967295\]" "${C[@]}" --uid 4294967296
+# --- every other tessera subcommand's numeric options ----------------------
+# ranged NAME PATTERN CMD...: a non-zero exit below 128 and a short error
+# naming the option (the range check comes before any other, so CMD needs
+# nothing else to be valid)
+ranged() {
+  local name=$1 pat=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -ge 1 ] && [ $rc -lt 128 ] && grep -q -- "$pat" <<<"$out" && [ "$(wc -l <<<"$out")" -le 2 ]; then
+    ok "$name"
+  else fail "$name" "rc=$rc (want 1..127), want a short error matching '$pat':" "$out"; fi
+}
+# each line: verb words | option | a value outside its range
+while IFS='|' read -r verb opt val; do
+  [ -n "$verb" ] || continue
+  read -r -a words <<<"$verb"
+  ranged "${verb// /-}-${opt#--}" "$opt: $val is outside" "$BIN/tessera" "${words[@]}" "$opt" "$val"
+done <<'EOF'
+model init|--threads|100000
+model init|--vocab|16777217
+model init|--seed|-1
+model info|--seq|2000000
+model info|--batch|-1
+model logits|--samples|0
+model logits|--seq|0
+train|--batch|0
+train|--seq|1048577
+train|--steps|-1
+train|--lr|-0.1
+train|--warmup|-2
+train|--lr-total|-1
+train|--min-lr-ratio|1.5
+train|--weight-decay|-1
+train|--beta1|1
+train|--beta2|-0.5
+train|--eps|0
+train|--clip|-1
+train|--start-sample|-1
+train|--val-every|-1
+train|--val-samples|-1
+train|--save-every|-1
+train|--threads|-5
+eval|--samples|0
+eval|--batch|65537
+data prep|--shard-tokens|1
+data synth|--tokens|1
+data synth|--val-fraction|-0.5
+data inspect|--seq|16777217
+data inspect|--sample|-1
+data inspect|--show|-1
+data pages|--uid|4294967295
+data pages|--window|-2
+data pages|--count|-2
+data pages|--count|16777217
+data pages|--seq|0
+ckpt verify|--uid|4096
+ckpt verify|--from|-2
+ckpt verify|--to|-2
+gauntlet sim|--windows|0
+gauntlet sim|--seed|-1
+store ls|--parallel|0
+store put|--part-size|1048576
+store get|--retries|101
+store stat|--stall-timeout|0
+store rm|--connect-timeout|3601
+store abort|--older-than|-1
+localnet init|--netuid|65536
+localnet init|--block-time|0.0001
+localnet init|--blocks-per-window|0
+localnet init|--max-uids|4097
+localnet init|--max-validators|0
+localnet init|--immunity-period|-1
+localnet init|--weights-rate-limit|-1
+localnet init|--genesis-time|-1
+EOF
+# --help states the ranges
+out=$("$BIN/tessera" train --help 2>&1)
+if grep -q -- '--batch INT .* in \[1, 65536\]' <<<"$out" && grep -q -- '--eps NUM .* in (0, 1\]' <<<"$out"; then
+  ok train-help-shows-ranges
+else fail train-help-shows-ranges "$out"; fi
 exit 0

@@ -1,4 +1,5 @@
 /* cmd_ckpt.c - tessera ckpt verify: checks a validator's checkpoints. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,11 @@ static int cmd_ckpt_verify(int argc, char **argv) {
          "[default: $TESSERA_HOME/checkpoints-seen.json; 'none' to skip]", 0, 0},
     };
     int nopts = 9;
+    const ts_opt_range ranges[] = {
+        {"uid", -1, CHAIN_MAX_UIDS - 1, 0},
+        {"from", -1, 9007199254740991.0, 0},
+        {"to", -1, 9007199254740991.0, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera ckpt verify",
         .usage = "DIR_OR_URL [--chain URL [--uid N] | --signer KEY] [--run R] [--fetch FILE] [--replay [--from W --to W]]",
@@ -43,6 +49,8 @@ static int cmd_ckpt_verify(int argc, char **argv) {
                    "checkpoint the store holds and be no older than one verified before (--seen).",
         .opts = opts,
         .nopts = nopts,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
         .env = true,
         .min_pos = 1,
         .max_pos = 1,

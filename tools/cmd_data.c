@@ -1,5 +1,6 @@
 /* cmd_data.c - tessera data prep | synth | inspect | pages. */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,9 @@ static void fmt_count(char *out, size_t cap, uint64_t v) {
     }
     out[k] = 0;
 }
+
+/* [0, 1) in data_prep; a range's bounds are inclusive */
+#define DATA_MAX_VAL_FRACTION 0.999
 
 static int bad_arg(const char *prog, const char *msg) {
     fprintf(stderr, "%s: %s\n", prog, msg);
@@ -46,6 +50,10 @@ static int cmd_prep(int argc, char **argv) {
         {"force", TS_OPT_BOOL, &force, "false", "replace the shards of an earlier run in --out", 0, 0},
         {"quiet", TS_OPT_BOOL, &quiet, "false", "no progress line", 0, 'q'},
     };
+    /* --val-fraction: data_prep checks [0, 1) itself (t_data_cli expects its message) */
+    const ts_opt_range ranges[] = {
+        {"shard-tokens", 2, DATA_MAX_SHARD_TOKENS, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera data prep",
         .usage = "--in TEXT_FILE_OR_DIR [MORE...] --out DIR [--shard-tokens N] [--val-fraction F] [--doc-sep LINE]",
@@ -55,6 +63,8 @@ static int cmd_prep(int argc, char **argv) {
                    "document is followed by the end-of-document token.",
         .opts = opts,
         .nopts = NOPTS(opts),
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
         .max_pos = -1,
     };
     char **pos = NULL;
@@ -124,6 +134,12 @@ static int cmd_synth(int argc, char **argv) {
         {"force", TS_OPT_BOOL, &force, "false", "replace an earlier corpus in --out", 0, 0},
         {"quiet", TS_OPT_BOOL, &quiet, "false", "no progress line", 0, 'q'},
     };
+    const ts_opt_range ranges[] = {
+        {"tokens", 2, INFINITY, 0},
+        {"seed", 0, INFINITY, 0},
+        {"shard-tokens", 2, DATA_MAX_SHARD_TOKENS, 0},
+        {"val-fraction", 0, DATA_MAX_VAL_FRACTION, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera data synth",
         .usage = "--out DIR --tokens N --seed S [--val-fraction F]",
@@ -134,6 +150,8 @@ static int cmd_synth(int argc, char **argv) {
                    "seed gives the same bytes on every machine.",
         .opts = opts,
         .nopts = NOPTS(opts),
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
@@ -353,6 +371,11 @@ static int cmd_inspect(int argc, char **argv) {
         {"scan", TS_OPT_BOOL, &a.scan, "false", "read every token: count documents, find the largest token", 0, 0},
         {"json", TS_OPT_BOOL, &a.json, "false", "print JSON", 0, 0},
     };
+    const ts_opt_range ranges[] = {
+        {"seq", 1, DATA_MAX_SEQ_LEN, 0},
+        {"sample", 0, INFINITY, 0},
+        {"show", 0, INFINITY, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera data inspect",
         .usage = "PATH [--seq T] [--sample I] [--hash] [--scan] [--json]",
@@ -361,6 +384,8 @@ static int cmd_inspect(int argc, char **argv) {
                    "counts and sizes, and a decoded sample.",
         .opts = opts,
         .nopts = NOPTS(opts),
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
         .min_pos = 1,
         .max_pos = 1,
     };
@@ -434,6 +459,12 @@ static int cmd_pages(int argc, char **argv) {
         {"ids", TS_OPT_BOOL, &ids, "false", "also print each sample's id", 0, 0},
         {"json", TS_OPT_BOOL, &json, "false", "print JSON", 0, 0},
     };
+    const ts_opt_range ranges[] = {
+        {"uid", -1, DATA_RANDOM_UID - 1.0, 0},
+        {"window", -1, 9007199254740991.0, 0}, /* -1: not given (required) */
+        {"count", -1, 1 << 24, 0},
+        {"seq", 1, DATA_MAX_SEQ_LEN, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera data pages",
         .usage = "--data PATH --run R (--uid U | --random) --window W --count N [--seq T] [--json]",
@@ -442,6 +473,8 @@ static int cmd_pages(int argc, char **argv) {
                    "section 5 defines the assignment.",
         .opts = opts,
         .nopts = NOPTS(opts),
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);

@@ -335,6 +335,10 @@ static int cmd_sim(int argc, char **argv) {
         {"seed", TS_OPT_INT, &seed, "1", "seed of every random draw", TS_OPT_NOENV, 's'},
         {"plot", TS_OPT_STR, &plot, NULL, "write an SVG of emission shares and ratings here", TS_OPT_NOENV, 0},
     };
+    const ts_opt_range ranges[] = {
+        {"windows", 1, 10000000, 0},
+        {"seed", 0, INFINITY, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera gauntlet sim",
         .usage = "--population POP.json [--params P.json] [--windows N] [--seed S] [--plot FILE.svg]",
@@ -344,6 +348,8 @@ static int cmd_sim(int argc, char **argv) {
                    "correlation between true quality and weight.",
         .opts = opts,
         .nopts = 5,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
         .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);

@@ -12,6 +12,7 @@
  * target of stake), --hotkey may instead be an SS58 address or 0x-hex key. */
 #include <dirent.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,16 @@ static int cmd_init(int argc, char **argv) {
         {"owner-wallet", TS_OPT_STR, &owner_wallet, "default", "wallet of the owner key", 0, 0},
         {"owner-hotkey", TS_OPT_STR, &owner_hotkey, "owner", "owner key (created if missing)", 0, 0},
     };
+    const ts_opt_range ranges[] = {
+        {"netuid", 0, 65535, 0},
+        {"block-time", 0.001, 86400, 0},
+        {"blocks-per-window", 1, 1000000, 0},
+        {"max-uids", 1, CHAIN_MAX_UIDS, 0},
+        {"max-validators", 1, CHAIN_MAX_UIDS, 0},
+        {"immunity-period", 0, INFINITY, 0},
+        {"weights-rate-limit", 0, INFINITY, 0},
+        {"genesis-time", 0, 253402300799.0, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera localnet init",
         .usage = "--dir D [--run-id R --netuid N --block-time S --blocks-per-window N --max-uids N ...]",
@@ -87,6 +98,8 @@ static int cmd_init(int argc, char **argv) {
                    "The owner key (created in the wallet if missing) is the one that can change stake.\n"
                    "Miners and validators then use --chain local:D.",
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;

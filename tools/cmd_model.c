@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cblas.h>
 
@@ -86,6 +87,17 @@ static void set_threads(int64_t n) {
     openblas_set_num_threads((int)n);
 }
 
+/* The most threads --threads accepts: as the daemons, 4 per core, at most 1024. */
+static double max_threads(void) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    return ncpu > 0 && ncpu < 256 ? 4.0 * (double)ncpu : 1024;
+}
+
+#define MODEL_MAX_VOCAB (1 << 24) /* model_config_validate's bound */
+#define MODEL_MAX_SEQ (1 << 20)
+#define MODEL_MAX_BATCH 65536
+#define MODEL_MAX_BETA 0.999999 /* AdamW needs beta < 1 (model/optim.c) */
+
 static bool is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -128,6 +140,11 @@ static int cmd_model_init(int argc, char **argv) {
         {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
+    const ts_opt_range ranges[] = {
+        {"vocab", 0, MODEL_MAX_VOCAB, 0},
+        {"seed", 0, INFINITY, 0},
+        {"threads", 0, max_threads(), 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera model init",
         .usage = "--config C | --preset P [--vocab V] --seed S --out DIR",
@@ -137,6 +154,8 @@ static int cmd_model_init(int argc, char **argv) {
         .opts = opts,
         .nopts = nopt,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;
@@ -188,6 +207,11 @@ static int cmd_model_info(int argc, char **argv) {
         {"json", TS_OPT_BOOL, &json, "false", "print the config.json", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
+    const ts_opt_range ranges[] = {
+        {"vocab", 0, MODEL_MAX_VOCAB, 0},
+        {"batch", 0, MODEL_MAX_BATCH, 0},
+        {"seq", 0, MODEL_MAX_SEQ, 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera model info",
         .usage = "--model DIR_OR_PRESET [--batch B --seq T] [--json]",
@@ -195,6 +219,8 @@ static int cmd_model_info(int argc, char **argv) {
         .opts = opts,
         .nopts = nopt,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;
@@ -250,6 +276,11 @@ static int cmd_model_logits(int argc, char **argv) {
         {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
+    const ts_opt_range ranges[] = {
+        {"samples", 1, 4096, 0},
+        {"seq", 1, MODEL_MAX_SEQ, 0},
+        {"threads", 0, max_threads(), 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera model logits",
         .usage = "--model DIR --data SHARDS --samples N --seq T --out FILE",
@@ -257,6 +288,8 @@ static int cmd_model_logits(int argc, char **argv) {
         .opts = opts,
         .nopts = nopt,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;
@@ -369,6 +402,27 @@ static int cmd_train(int argc, char **argv) {
         {"device", TS_OPT_STR, &device, "cpu", "compute backend (the model runs on cpu)", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
+    const ts_opt_range ranges[] = {
+        {"batch", 1, MODEL_MAX_BATCH, 0},
+        {"seq", 1, MODEL_MAX_SEQ, 0},
+        {"steps", 0, INFINITY, 0},
+        {"seed", 0, INFINITY, 0},
+        {"vocab", 0, MODEL_MAX_VOCAB, 0},
+        {"lr", 0, 10, 0},
+        {"warmup", -1, INFINITY, 0},
+        {"lr-total", 0, INFINITY, 0},
+        {"min-lr-ratio", 0, 1, 0},
+        {"weight-decay", 0, 10, 0},
+        {"beta1", 0, MODEL_MAX_BETA, 0},
+        {"beta2", 0, MODEL_MAX_BETA, 0},
+        {"eps", 0, 1, TS_RANGE_MIN_OPEN},
+        {"clip", 0, INFINITY, 0},
+        {"start-sample", 0, INFINITY, 0},
+        {"val-every", 0, INFINITY, 0},
+        {"val-samples", 0, INFINITY, 0},
+        {"save-every", 0, INFINITY, 0},
+        {"threads", 0, max_threads(), 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera train",
         .usage = "--model DIR_OR_PRESET --data SHARDS --batch B --seq T --steps N [--init DIR] --out DIR",
@@ -381,6 +435,8 @@ static int cmd_train(int argc, char **argv) {
         .opts = opts,
         .nopts = nopt,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;
@@ -522,6 +578,13 @@ static int cmd_eval(int argc, char **argv) {
         {"json", TS_OPT_BOOL, &json, "false", "print a JSON object", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
+    const ts_opt_range ranges[] = {
+        {"samples", 1, INFINITY, 0},
+        {"seq", 1, MODEL_MAX_SEQ, 0},
+        {"batch", 1, MODEL_MAX_BATCH, 0},
+        {"vocab", 0, MODEL_MAX_VOCAB, 0},
+        {"threads", 0, max_threads(), 0},
+    };
     const ts_cmdline c = {
         .prog = "tessera eval",
         .usage = "--model DIR --data SHARDS --samples N [--seq T]",
@@ -529,6 +592,8 @@ static int cmd_eval(int argc, char **argv) {
         .opts = opts,
         .nopts = nopt,
         .max_pos = 0,
+        .ranges = ranges,
+        .nranges = (int)(sizeof ranges / sizeof *ranges),
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
     if (rc) return rc < 0 ? 0 : rc;

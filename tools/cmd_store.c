@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,13 +152,24 @@ static void json_str(FILE *fp, const char *s) {
     fputc('"', fp);
 }
 
-/* Boilerplate: parse with the common options appended. */
-#define PARSE(prog_, usage_, summary_, minp, maxp, extra, nextra)                                            \
+/* The ranges of the common options: an S3 part is 5 MiB to 5 GiB. */
+#define COMMON_RANGES                                                                                        \
+    {"parallel", 1, 64, 0}, {"part_size", 5 << 20, 5368709120.0, 0}, {"retries", 0, 100, 0},                \
+        {"stall_timeout", 0, 3600, TS_RANGE_MIN_OPEN}, {"connect_timeout", 0, 3600, TS_RANGE_MIN_OPEN}
+
+#define NCOMMON_RANGES 5
+
+/* Boilerplate: parse with the common options appended (and the ranges of
+ * the extra ones, xranges, after the common ranges). */
+#define PARSE_R(prog_, usage_, summary_, minp, maxp, extra, nextra, xranges, nxranges)                       \
     common_opts co = {0};                                                                                    \
     ts_opt opts_[16] = {COMMON_OPTS(co)};                                                                    \
     for (int i_ = 0; i_ < (nextra); i_++) opts_[NCOMMON + i_] = (extra)[i_];                                 \
+    ts_opt_range ranges_[8] = {COMMON_RANGES};                                                               \
+    for (int i_ = 0; i_ < (nxranges); i_++) ranges_[NCOMMON_RANGES + i_] = (xranges)[i_];                    \
     const ts_cmdline cl_ = {.prog = prog_, .usage = usage_, .summary = summary_, .opts = opts_,              \
-                            .nopts = NCOMMON + (nextra), .env = true, .min_pos = minp, .max_pos = maxp};     \
+                            .nopts = NCOMMON + (nextra), .env = true, .min_pos = minp, .max_pos = maxp,      \
+                            .ranges = ranges_, .nranges = NCOMMON_RANGES + (nxranges)};                      \
     char **pos = NULL;                                                                                       \
     int npos = 0;                                                                                            \
     int prc_ = tool_parse(&cl_, argc, argv, &pos, &npos);                                                    \
@@ -170,6 +182,9 @@ static void json_str(FILE *fp, const char *s) {
         free(pos);                                                                                           \
         return prc_;                                                                                         \
     }
+
+#define PARSE(prog_, usage_, summary_, minp, maxp, extra, nextra) \
+    PARSE_R(prog_, usage_, summary_, minp, maxp, extra, nextra, (const ts_opt_range *)NULL, 0)
 
 #define DONE(rc_)                                                                                            \
     do {                                                                                                     \
@@ -238,7 +253,7 @@ static int cmd_get(int argc, char **argv) {
     common_opts co = {0};
     ts_opt opts_[16] = {COMMON_OPTS(co)};
     opts_[NCOMMON] = extra[0];
-    const ts_opt_range ranges[] = {{"max_size", -1, 9007199254740992.0, 0}};
+    const ts_opt_range ranges[] = {COMMON_RANGES, {"max_size", -1, 9007199254740992.0, 0}};
     const ts_cmdline cl_ = {
         .prog = "tessera store get",
         .usage = "URL KEY [FILE]",
@@ -251,7 +266,7 @@ static int cmd_get(int argc, char **argv) {
         .min_pos = 2,
         .max_pos = 3,
         .ranges = ranges,
-        .nranges = 1,
+        .nranges = NCOMMON_RANGES + 1,
     };
     char **pos = NULL;
     int npos = 0;
@@ -398,10 +413,11 @@ static int cmd_abort(int argc, char **argv) {
         {"older_than", TS_OPT_F64, &older, "3600", "only uploads started this many seconds ago or earlier", 0, 0},
     };
     const int nextra_n = 1;
-    PARSE("tessera store abort", "URL [PREFIX]",
+    const ts_opt_range xranges[] = {{"older_than", 0, INFINITY, 0}};
+    PARSE_R("tessera store abort", "URL [PREFIX]",
           "Aborts unfinished multipart uploads under PREFIX (their parts cost storage and are\n"
           "invisible otherwise).  File stores have none.",
-          1, 2, extra, 1)
+          1, 2, extra, 1, xranges, 1)
     store *s;
     int rc = open_store(pos[0], &co, NULL, &s);
     if (rc) DONE(rc);
