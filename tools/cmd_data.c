@@ -461,7 +461,7 @@ static int cmd_pages(int argc, char **argv) {
     };
     const ts_opt_range ranges[] = {
         {"uid", -1, DATA_RANDOM_UID - 1.0, 0},
-        {"window", -1, 9007199254740991.0, 0}, /* -1: not given (required) */
+        {"window", -1, 9223372036854775807.0, 0}, /* -1: not given (required); any u63 window */
         {"count", -1, 1 << 24, 0},
         {"seq", 1, DATA_MAX_SEQ_LEN, 0},
     };
