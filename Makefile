@@ -41,7 +41,7 @@ CFLAGS_BASE := -std=gnu11 -O2 -g -fPIC -fopenmp -D_GNU_SOURCE $(WARN) -I. -I/usr
 # aggregation, scoring) are built without floating-point contraction.
 CFLAGS_BASE += -ffp-contract=off
 LDLIBS := -lsodium -lcurl -lcjson -lzstd -lopenblas -lm -lpthread -ldl
-LDFLAGS := -fopenmp
+LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
 
 ifeq ($(SANITIZE),1)
 CFLAGS_BASE := $(filter-out -O2,$(CFLAGS_BASE)) -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -51,7 +51,10 @@ endif
 
 ifeq ($(USE_CUDA),1)
 CFLAGS_BASE += -DTS_HAVE_CUDA
+# Every kernel must compile for sm_90 with no register spills and no
+# warnings: ptxas reports spills and local memory, and both fail the build.
 NVCCFLAGS := -O2 -std=c++17 -I. -DTS_HAVE_CUDA -Xcompiler -fPIC,-Wall \
+  -Xptxas -warn-spills,-warn-lmem-usage,-Werror -Werror all-warnings \
   -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90 \
   -gencode=arch=compute_90,code=compute_90
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart_static -lrt -lpthread -ldl
@@ -75,6 +78,9 @@ BINS := $(BUILD)/bin/tessera $(BUILD)/bin/tessera-miner $(BUILD)/bin/tessera-val
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+# the kernel test driver, run by tests/t_backend_ops.sh (emulator) and
+# bench/gpu.sh (a real GPU)
+TEST_BINS += $(BUILD)/tests/backend_ops
 TEST_HARNESS := $(BUILD)/obj/tests/harness.o
 
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -129,7 +135,11 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests: $(BINS) $(CUDA_LIB) $(TEST_BINS)
+# The device emulator (tests/cudaemu/): the kernels' .cu source built with g++
+# into build/lib/libtessera_cudaemu.so, and the emulator's own tests.
+include tests/cudaemu/cudaemu.mk
+
+tests: $(BINS) $(CUDA_LIB) $(TEST_BINS) $(CUDAEMU_TARGETS)
 benches: $(BINS) $(CUDA_LIB) $(BENCH_BINS)
 
 # The demo corpus is built at set-up time from text Debian packages install.

@@ -1,8 +1,11 @@
-/* bench_model.c - training throughput of the CPU model: tokens per second of
- * forward + backward + clip + AdamW, and the peak resident memory.
+/* bench_model.c - training throughput of the model: tokens per second of
+ * forward + backward + clip + AdamW, and the peak resident memory (on a GPU
+ * also the device memory in use at the end, which covers the model's
+ * families, the GEMM staging and cuBLASLt's workspace).
  *
  *   build/bench/bench_model [--preset small] [--batch 8] [--seq 256]
- *                           [--steps 5] [--warmup 2] [--threads 2] [--json]
+ *                           [--steps 5] [--warmup 2] [--threads 2]
+ *                           [--device cpu|cuda|cuda:N] [--json]
  *
  * Random tokens, a seeded initialisation; the timed steps follow untimed
  * warm-up steps.  bench/b_model.sh runs this beside the same model in PyTorch
@@ -27,7 +30,7 @@ static long peak_rss_kb(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *preset = "small";
+    const char *preset = "small", *device = "cpu";
     int B = 8, T = 256, steps = 5, warm = 2, threads = 2, json = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -50,9 +53,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--steps")) steps = atoi(v);
         else if (!strcmp(a, "--warmup")) warm = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--device")) device = v;
         else {
             fprintf(stderr, "usage: bench_model [--preset P] [--batch B] [--seq T] [--steps N] [--warmup N] "
-                            "[--threads N] [--json]\n");
+                            "[--threads N] [--device D] [--json]\n");
             return 2;
         }
     }
@@ -65,7 +69,14 @@ int main(int argc, char **argv) {
     ts_err e = {0};
     model_config cfg;
     model *m = NULL;
-    if (ts_init(&e) || model_preset(preset, 0, &cfg, &e) || model_create(&cfg, kn_cpu(), B, T, &m, &e)) {
+    const kn_backend *be = NULL;
+    size_t free0 = 0, free1 = 0, total = 0;
+    if (ts_init(&e) || kn_backend_open(device, &be, &e) || model_preset(preset, 0, &cfg, &e)) {
+        fprintf(stderr, "bench_model: %s\n", e.msg);
+        return 1;
+    }
+    if (be->is_gpu) kn_backend_mem_info(be, &free0, &total);
+    if (model_create(&cfg, be, B, T, &m, &e)) {
         fprintf(stderr, "bench_model: %s\n", e.msg);
         return 1;
     }
@@ -84,8 +95,8 @@ int main(int argc, char **argv) {
         double ts = ts_mono();
         float loss;
         double norm;
-        if (model_train_step(m, &h, 1e-4, tok, B, T, &loss, &norm, &e)) {
-            fprintf(stderr, "bench_model: %s\n", e.msg);
+        if (model_train_step(m, &h, 1e-4, tok, B, T, &loss, &norm, &e) || be->sync(be)) {
+            fprintf(stderr, "bench_model: %s\n", e.msg[0] ? e.msg : "device error");
             return 1;
         }
         if (s >= warm) {
@@ -98,22 +109,25 @@ int main(int argc, char **argv) {
     double dt = ts_mono() - t0;
     double tps = (double)steps * B * T / dt;
     long rss = peak_rss_kb();
+    double gpu_mb = 0;
+    if (be->is_gpu && kn_backend_mem_info(be, &free1, &total) == TS_OK && free0 >= free1)
+        gpu_mb = (double)(free0 - free1) / 1048576.0;
     char desc[256];
     model_config_describe(&cfg, desc, sizeof desc);
     if (json)
-        printf("{\"impl\": \"tessera\", \"preset\": \"%s\", \"batch\": %d, \"seq\": %d, \"threads\": %d, "
-               "\"steps\": %d, \"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f, \"ms_per_step\": %.1f, "
-               "\"peak_rss_mb\": %.1f, \"mean_loss\": %.4f}\n",
-               preset, B, T, threads, steps, tps, (double)B * T / best, 1e3 * dt / steps, rss / 1024.0,
-               loss_sum / steps);
+        printf("{\"impl\": \"tessera\", \"preset\": \"%s\", \"device\": \"%s\", \"batch\": %d, \"seq\": %d, "
+               "\"threads\": %d, \"steps\": %d, \"tokens_per_s\": %.1f, \"best_tokens_per_s\": %.1f, "
+               "\"ms_per_step\": %.1f, \"peak_rss_mb\": %.1f, \"gpu_mem_mb\": %.1f, \"params\": %lld, "
+               "\"mean_loss\": %.4f}\n",
+               preset, be->name, B, T, threads, steps, tps, (double)B * T / best, 1e3 * dt / steps, rss / 1024.0,
+               gpu_mb, (long long)model_config_num_params(&cfg), loss_sum / steps);
     else
-        printf("tessera %s (%s): batch %d x seq %d, %d threads: %.0f tokens/s (best step %.0f), %.0f ms/step, "
-               "peak RSS %.0f MB\n"
+        printf("tessera %s (%s) on %s: batch %d x seq %d, %d threads: %.0f tokens/s (best step %.0f), %.0f ms/step, "
+               "peak RSS %.0f MB, GPU memory %.0f MB\n"
                "reproduce: build/bench/bench_model --preset %s --batch %d --seq %d --steps %d --warmup %d "
-               "--threads %d\n",
-               preset, desc, B, T, threads, tps, (double)B * T / best, 1e3 * dt / steps, rss / 1024.0, preset, B,
-               T, steps, warm,
-               threads);
+               "--threads %d --device %s\n",
+               preset, desc, be->name, B, T, threads, tps, (double)B * T / best, 1e3 * dt / steps, rss / 1024.0,
+               gpu_mb, preset, B, T, steps, warm, threads, device);
     free(tok);
     model_free(m);
     return 0;

@@ -1,30 +1,28 @@
-// cuda_core.cu - device discovery, memory, and the fp32<->bf16 conversion
-// kernels (twins of kn_cpu_f32_to_bf16 / kn_cpu_bf16_to_f32 in backend.c).
+// cuda_core.cu - device discovery, memory, the small elementwise ops (fill,
+// copy, scale, fp32<->bf16 conversion; twins of the CPU ops in backend.c,
+// cpu_math.h) and the table of entry points the library exports.
 //
 // Every CUDA call is checked; failures return TS_EIO instead of exiting, so
 // a daemon can fall back or report.
-#include <cuda_runtime.h>
-#include <cublas_v2.h>
-#include <stdio.h>
+#include "cuda_compat.h"
+
+#include <dlfcn.h>
 #include <string.h>
-
-#include "cuda_api.h"
-
-#define CK(call)                                                                   \
-    do {                                                                           \
-        cudaError_t err_ = (call);                                                 \
-        if (err_ != cudaSuccess) {                                                 \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call,          \
-                    cudaGetErrorString(err_));                                     \
-            return TS_EIO;                                                         \
-        }                                                                          \
-    } while (0)
 
 static int cu_devices(kn_device_info *out, int max, const char **why) {
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
         if (why) *why = cudaGetErrorString(err);
+#ifndef CUDAEMU
+        /* without a driver the runtime says "driver version is insufficient";
+         * say what is actually missing */
+        if (err == cudaErrorInsufficientDriver) {
+            void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+            if (!h && why) *why = "no NVIDIA driver on this machine: libcuda.so.1 not found";
+            if (h) dlclose(h);
+        }
+#endif
         cudaGetLastError();
         return 0;
     }
@@ -45,89 +43,145 @@ static int cu_devices(kn_device_info *out, int max, const char **why) {
 static void *cu_alloc(int dev, size_t bytes) {
     void *p = NULL;
     if (cudaSetDevice(dev) != cudaSuccess) return NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) return NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+        cudaGetLastError(); /* an allocation failure is reported by the caller */
+        return NULL;
+    }
     return p;
 }
 
 static void cu_free(int dev, void *p) {
-    if (cudaSetDevice(dev) == cudaSuccess) cudaFree(p);
+    if (p && cudaSetDevice(dev) == cudaSuccess) cudaFree(p);
 }
 
 static int cu_upload(int dev, void *dst, const void *src, size_t bytes) {
-    CK(cudaSetDevice(dev));
-    CK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    KN_CK(cudaSetDevice(dev));
+    KN_CK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
     return TS_OK;
 }
 
 static int cu_download(int dev, void *dst, const void *src, size_t bytes) {
-    CK(cudaSetDevice(dev));
-    CK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    KN_CK(cudaSetDevice(dev));
+    KN_CK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
     return TS_OK;
 }
 
 static int cu_sync(int dev) {
-    CK(cudaSetDevice(dev));
-    CK(cudaDeviceSynchronize());
+    KN_CK(cudaSetDevice(dev));
+    KN_CK(cudaDeviceSynchronize());
     return TS_OK;
 }
 
-// Round to nearest even, NaN kept quiet: bit-for-bit the CPU twin.
-__device__ __forceinline__ unsigned short f32_to_bf16_rne(float f) {
-    unsigned int u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
-    unsigned int r = u + 0x7fffu + ((u >> 16) & 1u);
-    return (unsigned short)(r >> 16);
+static int cu_mem_info(int dev, size_t *free_bytes, size_t *total_bytes) {
+    KN_CK(cudaSetDevice(dev));
+    KN_CK(cudaMemGetInfo(free_bytes, total_bytes));
+    return TS_OK;
 }
 
 __global__ void f32_to_bf16_kernel(unsigned short *dst, const float *src, size_t n) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        dst[i] = f32_to_bf16_rne(src[i]);
+        dst[i] = kn_f32_to_bf16_rne(src[i]);
 }
 
 __global__ void bf16_to_f32_kernel(float *dst, const unsigned short *src, size_t n) {
     size_t stride = (size_t)gridDim.x * blockDim.x;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
-        dst[i] = __uint_as_float((unsigned int)src[i] << 16);
+        dst[i] = kn_bf16_to_f32(src[i]);
 }
 
-static int grid_for(size_t n) {
-    size_t g = (n + 255) / 256;
-    return (int)(g > 65535 * 8 ? 65535 * 8 : (g ? g : 1));
+__global__ void fill_kernel(float *x, float v, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) x[i] = v;
+}
+
+__global__ void copy_kernel(float *dst, const float *src, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        dst[i] = src[i];
+}
+
+__global__ void scale_kernel(float *x, float s, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        x[i] = __fmul_rn(x[i], s);
 }
 
 static int cu_f32_to_bf16(int dev, uint16_t *dst, const float *src, size_t n) {
-    CK(cudaSetDevice(dev));
-    f32_to_bf16_kernel<<<grid_for(n), 256>>>((unsigned short *)dst, src, n);
-    CK(cudaGetLastError());
+    if (!n) return TS_OK;
+    KN_CK(cudaSetDevice(dev));
+    KN_LAUNCH(f32_to_bf16_kernel, kn_grid_for(n, 256), 256, 0, 0, (unsigned short *)dst, src, n);
+    KN_CK_LAUNCH();
     return TS_OK;
 }
 
 static int cu_bf16_to_f32(int dev, float *dst, const uint16_t *src, size_t n) {
-    CK(cudaSetDevice(dev));
-    bf16_to_f32_kernel<<<grid_for(n), 256>>>(dst, (const unsigned short *)src, n);
-    CK(cudaGetLastError());
+    if (!n) return TS_OK;
+    KN_CK(cudaSetDevice(dev));
+    KN_LAUNCH(bf16_to_f32_kernel, kn_grid_for(n, 256), 256, 0, 0, dst, (const unsigned short *)src, n);
+    KN_CK_LAUNCH();
     return TS_OK;
 }
 
-static int cu_blas_check(int dev, const char **why) {
-    if (cudaSetDevice(dev) != cudaSuccess) {
-        if (why) *why = "cudaSetDevice failed";
-        return TS_EIO;
-    }
-    cublasHandle_t h;
-    cublasStatus_t s = cublasCreate(&h);
-    if (s != CUBLAS_STATUS_SUCCESS) {
-        if (why) *why = cublasGetStatusString(s);
-        return TS_EIO;
-    }
-    cublasDestroy(h);
+static int cu_fill(int dev, float *x, float v, size_t n) {
+    if (!n) return TS_OK;
+    KN_CK(cudaSetDevice(dev));
+    KN_LAUNCH(fill_kernel, kn_grid_for(n, 256), 256, 0, 0, x, v, n);
+    KN_CK_LAUNCH();
+    return TS_OK;
+}
+
+static int cu_copy(int dev, float *dst, const float *src, size_t n) {
+    if (!n) return TS_OK;
+    KN_CK(cudaSetDevice(dev));
+    KN_LAUNCH(copy_kernel, kn_grid_for(n, 256), 256, 0, 0, dst, src, n);
+    KN_CK_LAUNCH();
+    return TS_OK;
+}
+
+static int cu_scale(int dev, float *x, float s, size_t n) {
+    if (!n) return TS_OK;
+    KN_CK(cudaSetDevice(dev));
+    KN_LAUNCH(scale_kernel, kn_grid_for(n, 256), 256, 0, 0, x, s, n);
+    KN_CK_LAUNCH();
     return TS_OK;
 }
 
 static const kn_cu_api api = {
-    KN_CU_API_VERSION, cu_devices, cu_alloc, cu_free, cu_upload, cu_download, cu_sync,
-    cu_f32_to_bf16, cu_bf16_to_f32, cu_blas_check,
+    KN_CU_API_VERSION,
+#ifdef CUDAEMU
+    1,
+#else
+    0,
+#endif
+    cu_devices,
+    cu_alloc,
+    cu_free,
+    cu_upload,
+    cu_download,
+    cu_sync,
+    cu_mem_info,
+    cu_f32_to_bf16,
+    cu_bf16_to_f32,
+    kn_cu_blas_check,
+    kn_cu_gemm,
+    cu_fill,
+    cu_copy,
+    kn_cu_embed_fwd,
+    kn_cu_embed_bwd,
+    kn_cu_rmsnorm_fwd,
+    kn_cu_rmsnorm_bwd,
+    kn_cu_rope_fwd,
+    kn_cu_rope_bwd,
+    kn_cu_attn_fwd,
+    kn_cu_attn_bwd,
+    kn_cu_swiglu_fwd,
+    kn_cu_swiglu_bwd,
+    kn_cu_xent_fwd,
+    kn_cu_xent_fwd_bwd,
+    kn_cu_sumsq,
+    cu_scale,
+    kn_cu_adamw,
 };
 
 extern "C" __attribute__((visibility("default"))) const kn_cu_api *kn_cu_get_api(void) { return &api; }

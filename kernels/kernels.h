@@ -16,6 +16,10 @@
 
 #include "../common/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct kn_device_info {
     int index;
     char name[128];
@@ -75,10 +79,11 @@ struct kn_backend {
                     int B, int T, int nh, int hd);
     int (*rope_bwd)(const kn_backend *b, float *dx, int ld, const float *cos_t, const float *sin_t,
                     int B, int T, int nh, int hd);
-    int (*attn_fwd)(const kn_backend *b, float *out, float *att, const float *qkv, int B, int T,
-                    int nh, int nkv, int hd);
+    int (*attn_fwd)(const kn_backend *b, float *out, float *lse, float *scratch, const float *qkv,
+                    int B, int T, int nh, int nkv, int hd);
     int (*attn_bwd)(const kn_backend *b, float *dqkv, float *scratch, const float *dout,
-                    const float *qkv, const float *att, int B, int T, int nh, int nkv, int hd);
+                    const float *qkv, const float *out, const float *lse, int B, int T, int nh,
+                    int nkv, int hd);
     int (*swiglu_fwd)(const kn_backend *b, float *h, const float *gu, int N, int F);
     int (*swiglu_bwd)(const kn_backend *b, float *dgu, const float *dh, const float *gu, int N, int F);
     int (*xent_fwd)(const kn_backend *b, float *loss, const float *logits, const int32_t *targets,
@@ -91,9 +96,19 @@ struct kn_backend {
                  const struct kn_adamw_args *a);
 };
 
-/* "cpu", "cuda", "cuda:N" or "auto" (the first GPU if any, else the CPU). */
+/* The cuBLASLt workspace the CUDA backend allocates once per device. */
+#define KN_GPU_BLAS_WORKSPACE ((size_t)32 << 20)
+
+/* "cpu", "cuda", "cuda:N" or "auto" (the first GPU if any, else the CPU).
+ * "cuda" on a machine without a GPU fails with TS_EUNSUPPORTED and a
+ * one-line reason. */
 int kn_backend_open(const char *spec, const kn_backend **out, ts_err *e);
 const kn_backend *kn_cpu(void);
+/* True when the CUDA library loaded is the device emulator's
+ * (TESSERA_CUDA_LIB=build/lib/libtessera_cudaemu.so, used by the tests). */
+int kn_cuda_emulated(void);
+/* Free and total bytes of a GPU backend's device (TS_EUNSUPPORTED on the CPU). */
+int kn_backend_mem_info(const kn_backend *b, size_t *free_bytes, size_t *total_bytes);
 
 /* Returns TS_OK when b implements every model op, else TS_EUNSUPPORTED with
  * a message naming the first missing one. */
@@ -147,17 +162,23 @@ void kn_cpu_rope_fwd(float *x, int ld, const float *cos_t, const float *sin_t, i
 void kn_cpu_rope_bwd(float *dx, int ld, const float *cos_t, const float *sin_t, int B, int T,
                      int nh, int hd);
 
-/* Causal self-attention with grouped KV heads.  qkv: (B*T, (nh + 2 nkv) hd),
+/* Causal self-attention with grouped KV heads, in the FlashAttention style:
+ * no (T,T) matrix is kept between the passes.  qkv: (B*T, (nh + 2 nkv) hd),
  * each row holding the nh query heads, then the nkv key heads, then the nkv
  * value heads; query head h reads KV head h / (nh / nkv).  Scores are scaled
- * by 1/sqrt(hd).  out: (B*T, nh*hd); att: (B, nh, T, T), the softmax
- * probabilities (zero above the diagonal), kept for the backward pass. */
-void kn_cpu_attn_fwd(float *out, float *att, const float *qkv, int B, int T, int nh, int nkv,
-                     int hd);
+ * by 1/sqrt(hd).  out: (B*T, nh*hd).  lse: (B, nh, T), the natural-log
+ * logsumexp of each query row's scaled scores, kept for the backward pass,
+ * which recomputes the probabilities from it.  scratch: at least
+ * kn_attn_scratch_floats(B, T, nh, nkv, hd) floats, used by both passes and
+ * holding nothing between them. */
+void kn_cpu_attn_fwd(float *out, float *lse, float *scratch, const float *qkv, int B, int T, int nh,
+                     int nkv, int hd);
 /* Backward: dqkv (same layout as qkv) is overwritten with the gradients of
- * q, k and v.  scratch: B*nh*T*T floats. */
+ * q, k and v, given dout (B*T, nh*hd) and the forward's out and lse. */
 void kn_cpu_attn_bwd(float *dqkv, float *scratch, const float *dout, const float *qkv,
-                     const float *att, int B, int T, int nh, int nkv, int hd);
+                     const float *out, const float *lse, int B, int T, int nh, int nkv, int hd);
+/* Scratch floats the attention ops of every backend need. */
+size_t kn_attn_scratch_floats(int B, int T, int nh, int nkv, int hd);
 
 /* SwiGLU: gu (N, 2F) holds gate in columns [0,F) and up in [F,2F);
  * h(N,F) = silu(gate) * up, silu(x) = x / (1 + exp(-x)). */
@@ -180,5 +201,9 @@ void kn_cpu_scale(float *x, float s, size_t n);
  *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
  *   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
 void kn_cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, const kn_adamw_args *a);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

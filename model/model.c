@@ -176,7 +176,9 @@ static size_t act_floats(const model_config *cfg, const model_options *o, size_t
                  F = (size_t)cfg->intermediate_size, V = (size_t)cfg->vocab_size;
     const size_t nh = (size_t)cfg->num_attention_heads, hd = (size_t)cfg->head_dim;
     const size_t Q = nh * hd, QKV = Q + 2 * (size_t)cfg->num_key_value_heads * hd;
-    const size_t TT = (size_t)o->max_batch * nh * (size_t)o->max_seq * o->max_seq;
+    const size_t LSE = (size_t)o->max_batch * nh * (size_t)o->max_seq;
+    const size_t ATT = kn_attn_scratch_floats(o->max_batch, o->max_seq, (int)nh,
+                                              cfg->num_key_value_heads, (int)hd);
     size_t rows = LM_BLOCK_FLOATS / V;
     if (rows >= 64) rows -= rows % 64;
     if (rows < 1) rows = 1;
@@ -184,13 +186,14 @@ static size_t act_floats(const model_config *cfg, const model_options *o, size_t
     if (rows_lm) *rows_lm = rows;
     size_t slots = o->eval_only ? 1 : (size_t)cfg->num_hidden_layers;
     size_t nres = o->eval_only ? 2 : (size_t)cfg->num_hidden_layers + 1;
-    /* per layer: ln1, mid, ln2 (N,C); rstd1, rstd2 (N); qkv; att; y; gu; h */
-    size_t per_layer = 3 * N * C + 2 * N + N * QKV + TT + N * Q + 2 * N * F + N * F;
+    /* per layer: ln1, mid, ln2 (N,C); rstd1, rstd2 (N); qkv; lse; y; gu; h */
+    size_t per_layer = 3 * N * C + 2 * N + N * QKV + LSE + N * Q + 2 * N * F + N * F;
     size_t total = per_layer * slots + nres * N * C /* residual streams */ + N * C + N /* lnf, rstdf */ +
                    rows * V /* logits block */ + N /* losses */ + 2 * N /* tokens, int32 */ +
-                   2 * (size_t)o->max_seq * (hd / 2) /* rotary tables */;
+                   2 * (size_t)o->max_seq * (hd / 2) /* rotary tables */ +
+                   ATT /* attention scratch, both passes */;
     size_t big = 2 * F > QKV ? 2 * F : QKV, small = F > Q ? F : Q;
-    if (!o->eval_only) total += 2 * N * C + N * big + N * small + TT; /* backward scratch */
+    if (!o->eval_only) total += 2 * N * C + N * big + N * small; /* backward scratch */
     return total;
 }
 
@@ -257,7 +260,8 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     m->QKV = m->Q + 2 * m->KVd;
     m->max_n = o->max_batch * o->max_seq;
     const size_t N = (size_t)m->max_n, C = (size_t)m->C, F = (size_t)m->F, V = (size_t)m->V;
-    const size_t TT = (size_t)o->max_batch * m->nh * (size_t)o->max_seq * o->max_seq;
+    const size_t LSE = (size_t)o->max_batch * m->nh * (size_t)o->max_seq;
+    const size_t ATT = kn_attn_scratch_floats(o->max_batch, o->max_seq, m->nh, m->nkv, m->hd);
     size_t rows;
     const size_t total = act_floats(cfg, o, &rows);
     m->rows_lm = (int)rows;
@@ -321,7 +325,7 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
         TAKE(a->ln1, N * C);
         TAKE(a->rstd1, N);
         TAKE(a->qkv, N * (size_t)m->QKV);
-        TAKE(a->att, TT);
+        TAKE(a->lse, LSE);
         TAKE(a->y, N * (size_t)m->Q);
         TAKE(a->mid, N * C);
         TAKE(a->ln2, N * C);
@@ -342,12 +346,12 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
     m->tok_tg = (int32_t *)(tok + N);
     TAKE(m->cos_t, (size_t)o->max_seq * h2);
     TAKE(m->sin_t, (size_t)o->max_seq * h2);
+    TAKE(m->attn_scratch, ATT);
     if (!o->eval_only) {
         TAKE(m->dres, N * C);
         TAKE(m->dln, N * C);
         TAKE(m->dbig, N * big);
         TAKE(m->dsmall, N * small);
-        TAKE(m->datt, TT);
     }
 #undef TAKE
     if ((size_t)(p - m->acts) != total) {
@@ -446,7 +450,7 @@ static int forward_layers(model *m, int B, int T, ts_err *e) {
         /* (N,C) x (QKV,C)^T -> (N,QKV) */
         K(be->gemm(be, 0, 1, N, m->QKV, C, 1.0f, a->ln1, C, w->wqkv, C, 0.0f, a->qkv, m->QKV));
         K(be->rope_fwd(be, a->qkv, m->QKV, m->cos_t, m->sin_t, B, T, m->nh + m->nkv, m->hd));
-        K(be->attn_fwd(be, a->y, a->att, a->qkv, B, T, m->nh, m->nkv, m->hd));
+        K(be->attn_fwd(be, a->y, a->lse, m->attn_scratch, a->qkv, B, T, m->nh, m->nkv, m->hd));
         /* mid = x + y Wo^T: (N,Q) x (C,Q)^T accumulated onto a copy of x */
         K(be->copy(be, a->mid, x, (size_t)N * C));
         K(be->gemm(be, 0, 1, N, C, m->Q, 1.0f, a->y, m->Q, w->wo, m->Q, 1.0f, a->mid, C));
@@ -564,7 +568,7 @@ int model_forward_backward(model *m, const int32_t *tokens, int B, int T, float 
         /* attention: dy (N,Q) = dres x Wo (C,Q); dWo (C,Q) += dres^T y */
         K(be->gemm(be, 0, 0, N, m->Q, C, 1.0f, m->dres, C, w->wo, m->Q, 0.0f, dy, m->Q));
         K(be->gemm(be, 1, 0, C, m->Q, N, 1.0f, m->dres, C, a->y, m->Q, 1.0f, g->wo, m->Q));
-        K(be->attn_bwd(be, dqkv, m->datt, dy, a->qkv, a->att, B, T, m->nh, m->nkv, m->hd));
+        K(be->attn_bwd(be, dqkv, m->attn_scratch, dy, a->qkv, a->y, a->lse, B, T, m->nh, m->nkv, m->hd));
         K(be->rope_bwd(be, dqkv, m->QKV, m->cos_t, m->sin_t, B, T, m->nh + m->nkv, m->hd));
         /* dln1 (N,C) = dqkv (N,QKV) x Wqkv (QKV,C); dWqkv += dqkv^T ln1 */
         K(be->gemm(be, 0, 0, N, C, m->QKV, 1.0f, dqkv, m->QKV, w->wqkv, C, 0.0f, m->dln, C));

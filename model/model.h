@@ -118,6 +118,20 @@ void model_memory(const model *m, size_t *params, size_t *grads, size_t *optim, 
 int model_memory_plan(const model_config *cfg, const model_options *o, size_t *params, size_t *grads,
                       size_t *optim, size_t *acts, ts_err *e);
 
+/* The memory a model needs on a backend, by family.  On a GPU the GEMMs
+ * read bf16 copies of their inputs (a staging buffer the CUDA library grows
+ * to the largest product's inputs) and cuBLASLt gets a fixed workspace;
+ * everything else is the same layout as on the CPU (fp32 master weights,
+ * gradients and AdamW state; fp32 activations). */
+typedef struct model_mem_plan {
+    size_t params, grads, optim, acts;
+    size_t gemm_staging;   /* GPU only: bf16 inputs of the largest GEMM */
+    size_t blas_workspace; /* GPU only: KN_GPU_BLAS_WORKSPACE */
+    size_t total;
+} model_mem_plan;
+int model_memory_plan_on(const model_config *cfg, const model_options *o, bool gpu, model_mem_plan *p,
+                         ts_err *e);
+
 /* Views (HF names, fp32, shapes) of the parameters or the gradients in
  * their fixed order: model.embed_tokens.weight; per layer N
  * model.layers.N.self_attn.{q,k,v,o}_proj.weight,

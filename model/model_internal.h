@@ -23,7 +23,7 @@ typedef struct layer_a {
     float *ln1;   /* (N, C) */
     float *rstd1; /* (N) */
     float *qkv;   /* (N, QKV), q and k rotated */
-    float *att;   /* (B, nh, T, T) */
+    float *lse;   /* (B, nh, T) attention logsumexp per query row */
     float *y;     /* (N, Q) attention output before o_proj */
     float *mid;   /* (N, C) residual after attention */
     float *ln2;   /* (N, C) */
@@ -70,12 +70,12 @@ struct model {
     int32_t *tok_in; /* (N) */
     int32_t *tok_tg; /* (N) */
     float *cos_t, *sin_t; /* (max_seq, hd/2) */
+    float *attn_scratch;  /* kn_attn_scratch_floats(max_batch, max_seq, ...): both passes */
     /* backward scratch (training only) */
     float *dres;  /* (N, C) */
     float *dln;   /* (N, C) */
     float *dbig;  /* (N, max(2F, QKV)) */
     float *dsmall; /* (N, max(F, Q)) */
-    float *datt;  /* (B, nh, T, T) */
 
     /* host staging: tokens in and losses out */
     int32_t *h_in, *h_tg;

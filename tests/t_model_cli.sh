@@ -88,4 +88,61 @@ mkdir -p "$W/broken"
 cp "$W/init/config.json" "$W/broken/"
 head -c 3000 "$W/init/model.safetensors" >"$W/broken/model.safetensors"
 expect_fail truncated_checkpoint "checkpoint" "$T" eval --model "$W/broken" --data "$W/val.bin" --samples 1 --seq 64
-expect_fail gpu_backend "cuda" "$T" train --model tiny --data "$W/train.bin" --steps 1 --device cuda --out "$W/x"
+
+# --device: without a GPU, cuda stops in one line and auto falls back with a
+# note; the emulated GPU (the device emulator's library) trains, evaluates and
+# writes logits in agreement with the CPU
+if "$T" devices | grep -q '^cuda:0 '; then
+  echo "skip t_model_cli/gpu_backend_refused (this machine has a GPU)"
+  echo "skip t_model_cli/gpu_auto_falls_back (this machine has a GPU)"
+else
+  expect_fail gpu_backend_refused "device 'cuda': no GPU" "$T" train --model tiny --data "$W/train.bin" --steps 1 --device cuda --out "$W/x"
+  if "$T" eval --model "$W/init" --data "$W/val.bin" --samples 4 --seq 64 --device auto >/dev/null 2>"$W/auto.err" &&
+     grep -q "note: --device auto: no usable GPU" "$W/auto.err" && [ "$(wc -l <"$W/auto.err")" -eq 1 ]
+  then ok gpu_auto_falls_back; else fail gpu_auto_falls_back "$(cat "$W/auto.err")"; fi
+fi
+# compare.py A B [REF]: squared distance of two safetensors files' tensors,
+# over the squared norm of B (or of B - REF); prints the ratio
+cat >"$W/compare.py" <<'PYEOF'
+import json, struct, sys, numpy as np
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]: 8 + n + v["data_offsets"][1]], "<f4").astype(float)
+            for k, v in h.items() if k != "__metadata__"}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+r = load(sys.argv[3]) if len(sys.argv) > 3 else {k: 0 * v for k, v in b.items()}
+assert a.keys() == b.keys() and all(a[k].size == b[k].size for k in a)
+print(f"{sum(((a[k] - b[k]) ** 2).sum() for k in a) / sum(((b[k] - r[k]) ** 2).sum() for k in b):.3g}")
+PYEOF
+EMU=$PWD/$BUILD/lib/libtessera_cudaemu.so
+if [ ! -e "$EMU" ]; then
+  fail gpu_emulated "$EMU is missing (make tests builds it)"
+else
+  if TESSERA_CUDA_LIB=$EMU "$T" devices | grep -q '^cuda:0 .*emulator'; then ok devices_lists_the_emulated_gpu
+  else fail devices_lists_the_emulated_gpu "$(TESSERA_CUDA_LIB=$EMU "$T" devices 2>&1)"; fi
+  gtrain() { "$T" train --model "$W/init" --data "$W/train.bin" --batch 2 --seq 48 --steps 3 --lr 3e-3 --warmup 1 --threads 2 "$@"; }
+  if gtrain --out "$W/cpu3" 2>"$W/cpu3.err" && TESSERA_CUDA_LIB=$EMU gtrain --device cuda --out "$W/gpu3" 2>"$W/gpu3.err"; then
+    # the GPU's update against the CPU's: within a few percent (AdamW turns the
+    # bf16 products' small gradient differences into larger early updates)
+    d=$(/usr/bin/python3 "$W/compare.py" "$W/gpu3/model.safetensors" "$W/cpu3/model.safetensors" "$W/init/model.safetensors")
+    if /usr/bin/python3 -c "import sys; sys.exit(0 if 0 < $d < 1e-2 else 1)"; then ok gpu_train_emulated_matches_cpu
+    else fail gpu_train_emulated_matches_cpu "squared distance of the weights over the CPU's update: $d"; fi
+    ce=$("$T" eval --model "$W/gpu3" --data "$W/val.bin" --samples 4 --seq 48 --batch 2 --json 2>/dev/null)
+    ge=$(TESSERA_CUDA_LIB=$EMU "$T" eval --model "$W/gpu3" --data "$W/val.bin" --samples 4 --seq 48 --batch 2 --json --device cuda 2>/dev/null)
+    if /usr/bin/python3 -c "import json,sys; a=json.loads(sys.argv[1])['loss']; b=json.loads(sys.argv[2])['loss']; sys.exit(0 if abs(a - b) <= 1e-3 * a else 1)" "$ce" "$ge" 2>/dev/null
+    then ok gpu_eval_emulated_matches_cpu; else fail gpu_eval_emulated_matches_cpu "cpu: $ce" "cuda: $ge"; fi
+    if TESSERA_CUDA_LIB=$EMU "$T" model logits --device cuda --model "$W/gpu3" --data "$W/val.bin" --samples 2 --seq 16 --out "$W/lg.safetensors" 2>"$W/lg.err" &&
+       "$T" model logits --model "$W/gpu3" --data "$W/val.bin" --samples 2 --seq 16 --out "$W/lc.safetensors" 2>>"$W/lg.err"; then
+      d=$(/usr/bin/python3 "$W/compare.py" "$W/lg.safetensors" "$W/lc.safetensors")
+      if /usr/bin/python3 -c "import sys; sys.exit(0 if $d < 1e-4 else 1)"; then ok gpu_logits_emulated_match_cpu
+      else fail gpu_logits_emulated_match_cpu "NSE $d"; fi
+    else
+      fail gpu_logits_emulated_match_cpu "$(cat "$W/lg.err")"
+    fi
+  else
+    fail gpu_train_emulated "$(tail -3 "$W/cpu3.err" "$W/gpu3.err")"
+  fi
+fi
+if "$T" model info --model 1b --batch 8 --seq 2048 --device cuda >"$W/plan.out" 2>&1 &&
+   grep -q "GEMM bf16 staging" "$W/plan.out" && grep -q "on a GPU" "$W/plan.out"
+then ok model_info_gpu_plan; else fail model_info_gpu_plan "$(cat "$W/plan.out")"; fi

@@ -1,5 +1,7 @@
-/* test_kernels.c - backends: the CPU twins, and every CUDA kernel against its
- * CPU twin when a GPU is present (skipped, with the reason, when not). */
+/* test_kernels.c - backends: choosing one, and the CPU twins.  The CUDA
+ * kernels are checked against these twins by tests/backend_ops.c, on the
+ * device emulator in every run of the suite and on a real GPU by
+ * bench/gpu.sh. */
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,42 +63,3 @@ TEST(backend_selection) {
     }
 }
 
-TEST(cuda_bf16_kernels_match_cpu_twin) {
-    ts_err e = {0};
-    const char *why = NULL;
-    kn_device_info info[4];
-    if (kn_cuda_devices(info, 4, &why) == 0) SKIP("no GPU: %s", why ? why : "none");
-    const kn_backend *g;
-    REQUIRE(kn_backend_open("cuda:0", &g, &e) == TS_OK);
-    size_t n = (1 << 22) + 17; /* not a multiple of the block size */
-    float *x = malloc(n * sizeof *x), *back = malloc(n * sizeof *back), *ref = malloc(n * sizeof *ref);
-    uint16_t *h = malloc(n * sizeof *h), *href = malloc(n * sizeof *href);
-    uint32_t s = 11;
-    for (size_t i = 0; i < n; i++) x[i] = rand_float(&s);
-    x[0] = NAN;
-    x[1] = -INFINITY;
-    float *dx = g->alloc(g, n * 4), *dback = g->alloc(g, n * 4);
-    uint16_t *dh = g->alloc(g, n * 2);
-    REQUIRE(dx && dback && dh);
-    /* poison the outputs so an unwritten element shows */
-    memset(h, 0xAB, n * 2);
-    REQUIRE(g->upload(g, dh, h, n * 2) == TS_OK);
-    REQUIRE(g->upload(g, dx, x, n * 4) == TS_OK);
-    REQUIRE(g->f32_to_bf16(g, dh, dx, n) == TS_OK);
-    REQUIRE(g->bf16_to_f32(g, dback, dh, n) == TS_OK);
-    REQUIRE(g->sync(g) == TS_OK);
-    REQUIRE(g->download(g, h, dh, n * 2) == TS_OK);
-    REQUIRE(g->download(g, back, dback, n * 4) == TS_OK);
-    kn_cpu_f32_to_bf16(href, x, n);
-    kn_cpu_bf16_to_f32(ref, href, n);
-    CHECK(memcmp(h, href, n * 2) == 0);
-    CHECK(memcmp(back, ref, n * 4) == 0);
-    g->free(g, dx);
-    g->free(g, dback);
-    g->free(g, dh);
-    free(x);
-    free(back);
-    free(ref);
-    free(h);
-    free(href);
-}

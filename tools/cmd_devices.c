@@ -23,6 +23,8 @@ static int cmd_devices(int argc, char **argv) {
         printf("no GPU found (CUDA runtime says: %s); using the CPU backend\n", why ? why : "no devices");
         return 0;
     }
+    if (kn_cuda_emulated())
+        printf("(the CUDA library is the device emulator, TESSERA_CUDA_LIB: for tests, not for speed)\n");
     for (int i = 0; i < n; i++) {
         char mem[32];
         ts_fmt_bytes(mem, sizeof mem, (double)info[i].total_mem);

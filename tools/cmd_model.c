@@ -195,8 +195,56 @@ out:
     return rc;
 }
 
+/* The memory plan of a trainer at batch x seq on the --device backend. */
+static int print_plan(const model_config *cfg, int batch, int seq, const char *device) {
+    ts_err e = {0};
+    bool gpu = false;
+    int dev = 0;
+    if (device && strcmp(device, "cpu")) {
+        int64_t v = 0;
+        if (!strcmp(device, "cuda")) {
+            gpu = true;
+        } else if (!strncmp(device, "cuda:", 5) && !ts_parse_i64(device + 5, &v) && v >= 0 && v < 16) {
+            gpu = true;
+            dev = (int)v;
+        } else {
+            ts_fail(&e, TS_EINVAL, "--device '%s': expected cpu, cuda or cuda:N", device);
+            return tool_error(&e);
+        }
+    }
+    model_options mo = {.max_batch = batch, .max_seq = seq};
+    model_mem_plan p;
+    if (model_memory_plan_on(cfg, &mo, gpu, &p, &e)) return tool_error(&e);
+    char s[7][32];
+    ts_fmt_bytes(s[0], sizeof s[0], (double)p.params);
+    ts_fmt_bytes(s[1], sizeof s[1], (double)p.grads);
+    ts_fmt_bytes(s[2], sizeof s[2], (double)p.optim);
+    ts_fmt_bytes(s[3], sizeof s[3], (double)p.acts);
+    ts_fmt_bytes(s[4], sizeof s[4], (double)p.total);
+    ts_fmt_bytes(s[5], sizeof s[5], (double)p.gemm_staging);
+    ts_fmt_bytes(s[6], sizeof s[6], (double)p.blas_workspace);
+    printf("training memory at batch %d x seq %d: %s (parameters %s, gradients %s, AdamW %s, activations %s",
+           batch, seq, s[4], s[0], s[1], s[2], s[3]);
+    if (gpu) printf(", GEMM bf16 staging %s, cuBLASLt workspace %s", s[5], s[6]);
+    printf(")%s\n", gpu ? " on a GPU" : "");
+    if (gpu) {
+        kn_device_info info[16];
+        const char *why = NULL;
+        int n = kn_cuda_devices(info, 16, &why);
+        if (dev < n) {
+            char tm[32];
+            ts_fmt_bytes(tm, sizeof tm, (double)info[dev].total_mem);
+            printf("cuda:%d %s has %s: %s\n", dev, info[dev].name, tm,
+                   p.total <= info[dev].total_mem ? "fits" : "does NOT fit");
+        } else {
+            printf("(no GPU cuda:%d here to check against: %s)\n", dev, why ? why : "none found");
+        }
+    }
+    return 0;
+}
+
 static int cmd_model_info(int argc, char **argv) {
-    char *spec = NULL;
+    char *spec = NULL, *device = NULL;
     int64_t vocab = 0, batch = 0, seq = 0;
     bool json = false;
     const ts_opt opts[] = {
@@ -205,6 +253,9 @@ static int cmd_model_info(int argc, char **argv) {
         {"batch", TS_OPT_INT, &batch, "0", "with --seq: also print the memory a trainer needs", 0, 0},
         {"seq", TS_OPT_INT, &seq, "0", "sequence length for the memory estimate", 0, 0},
         {"json", TS_OPT_BOOL, &json, "false", "print the config.json", 0, 0},
+        {"device", TS_OPT_STR, &device, "cpu",
+         "memory plan for this backend: cpu, or cuda / cuda:N (the GPU layout; checked against the "
+         "GPU's memory when one is present)", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
     const ts_opt_range ranges[] = {
@@ -214,7 +265,7 @@ static int cmd_model_info(int argc, char **argv) {
     };
     const ts_cmdline c = {
         .prog = "tessera model info",
-        .usage = "--model DIR_OR_PRESET [--batch B --seq T] [--json]",
+        .usage = "--model DIR_OR_PRESET [--batch B --seq T [--device cuda]] [--json]",
         .summary = "Prints a model's shape, parameter count and config hash.",
         .opts = opts,
         .nopts = nopt,
@@ -239,23 +290,7 @@ static int cmd_model_info(int argc, char **argv) {
         model_config_describe(&cfg, d, sizeof d);
         hash_hex(&cfg, hx);
         printf("%s\nconfig hash %s\n", d, hx);
-        if (batch > 0 && seq > 0) {
-            size_t p, g, o, a;
-            model_options mo = {.max_batch = (int)batch, .max_seq = (int)seq};
-            if (model_memory_plan(&cfg, &mo, &p, &g, &o, &a, &e)) {
-                rc = tool_error(&e);
-            } else {
-                char s1[32], s2[32], s3[32], s4[32], s5[32];
-                ts_fmt_bytes(s1, sizeof s1, (double)p);
-                ts_fmt_bytes(s2, sizeof s2, (double)g);
-                ts_fmt_bytes(s3, sizeof s3, (double)o);
-                ts_fmt_bytes(s4, sizeof s4, (double)a);
-                ts_fmt_bytes(s5, sizeof s5, (double)(p + g + o + a));
-                printf("training memory at batch %lld x seq %lld: %s (parameters %s, gradients %s, "
-                       "AdamW %s, activations %s)\n",
-                       (long long)batch, (long long)seq, s5, s1, s2, s3, s4);
-            }
-        }
+        if (batch > 0 && seq > 0) rc = print_plan(&cfg, (int)batch, (int)seq, device);
     }
     ts_opts_free(opts, nopt);
     return rc;
@@ -264,7 +299,7 @@ static int cmd_model_info(int argc, char **argv) {
 /* Forward pass only, logits to a safetensors file: for comparing with other
  * implementations (tests/t_model_torch.py) and for debugging. */
 static int cmd_model_logits(int argc, char **argv) {
-    char *spec = NULL, *data = NULL, *outp = NULL;
+    char *spec = NULL, *data = NULL, *outp = NULL, *device = NULL;
     int64_t samples = 0, seq = 0, threads = 0;
     const ts_opt opts[] = {
         {"model", TS_OPT_STR, &spec, NULL, "checkpoint directory", TS_OPT_REQUIRED, 'm'},
@@ -274,6 +309,7 @@ static int cmd_model_logits(int argc, char **argv) {
         {"out", TS_OPT_STR, &outp, NULL, "output .safetensors (tensor \"logits\", (N, T, vocab), F32)",
          TS_OPT_REQUIRED, 'o'},
         {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
+        {"device", TS_OPT_STR, &device, "cpu", "compute backend: cpu, cuda, cuda:N or auto", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
     const ts_opt_range ranges[] = {
@@ -304,9 +340,11 @@ static int cmd_model_logits(int argc, char **argv) {
         rc = ts_fail(&e, TS_EINVAL, "--samples must lie in [1, 4096] and --seq be positive");
         goto done;
     }
+    const kn_backend *be = NULL;
+    if ((rc = tool_open_device(device, &be, &e))) goto done;
     if ((rc = model_config_load(spec, &cfg, &e))) goto done;
     model_options o = {.max_batch = (int)samples, .max_seq = (int)seq, .eval_only = true};
-    if ((rc = model_create_opts(&cfg, kn_cpu(), &o, &m, &e)) || (rc = model_load(m, spec, &e)) ||
+    if ((rc = model_create_opts(&cfg, be, &o, &m, &e)) || (rc = model_load(m, spec, &e)) ||
         (rc = shards_open(&ss, data, (int)seq, &e)))
         goto done;
     int64_t shape[3] = {samples, seq, cfg.vocab_size};
@@ -399,7 +437,7 @@ static int cmd_train(int argc, char **argv) {
         {"val-samples", TS_OPT_INT, &val_samples, "32", "held-out samples per evaluation", 0, 0},
         {"save-every", TS_OPT_INT, &save_every, "0", "also save the checkpoint every K steps", 0, 0},
         {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
-        {"device", TS_OPT_STR, &device, "cpu", "compute backend (the model runs on cpu)", 0, 0},
+        {"device", TS_OPT_STR, &device, "cpu", "compute backend: cpu, cuda, cuda:N or auto", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
     const ts_opt_range ranges[] = {
@@ -455,7 +493,7 @@ static int cmd_train(int argc, char **argv) {
         goto fail;
     }
     set_threads(threads);
-    if ((rc = kn_backend_open(device, &be, &e))) goto fail;
+    if ((rc = tool_open_device(device, &be, &e))) goto fail;
     if ((rc = resolve_config(spec, vocab, &cfg, &from_dir, &e))) goto fail;
     if ((rc = model_create(&cfg, be, (int)batch, (int)seq, &m, &e))) goto fail;
     {
@@ -563,7 +601,7 @@ out:
 /* ---------------------------------------------------------------- eval */
 
 static int cmd_eval(int argc, char **argv) {
-    char *spec = NULL, *data = NULL, *weights = NULL;
+    char *spec = NULL, *data = NULL, *weights = NULL, *device = NULL;
     int64_t samples = 0, seq = 0, batch = 0, threads = 0, vocab = 0;
     bool json = false;
     const ts_opt opts[] = {
@@ -576,6 +614,7 @@ static int cmd_eval(int argc, char **argv) {
         {"vocab", TS_OPT_INT, &vocab, "0", "vocabulary size for a preset", 0, 0},
         {"threads", TS_OPT_INT, &threads, "0", "threads (0: all cores)", 0, 0},
         {"json", TS_OPT_BOOL, &json, "false", "print a JSON object", 0, 0},
+        {"device", TS_OPT_STR, &device, "cpu", "compute backend: cpu, cuda, cuda:N or auto", 0, 0},
     };
     const int nopt = sizeof opts / sizeof opts[0];
     const ts_opt_range ranges[] = {
@@ -608,6 +647,8 @@ static int cmd_eval(int argc, char **argv) {
         goto fail;
     }
     set_threads(threads);
+    const kn_backend *be = NULL;
+    if ((rc = tool_open_device(device, &be, &e))) goto fail;
     if ((rc = resolve_config(spec, vocab, &cfg, &from_dir, &e))) goto fail;
     if (!weights && !from_dir) {
         rc = ts_fail(&e, TS_EINVAL, "'%s' holds no weights: give a checkpoint directory or --init", spec);
@@ -615,7 +656,7 @@ static int cmd_eval(int argc, char **argv) {
     }
     if (batch > samples) batch = samples;
     model_options o = {.max_batch = (int)batch, .max_seq = (int)seq, .eval_only = true};
-    if ((rc = model_create_opts(&cfg, kn_cpu(), &o, &m, &e))) goto fail;
+    if ((rc = model_create_opts(&cfg, be, &o, &m, &e))) goto fail;
     if ((rc = model_load(m, weights ? weights : spec, &e))) goto fail;
     if ((rc = shards_open(&ss, data, (int)seq, &e))) goto fail;
     if (samples > ss.nsamples) {

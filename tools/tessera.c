@@ -33,6 +33,23 @@ int tool_error(const ts_err *e) {
     return 1;
 }
 
+int tool_open_device(const char *spec, const kn_backend **be, ts_err *e) {
+    if (!spec) spec = "cpu";
+    int rc = kn_backend_open(spec, be, e);
+    if (rc) return rc;
+    if (!strcmp(spec, "auto") && !(*be)->is_gpu) {
+        kn_device_info info[1];
+        const char *why = NULL;
+        kn_cuda_devices(info, 1, &why);
+        fprintf(stderr, "tessera: note: --device auto: no usable GPU (%s); running on the CPU\n",
+                why ? why : "none found");
+    } else if ((*be)->is_gpu && kn_cuda_emulated()) {
+        fprintf(stderr, "tessera: note: %s is the device emulator (TESSERA_CUDA_LIB): correct but slow\n",
+                (*be)->name);
+    }
+    return TS_OK;
+}
+
 int tool_resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e) {
     if (!strncmp(hotkey, "0x", 2) && strlen(hotkey) == 2 + 2 * TS_PK_BYTES) {
         if (ts_unhex(pk, TS_PK_BYTES, hotkey)) return ts_fail(e, TS_EINVAL, "'%s' is not a hex public key", hotkey);

@@ -5,6 +5,7 @@
 #ifndef TESSERA_TOOLS_H
 #define TESSERA_TOOLS_H
 
+#include "kernels/kernels.h"
 #include "common/common.h"
 
 typedef int (*tool_fn)(int argc, char **argv); /* argv[0] is the command name */
@@ -33,6 +34,10 @@ int tool_dispatch(const char *group, const char *summary, const tool_verb *verbs
  * cases the options' strings are already freed:
  *     if (rc) return rc < 0 ? 0 : rc; */
 int tool_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, int *npos);
+
+/* Opens the compute backend named by --device (cpu, cuda, cuda:N, auto).
+ * "auto" without a usable GPU falls back to the CPU and says so on stderr. */
+int tool_open_device(const char *spec, const kn_backend **be, ts_err *e);
 
 /* Prints "tessera: <message>" for an error and returns 1. */
 int tool_error(const ts_err *e);

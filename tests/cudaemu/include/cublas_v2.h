@@ -1,0 +1,4 @@
+/* cublas_v2.h under the device emulator: everything is in cudaemu.h (force-included
+ * by tests/cudaemu/cudaemu.mk; this directory is on the emulator's include
+ * path only). */
+#include "../cudaemu.h"
