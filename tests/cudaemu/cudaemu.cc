@@ -4,8 +4,11 @@
  * cuBLAS(Lt) routed to OpenBLAS.  Built -fPIC into the emulated CUDA library
  * (libtessera_cudaemu.so) and into the emulator's self-test. */
 #include "cudaemu.h"
+#undef cudaMalloc /* the definitions below are the functions themselves */
 
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -310,10 +313,192 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 } // extern "C"
 
 /* ====================================================================== memory */
+/* Device memory is host memory of its own (mmap'd pages) that is PROT_NONE
+ * whenever host code runs: the runtime opens it (PROT_READ|PROT_WRITE) only
+ * while it touches it itself - all of it for a kernel launch, the
+ * allocations involved for a copy, a memset or a cuBLAS call - so a host
+ * dereference of a device pointer faults, as on a GPU, and the SIGSEGV
+ * handler below names the allocation.  One lock, g_launch_mu, is held while
+ * any memory is open, so a copy on one thread never closes memory a kernel
+ * on another thread is using.  CUDAEMU_PROTECT=0 leaves it open. */
 namespace {
-std::mutex g_mem_mu;
-std::map<uintptr_t, size_t> g_allocs;
+std::mutex g_launch_mu; /* launches, and any opening of device memory (order: before g_mem_mu) */
+std::mutex g_mem_mu;    /* g_allocs, g_mem_used, the protection state */
+struct Alloc {
+    size_t bytes;     /* as asked */
+    size_t len;       /* mapped: whole pages */
+    const char *file; /* of the cudaMalloc call, when compiled against cudaemu.h */
+    int line;
+    bool open; /* readable/writable now */
+};
+std::map<uintptr_t, Alloc> g_allocs;
 size_t g_mem_used;
+uint64_t g_mprotects;
+size_t g_page;
+struct sigaction g_old_segv;
+
+void on_segv(int sig, siginfo_t *si, void *uc);
+
+/* Read once, at the first cudaMalloc (thread-safe static initialisation). */
+bool protecting() {
+    static const bool on = [] {
+        g_page = (size_t)sysconf(_SC_PAGESIZE);
+        const char *e = getenv("CUDAEMU_PROTECT");
+        bool p = !(e && !strcmp(e, "0"));
+        if (p) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_sigaction = on_segv;
+            sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+            sigemptyset(&sa.sa_mask);
+            sigaction(SIGSEGV, &sa, &g_old_segv);
+        }
+        return p;
+    }();
+    return on;
+}
+
+/* The allocation whose pages hold address a (caller holds g_mem_mu). */
+std::map<uintptr_t, Alloc>::iterator find_alloc(uintptr_t a) {
+    auto it = g_allocs.upper_bound(a);
+    if (it == g_allocs.begin()) return g_allocs.end();
+    --it;
+    return a - it->first < it->second.len ? it : g_allocs.end();
+}
+
+void mprot(uintptr_t a, size_t len, bool open) {
+    g_mprotects++;
+    if (mprotect((void *)a, len, open ? PROT_READ | PROT_WRITE : PROT_NONE) != 0) {
+        fprintf(stderr, "cudaemu: mprotect(%p, %zu) failed: %s\n", (void *)a, len, strerror(errno));
+        abort();
+    }
+}
+
+/* Opens (or closes) every allocation, one mprotect per run of adjacent
+ * allocations that change state. */
+void set_all(bool open) {
+    if (!protecting()) return;
+    std::lock_guard<std::mutex> lk(g_mem_mu);
+    uintptr_t run = 0, end = 0;
+    for (auto &kv : g_allocs) {
+        if (kv.second.open == open) continue;
+        kv.second.open = open;
+        if (run && kv.first == end) {
+            end += kv.second.len;
+            continue;
+        }
+        if (run) mprot(run, end - run, open);
+        run = kv.first;
+        end = kv.first + kv.second.len;
+    }
+    if (run) mprot(run, end - run, open);
+}
+
+/* Device memory open for the runtime's own use while this lives: holds the
+ * device lock (unless called from inside a kernel, where all of it is open
+ * already) and opens the allocations it is asked for. */
+class DevAccess {
+    std::unique_lock<std::mutex> lk_;
+    uintptr_t opened_[8];
+    int n_ = 0;
+
+public:
+    DevAccess() {
+        if (!tls_in_launch) lk_ = std::unique_lock<std::mutex>(g_launch_mu);
+    }
+    DevAccess(const DevAccess &) = delete;
+    DevAccess &operator=(const DevAccess &) = delete;
+    /* opens the allocation holding p, if p is device memory */
+    void open(const void *p) {
+        if (!p || !protecting() || tls_in_launch) return;
+        std::lock_guard<std::mutex> lk(g_mem_mu);
+        auto it = find_alloc((uintptr_t)p);
+        if (it == g_allocs.end() || it->second.open) return;
+        if (n_ == (int)(sizeof opened_ / sizeof opened_[0])) return;
+        mprot(it->first, it->second.len, true);
+        it->second.open = true;
+        opened_[n_++] = it->first;
+    }
+    ~DevAccess() {
+        if (!n_) return;
+        std::lock_guard<std::mutex> lk(g_mem_mu);
+        for (int i = 0; i < n_; i++) {
+            auto it = g_allocs.find(opened_[i]);
+            if (it == g_allocs.end() || !it->second.open) continue; /* freed meanwhile */
+            mprot(it->first, it->second.len, false);
+            it->second.open = false;
+        }
+    }
+};
+
+void say(const char *s, size_t n) {
+    while (n) {
+        ssize_t w = write(2, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* SIGSEGV: a host access to device memory is named, then the process dies
+ * of it; anything else goes to the previous handler (or the default). */
+void on_segv(int sig, siginfo_t *si, void *uc) {
+    int saved = errno;
+    uintptr_t a = (uintptr_t)si->si_addr;
+    bool device = false;
+    if (si->si_code == SEGV_ACCERR || si->si_code == SI_KERNEL) {
+        /* the faulting thread never holds g_mem_mu while touching device
+         * memory; another thread might, briefly */
+        bool locked = false;
+        for (int i = 0; i < 1000 && !(locked = g_mem_mu.try_lock()); i++) sched_yield();
+        auto it = find_alloc(a);
+        if (it != g_allocs.end()) {
+            device = true;
+            char buf[768];
+            int n;
+            if (it->second.file)
+                n = snprintf(buf, sizeof buf,
+                             "cudaemu: host code touched device memory at %p (allocation of %zu bytes from "
+                             "cudaMalloc at %s:%d, offset %zu) - copy it with cudaMemcpy first\n",
+                             (void *)a, it->second.bytes, it->second.file, it->second.line, (size_t)(a - it->first));
+            else
+                n = snprintf(buf, sizeof buf,
+                             "cudaemu: host code touched device memory at %p (allocation of %zu bytes, offset "
+                             "%zu) - copy it with cudaMemcpy first\n",
+                             (void *)a, it->second.bytes, (size_t)(a - it->first));
+            if (n > 0) say(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        }
+        if (locked) g_mem_mu.unlock();
+    }
+#if CUDAEMU_ASAN
+    /* AddressSanitizer's handler reports the fault with its stack trace. */
+    bool to_old = true;
+    (void)device;
+#else
+    bool to_old = !device;
+#endif
+    if (to_old) {
+        if (g_old_segv.sa_flags & SA_SIGINFO) {
+            if (g_old_segv.sa_sigaction) {
+                errno = saved;
+                g_old_segv.sa_sigaction(sig, si, uc);
+                return;
+            }
+        } else if (g_old_segv.sa_handler != SIG_DFL && g_old_segv.sa_handler != SIG_IGN) {
+            errno = saved;
+            g_old_segv.sa_handler(sig);
+            return;
+        }
+    }
+    /* the default action: returning re-executes the access, which faults
+     * again and kills the process with SIGSEGV */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGSEGV, &dfl, nullptr);
+    errno = saved;
+}
 
 /* [p, p+n) inside one cudaMalloc allocation */
 bool dev_range(const void *p, size_t n) {
@@ -322,7 +507,7 @@ bool dev_range(const void *p, size_t n) {
     auto it = g_allocs.upper_bound(a);
     if (it == g_allocs.begin()) return false;
     --it;
-    return a >= it->first && a - it->first <= it->second && n <= it->second - (a - it->first);
+    return a >= it->first && a - it->first <= it->second.bytes && n <= it->second.bytes - (a - it->first);
 }
 
 const char *kind_name(cudaMemcpyKind k) {
@@ -352,6 +537,10 @@ cudaError_t do_memcpy(const char *fn, void *dst, const void *src, size_t n, cuda
         return fail_call(cudaErrorInvalidValue,
                          "%s(%s): source %p + %zu bytes is not inside one cudaMalloc allocation", fn,
                          kind_name(kind), src, n);
+    /* whichever side is device memory (cudaMemcpyDefault: either) */
+    DevAccess acc;
+    acc.open(dst);
+    acc.open(src);
     memcpy(dst, src, n);
     return cudaSuccess;
 }
@@ -362,6 +551,8 @@ cudaError_t do_memset(const char *fn, void *p, int v, size_t n) {
     if (!dev_range(p, n))
         return fail_call(cudaErrorInvalidValue, "%s: %p + %zu bytes is not inside one cudaMalloc allocation",
                          fn, p, n);
+    DevAccess acc;
+    acc.open(p);
     memset(p, v, n);
     return cudaSuccess;
 }
@@ -369,7 +560,7 @@ cudaError_t do_memset(const char *fn, void *p, int v, size_t n) {
 
 extern "C" {
 
-cudaError_t cudaMalloc(void **p, size_t bytes) {
+cudaError_t cudaemu_malloc_at(void **p, size_t bytes, const char *file, int line) {
     if (!p) return fail_call(cudaErrorInvalidValue, "cudaMalloc(NULL, %zu)", bytes);
     *p = nullptr;
     if (!bytes) return cudaSuccess;
@@ -384,22 +575,32 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     if (!room)
         return fail_call(cudaErrorMemoryAllocation, "cudaMalloc(%zu): out of memory (%zu of %zu bytes in use)",
                          bytes, used, kTotalMem);
-    void *m = nullptr;
-    if (posix_memalign(&m, 256, bytes) != 0) {
+    bool prot = protecting();
+    /* Pages of its own (the protection is per page); under ASan at least a
+     * page of poisoned slack after it, so overruns are reported. */
+    size_t len = (bytes + g_page - 1) & ~(g_page - 1);
+    if (CUDAEMU_ASAN && len - bytes < 64) len += g_page;
+    void *m = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
         std::lock_guard<std::mutex> lk(g_mem_mu);
         g_mem_used -= bytes;
-        m = nullptr;
+        return fail_call(cudaErrorMemoryAllocation, "cudaMalloc(%zu): host allocation failed", bytes);
     }
-    if (!m) return fail_call(cudaErrorMemoryAllocation, "cudaMalloc(%zu): host allocation failed", bytes);
     /* Fresh device memory is garbage: 0xff bytes (NaN floats, -1 ints). */
-    memset(m, 0xff, bytes);
+    memset(m, 0xff, len);
+#if CUDAEMU_ASAN
+    ASAN_POISON_MEMORY_REGION((char *)m + bytes, len - bytes);
+#endif
     {
         std::lock_guard<std::mutex> lk(g_mem_mu);
-        g_allocs[(uintptr_t)m] = bytes;
+        if (prot) mprot((uintptr_t)m, len, false);
+        g_allocs[(uintptr_t)m] = Alloc{bytes, len, file, line, !prot};
     }
     *p = m;
     return cudaSuccess;
 }
+
+cudaError_t(cudaMalloc)(void **p, size_t bytes) { return cudaemu_malloc_at(p, bytes, nullptr, 0); }
 
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
@@ -407,9 +608,13 @@ cudaError_t cudaFree(void *p) {
         std::lock_guard<std::mutex> lk(g_mem_mu);
         auto it = g_allocs.find((uintptr_t)p);
         if (it != g_allocs.end()) {
-            g_mem_used -= it->second;
+            g_mem_used -= it->second.bytes;
+            size_t len = it->second.len;
             g_allocs.erase(it);
-            free(p);
+#if CUDAEMU_ASAN
+            ASAN_UNPOISON_MEMORY_REGION(p, len);
+#endif
+            munmap(p, len);
             return cudaSuccess;
         }
     }
@@ -558,7 +763,6 @@ struct State {
 };
 
 State S;
-std::mutex g_launch_mu;
 std::map<const void *, int> g_func_smem; /* cudaFuncSetAttribute limits */
 Fiber *g_free_fibers; /* stacks are mapped once and reused (never freed) */
 size_t g_stack_size;
@@ -1338,6 +1542,11 @@ void run(const launch_desc &d) {
         start = rnd() % nb;
         do step = rnd() % nb; while (step == 0 || std::gcd(step, nb) != 1);
     }
+    /* every allocation open while the kernel runs, closed again on the way out */
+    struct Open {
+        Open() { set_all(true); }
+        ~Open() { set_all(false); }
+    } open_mem;
     for (uint64_t k = 0; k < nb && !S.failed; k++) {
         uint64_t b = S.order == CUDAEMU_ORDER_REVERSE ? nb - 1 - k
                    : S.order == CUDAEMU_ORDER_SHUFFLE ? (uint64_t)((start + (unsigned __int128)k * step) % nb)
@@ -1396,8 +1605,13 @@ int cudaemu_get_order(uint64_t *seed) {
 
 void cudaemu_get_stats(cudaemu_stats *out) {
     std::lock_guard<std::mutex> lk(g_launch_mu);
-    if (out) *out = g_stats;
+    if (!out) return;
+    *out = g_stats;
+    std::lock_guard<std::mutex> lk2(g_mem_mu);
+    out->mprotects = g_mprotects;
 }
+
+int cudaemu_protecting(void) { return protecting() ? 1 : 0; }
 
 } // extern "C"
 
@@ -1635,6 +1849,9 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t transa, cublasOpe
     if ((k && m && !check_ptr(fn, 'A', A, &la)) || (k && n && !check_ptr(fn, 'B', B, &lb)) ||
         !check_ptr(fn, 'C', C, &lc))
         return CUBLAS_STATUS_INVALID_VALUE;
+    DevAccess acc;
+    for (const void *q : {(const void *)A, (const void *)B, (const void *)C, (const void *)alpha, (const void *)beta})
+        acc.open(q);
     gemm(transa == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, transb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m,
          n, k, *alpha, A, lda, B, ldb, *beta, C, ldc, C, ldc);
     return CUBLAS_STATUS_SUCCESS;
@@ -1783,6 +2000,9 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t h, cublasLtMatmulDesc_t desc, con
     uint64_t m, n, k;
     cublasStatus_t st = lt_check(fn, desc, Adesc, Bdesc, Cdesc, Ddesc, &m, &n, &k);
     if (st != CUBLAS_STATUS_SUCCESS) return st;
+    /* alpha and beta may be device memory (CUBLASLT_POINTER_MODE_DEVICE) */
+    DevAccess acc;
+    for (const void *q : {A, B, C, (const void *)D, alpha, beta}) acc.open(q);
     float a, b;
     memcpy(&a, alpha, 4);
     memcpy(&b, beta, 4);

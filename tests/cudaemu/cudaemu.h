@@ -52,12 +52,45 @@
  *     shared memory (every block) and the static __shared__ variables of
  *     non-template, non-inline functions (every launch) start as 0xff bytes
  *     (NaN for floats, -1 for ints);
+ *   - host code that dereferences device memory (see DEVICE MEMORY below);
  *   - cudaMemcpy/cudaMemset/cuBLASLt ranges outside cudaMalloc allocations,
  *     cuBLASLt layouts inconsistent with the transposes (the message says
  *     which matrix), and, under SANITIZE=1, out-of-bounds device and shared
  *     memory accesses (AddressSanitizer).
  *
+ * DEVICE MEMORY is not host memory.  cudaMalloc maps pages of its own
+ * (page-aligned, filled with 0xff) and keeps them PROT_NONE whenever host code
+ * runs; the runtime opens them only while it touches them itself: all of them
+ * for the duration of a launch, the allocations involved inside cudaMemcpy*,
+ * cudaMemset* and the cuBLAS/cuBLASLt stand-ins (those hold the launch lock,
+ * so a copy on one thread never re-protects memory a kernel on another is
+ * using).  A host read or write of device memory (memcpy'ing or hashing
+ * parameters that live on the GPU, say) therefore faults as on a GPU, and a
+ * SIGSEGV handler (installed at the first cudaMalloc, chained to the previous
+ * one) prints one line and kills the process with SIGSEGV:
+ *
+ *   cudaemu: host code touched device memory at 0x... (allocation of N bytes
+ *   from cudaMalloc at FILE:LINE, offset K) - copy it with cudaMemcpy first
+ *
+ * (FILE:LINE of the cudaMalloc call when it was compiled against this header,
+ * which makes cudaMalloc a macro; the extern "C" function records none).
+ * Under gdb the program stops at the faulting access.  Under SANITIZE=1 the
+ * line is followed by AddressSanitizer's "SEGV on unknown address" report
+ * with the stack of the access, and the exit status is ASan's (1), not a
+ * signal; there each allocation also has at least a page of poisoned slack,
+ * so device-memory overruns are still reported.  Faults elsewhere go to the
+ * previous handler (or the default action) untouched.  cudaMallocHost memory
+ * is ordinary host memory.  Cost: two mprotect calls per launch (one per run
+ * of adjacent allocations, proportional to the pages mapped; about 65 us for
+ * one small allocation and ~0.5 ms per 1000 small or ~2.5 ms per 32 MiB on a
+ * VM where mprotect is slow, a few us on bare metal), and two per copy.
+ *
+ *     CUDAEMU_PROTECT=0   leave device memory readable by host code (read at
+ *                         the first cudaMalloc; cudaemu_protecting() says)
+ *
  * NOT CAUGHT (the emulator cannot see these; test them on a GPU):
+ *   - a host access to device memory while another host thread's launch has
+ *     it open;
  *   - speed: occupancy, coalescing, bank conflicts, register spills;
  *   - true data races between threads of a warp or a block outside the
  *     orders above: fibers never interleave inside a statement, so two
@@ -334,6 +367,7 @@ inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *blocks, T 
 enum { CUDAEMU_ORDER_FORWARD = 0, CUDAEMU_ORDER_REVERSE = 1, CUDAEMU_ORDER_SHUFFLE = 2 };
 struct cudaemu_stats {
     uint64_t launches, blocks, threads, switches;
+    uint64_t mprotects; /* protection changes of device memory (mprotect calls) */
 };
 extern "C" {
 /* Resume order at barriers (and block order); seed is used by SHUFFLE. */
@@ -348,8 +382,23 @@ void cudaemu_clear_error(void);
 void cudaemu_set_quiet(int quiet);
 /* bytes currently allocated with cudaMalloc */
 size_t cudaemu_mem_in_use(void);
+/* 1 when device memory is protected from host code (CUDAEMU_PROTECT) */
+int cudaemu_protecting(void);
+/* cudaMalloc recording the call site for the fault message (the macro
+ * cudaMalloc below calls it) */
+cudaError_t cudaemu_malloc_at(void **p, size_t bytes, const char *file, int line);
 void cudaemu_get_stats(cudaemu_stats *out);
 }
+
+/* cudaMalloc(&p, n) in code compiled against this header records its
+ * FILE:LINE, which the message of a host access to the memory names. */
+namespace cudaemu {
+template <class T>
+inline cudaError_t malloc_at(T **p, size_t bytes, const char *file, int line) {
+    return cudaemu_malloc_at(reinterpret_cast<void **>(p), bytes, file, line);
+}
+} // namespace cudaemu
+#define cudaMalloc(p, bytes) cudaemu::malloc_at((p), (bytes), __FILE__, __LINE__)
 
 /* ------------------------------------------------------------------ device side */
 namespace cudaemu {

@@ -944,3 +944,161 @@ TEST(nested_launch_refused) {
     CHECK_EQ_INT(download(x, 1)[0], 1);
     cudaFree(x);
 }
+
+/* ---------------------------------------------------------------- device memory is not host memory */
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs fn in a forked child with stderr into a pipe; returns its wait status
+ * and what it printed. */
+template <class F>
+static int in_child(F fn, std::string *err) {
+    int pfd[2];
+    if (pipe(pfd)) return -1;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        fn();
+        _exit(0);
+    }
+    close(pfd[1]);
+    char buf[4096];
+    ssize_t r;
+    err->clear();
+    while ((r = read(pfd[0], buf, sizeof buf)) > 0) err->append(buf, (size_t)r);
+    close(pfd[0]);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return st;
+}
+
+/* The child died of the access: SIGSEGV/SIGABRT, or (AddressSanitizer, whose
+ * handler reports the fault after ours) a non-zero exit. */
+static bool died_of_fault(int st) {
+#if defined(__SANITIZE_ADDRESS__)
+    if (WIFEXITED(st) && WEXITSTATUS(st) != 0) return true;
+#endif
+    return WIFSIGNALED(st) && (WTERMSIG(st) == SIGSEGV || WTERMSIG(st) == SIGABRT);
+}
+
+/* A forked child reads p from host code: it must die with the message. */
+static void expect_host_access_fault(const char *file, int line, const void *p, size_t bytes, int malloc_line) {
+    std::string err;
+    int st = in_child([p] { printf("%d\n", *(volatile const unsigned char *)p); }, &err);
+    if (getenv("CUDAEMU_TEST_SHOW")) printf("# child status %#x: %s", st, err.c_str());
+    if (!died_of_fault(st)) th_fail(file, line, "host read of device memory did not fault (status %#x)", st);
+    std::string want = "allocation of " + std::to_string(bytes) + " bytes from cudaMalloc at ";
+    for (const std::string &f : {std::string("cudaemu: host code touched device memory at "), want,
+                                  at_line(malloc_line), std::string("copy it with cudaMemcpy first")})
+        if (!has(err.c_str(), f.c_str())) th_fail(file, line, "stderr lacks \"%s\": %s", f.c_str(), err.c_str());
+}
+#define EXPECT_HOST_ACCESS_FAULT(p, bytes, malloc_line) \
+    expect_host_access_fault(__FILE__, __LINE__, p, bytes, malloc_line)
+
+__global__ void add_one_kernel(float *x, int n) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += 1.0f;
+}
+
+TEST(host_access_to_device_memory_faults) {
+    if (!cudaemu_protecting()) SKIP("CUDAEMU_PROTECT=0");
+    float *d = nullptr;
+    int at = __LINE__ + 1;
+    REQUIRE(cudaMalloc(&d, 1000) == cudaSuccess);
+    EXPECT_HOST_ACCESS_FAULT(d, 1000, at);
+    EXPECT_HOST_ACCESS_FAULT((char *)d + 999, 1000, at); /* the last byte */
+    /* a fault elsewhere is not ours: the default action, no message */
+    std::string err;
+    void *foreign = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(foreign != MAP_FAILED);
+    int st = in_child([foreign] { *(volatile int *)foreign = 1; }, &err);
+    munmap(foreign, 4096);
+    CHECK(died_of_fault(st));
+    CHECK(!has(err.c_str(), "device memory"));
+    /* host memory from cudaMallocHost is host memory */
+    float *h = nullptr;
+    REQUIRE(cudaMallocHost(&h, 64) == cudaSuccess);
+    h[3] = 2.0f;
+    CHECK(h[3] == 2.0f);
+    cudaFreeHost(h);
+    cudaFree(d);
+}
+
+TEST(protected_memory_works_for_the_runtime) {
+    if (!cudaemu_protecting()) SKIP("CUDAEMU_PROTECT=0");
+    cudaemu_set_quiet(1);
+    const int n = 300;
+    float *x = nullptr, *y = nullptr;
+    int at = __LINE__ + 1;
+    REQUIRE(cudaMalloc(&x, n * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaMalloc(&y, n * sizeof(float)) == cudaSuccess);
+    cudaemu_stats s0, s1;
+    cudaemu_get_stats(&s0);
+    CHECK(cudaMemset(x, 0, n * sizeof(float)) == cudaSuccess);
+    KN_LAUNCH(add_one_kernel, 2, 256, 0, 0, x, n);
+    CHECK(cudaGetLastError() == cudaSuccess);
+    CHECK(cudaMemcpy(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice) == cudaSuccess);
+    std::vector<float> r = download(y, n);
+    REQUIRE(r.size() == (size_t)n);
+    for (int i = 0; i < n; i++) CHECK(r[i] == 1.0f);
+    cudaemu_get_stats(&s1);
+    CHECK(s1.mprotects > s0.mprotects);
+    EXPECT_HOST_ACCESS_FAULT(x, n * sizeof(float), at);
+    /* closed again after a failed launch, a failed copy and cuBLASLt */
+    int *o = dev_alloc<int>(64);
+    KN_LAUNCH(early_return_kernel, 1, 64, 0, 0, o);
+    CHECK(cudaGetLastError() == cudaErrorLaunchFailure);
+    EXPECT_HOST_ACCESS_FAULT(x, n * sizeof(float), at);
+    CHECK(cudaMemcpy(x, r.data(), n * sizeof(float) + 4, cudaMemcpyHostToDevice) == cudaErrorInvalidValue);
+    cudaGetLastError();
+    cublasLtHandle_t lt;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t l;
+    cublasLtCreate(&lt);
+    cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    cublasLtMatrixLayoutCreate(&l, CUDA_R_32F, 10, 10, 10); /* y[0:100] = x[0:100] * x[100:200] */
+    float one = 1, zero = 0;
+    CHECK(cublasLtMatmul(lt, desc, &one, x, l, x + 100, l, &zero, y, l, y, l, nullptr, nullptr, 0, 0) ==
+          CUBLAS_STATUS_SUCCESS);
+    r = download(y, 100);
+    CHECK(r.size() == 100 && r[0] == 10.0f && r[99] == 10.0f);
+    EXPECT_HOST_ACCESS_FAULT(y, n * sizeof(float), at + 1);
+    cublasLtMatrixLayoutDestroy(l);
+    cublasLtMatmulDescDestroy(desc);
+    cublasLtDestroy(lt);
+    cudaFree(o);
+    cudaFree(x);
+    cudaFree(y);
+}
+
+/* CUDAEMU_PROTECT=0 is read at the first cudaMalloc: the test runs itself in
+ * a fresh process with it set. */
+TEST(protect_0_allows_host_access) {
+    if (getenv("CUDAEMU_TEST_PROTECT_CHILD")) {
+        CHECK(!cudaemu_protecting());
+        float *d = dev_alloc<float>(8);
+        REQUIRE(d != nullptr);
+        d[2] = 5.0f; /* a bug on a GPU, allowed here */
+        std::vector<float> r = download(d, 8);
+        CHECK(r.size() == 8 && r[2] == 5.0f && std::isnan(r[0]));
+        cudaFree(d);
+        return;
+    }
+    std::string err;
+    int st = in_child(
+        [] {
+            setenv("CUDAEMU_PROTECT", "0", 1);
+            setenv("CUDAEMU_TEST_PROTECT_CHILD", "1", 1);
+            dup2(2, 1);
+            execl("/proc/self/exe", "test_cudaemu", "protect_0_allows_host_access", (char *)nullptr);
+            _exit(127);
+        },
+        &err);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, err.c_str());
+    CHECK_MSG(has(err.c_str(), "ok   test_cudaemu/protect_0_allows_host_access"), "%s", err.c_str());
+}
