@@ -78,9 +78,9 @@ BINS := $(BUILD)/bin/tessera $(BUILD)/bin/tessera-miner $(BUILD)/bin/tessera-val
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-# the kernel test driver, run by tests/t_backend_ops.sh (emulator) and
-# bench/gpu.sh (a real GPU)
-TEST_BINS += $(BUILD)/tests/backend_ops
+# the kernel test drivers (tests/backend_*.c), run by tests/t_backend_ops.sh
+# (emulator) and bench/gpu.sh (a real GPU)
+TEST_BINS += $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/backend_*.c))
 TEST_HARNESS := $(BUILD)/obj/tests/harness.o
 
 BENCH_SRCS := $(wildcard bench/bench_*.c)

@@ -13,7 +13,16 @@
  * come from a non-finite clipped value or from an fp32 overflow of the sum;
  * the first is checked per peer and bin, and when the sum of the peers'
  * largest magnitudes stays under 1e38 the second cannot happen.  Only
- * otherwise is a separate checking pass run. */
+ * otherwise is a separate checking pass run.
+ *
+ * With a GPU context (spl_ctx_set_device) theta and g are device memory:
+ * the norms, thresholds, the sv table and the decision to run the checking
+ * pass stay here, and the tile pass runs on the device (codec/cuda_aggregate.cu,
+ * the backend's agg_tiles op) over the peers' packed offsets and codes,
+ * staged a chunk of tiles at a time, with the same fp32 operations in the
+ * same order, so the parameters, the dense aggregate and the stats are
+ * bit-identical to this file's.  An undo used there keeps its saved values
+ * on the device. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -29,6 +38,11 @@ struct spl_undo {
     const spl_upload *peers[SPL_MAX_PEERS];
     uint64_t gens[SPL_MAX_PEERS];
     uint8_t *applied; /* per tensor */
+    /* an application on a device: its saved values, at a fixed place per
+     * tile (tensor base + tile * min(max_peers * k, tile_numel)) */
+    const kn_backend *dbe; /* owner of dvals */
+    float *dvals;          /* [cap] on dbe */
+    const kn_backend *armed_be; /* where the armed application ran (NULL: the host) */
 };
 
 enum { M_CHECK, M_APPLY, M_DENSE, M_RESTORE };
@@ -177,6 +191,9 @@ static bool tensor_ok(spl_ctx *c, int ti, const spl_upload *const *ps, int n, do
     return finite;
 }
 
+static int run_dev(spl_ctx *c, ts_tensor *x, const spl_upload *const *ps, int n, const double *thr, float alpha,
+                   int mode, spl_undo *undo, spl_apply_stats *st, ts_err *e);
+
 static int run(spl_ctx *c, ts_tensor *x, const spl_upload *const *peers, int n, const double *thr, float alpha,
                int mode, spl_undo *undo, spl_apply_stats *st, ts_err *e) {
     spl_apply_stats s0;
@@ -200,6 +217,7 @@ static int run(spl_ctx *c, ts_tensor *x, const spl_upload *const *peers, int n, 
             return ts_fail(e, TS_EINVAL, "codec: undo holds room for %d peers, %d given", undo->max_peers, n);
         undo->used = 0;
     }
+    if (c->be) return run_dev(c, x, ps, n, thr, alpha, mode, undo, st, e);
     for (int i = 0; i < c->n; i++) {
         if (mode == M_DENSE) memset(x[i].data, 0, x[i].nbytes);
         const double th = thr ? thr[i] : median_norm(i, ps, n);
@@ -215,6 +233,7 @@ static int run(spl_ctx *c, ts_tensor *x, const spl_upload *const *peers, int n, 
     }
     if (undo) {
         undo->armed = true;
+        undo->armed_be = NULL;
         undo->n = n;
         for (int p = 0; p < n; p++) {
             undo->peers[p] = ps[p];
@@ -269,9 +288,227 @@ int spl_undo_new(const spl_ctx *c, int max_peers, spl_undo **out, ts_err *e) {
 
 void spl_undo_free(spl_undo *u) {
     if (!u) return;
+    if (u->dvals) u->dbe->free(u->dbe, u->dvals);
     free(u->vals);
     free(u->applied);
     free(u);
+}
+
+/* ------------------------------------------------------------------ GPU */
+
+#define AGG_STAGE_MAX ((size_t)64 << 20) /* bytes of each staging buffer, at most */
+
+static int dev_fail(const spl_ctx *c, int rc, const char *what, ts_err *e) {
+    return ts_fail(e, rc == TS_EINVAL || rc == TS_EUNSUPPORTED ? rc : TS_EIO, "codec: %s on %s failed (%s)", what,
+                   c->be->name, ts_strerror(rc));
+}
+
+/* Bytes of one peer's staged codes for a chunk of ntl tiles starting at any
+ * tile (2-bit codes may start mid-byte: up to 3 values skipped). */
+static int64_t dev_code_stride(const spl_ctx *c, const spl_tl *t, int64_t ntl) {
+    return ((c->bits == 2 ? 3 : 0) + ntl * t->k) * c->bits / 8 + 1;
+}
+
+/* Device scratch, once per context: the staging of the peers' packed
+ * offsets and codes (room for every tensor of SPL_MAX_PEERS peers at once,
+ * capped at AGG_STAGE_MAX: a larger tensor is staged a chunk of tiles at a
+ * time), the sv table and the two counters. */
+static int dev_scratch(spl_ctx *c, ts_err *e) {
+    if (c->agg_ready) return TS_OK;
+    const kn_backend *be = c->be;
+    if (!be->agg_tiles)
+        return ts_fail(e, TS_EUNSUPPORTED, "codec: backend %s has no aggregation kernels", be->name);
+    size_t most = 0, tile_most = 0;
+    for (int i = 0; i < c->n; i++) {
+        const spl_tl *t = &c->t[i];
+        const size_t b = t->idx_bytes + t->code_bytes + 8;
+        const size_t tb = (size_t)(t->k / 2 * 3 + dev_code_stride(c, t, 1)) + 3;
+        if (b > most) most = b;
+        if (tb > tile_most) tile_most = tb;
+    }
+    size_t bytes = most <= AGG_STAGE_MAX / SPL_MAX_PEERS ? most * SPL_MAX_PEERS : AGG_STAGE_MAX;
+    if (c->agg_stage_cap && c->agg_stage_cap < bytes) bytes = c->agg_stage_cap;
+    if (bytes < tile_most * SPL_MAX_PEERS) bytes = tile_most * SPL_MAX_PEERS; /* one tile of every peer */
+    c->agg_stage_bytes = bytes;
+    c->agg_hstage = malloc(bytes);
+    c->agg_dstage = be->alloc(be, bytes);
+    c->agg_dsv = be->alloc(be, (size_t)SPL_MAX_PEERS * 256 * sizeof(float));
+    c->agg_dstats = be->alloc(be, 2 * sizeof(uint64_t));
+    if (!c->agg_hstage || !c->agg_dstage || !c->agg_dsv || !c->agg_dstats) {
+        /* spl_ctx_set_device(c, NULL) would drop the compression scratch too:
+         * free ours alone */
+        if (c->agg_dstage) be->free(be, c->agg_dstage);
+        if (c->agg_dsv) be->free(be, c->agg_dsv);
+        if (c->agg_dstats) be->free(be, c->agg_dstats);
+        free(c->agg_hstage);
+        c->agg_dstage = NULL, c->agg_dsv = NULL, c->agg_dstats = NULL, c->agg_hstage = NULL;
+        return ts_fail(e, TS_ENOMEM, "codec: out of memory for the aggregation scratch on %s (%zu bytes)",
+                       be->name, bytes);
+    }
+    c->agg_ready = true;
+    return TS_OK;
+}
+
+/* Tiles per staged chunk for n peers (0 when not even one fits). */
+static int64_t dev_chunk_tiles(const spl_ctx *c, const spl_tl *t, int n, bool codes) {
+    const int64_t per_peer = (int64_t)(c->agg_stage_bytes / (size_t)n);
+    const int64_t tb = t->k / 2 * 3, cb = codes ? (t->k * c->bits + 7) / 8 : 0;
+    int64_t ntl = (per_peer - 3) / (tb + cb);
+    if (ntl > t->ntiles) ntl = t->ntiles;
+    while (ntl > 0 && ntl * tb + (codes ? dev_code_stride(c, t, ntl) : 0) > per_peer) ntl--;
+    return ntl > 0 ? ntl : 0;
+}
+
+typedef struct dev_chunk {
+    int64_t ntl, istride, cstride;
+} dev_chunk;
+
+/* Stages tiles tile0 .. tile0 + m - 1 of the n peers: offsets at
+ * [p * istride], codes at [n * istride + p * cstride]; returns vskip. */
+static int dev_stage(spl_ctx *c, int ti, const spl_upload *const *ps, int n, const dev_chunk *ck, int64_t tile0,
+                     int64_t m, bool codes, int *vskip, ts_err *e) {
+    const spl_tl *t = &c->t[ti];
+    const int64_t tb = t->k / 2 * 3, v0 = tile0 * t->k;
+    const int64_t cb0 = c->bits == 8 ? v0 : v0 >> 2;
+    *vskip = c->bits == 8 ? 0 : (int)(v0 & 3);
+    const int64_t clen = ((*vskip + m * t->k) * c->bits + 7) / 8;
+    uint8_t *h = c->agg_hstage;
+    for (int p = 0; p < n; p++) {
+        const spl_rec *rec = &ps[p]->rec[ti];
+        memcpy(h + (size_t)(p * ck->istride), rec->idx + tile0 * tb, (size_t)(m * tb));
+        if (codes) memcpy(h + (size_t)(n * ck->istride + p * ck->cstride), rec->codes + cb0, (size_t)clen);
+    }
+    const size_t bytes = (size_t)(n * ck->istride + (codes ? n * ck->cstride : 0));
+    int rc = c->be->upload(c->be, c->agg_dstage, h, bytes);
+    return rc ? dev_fail(c, rc, "staging the peers' offsets and codes", e) : TS_OK;
+}
+
+/* One pass over tensor ti on the device (the sv table already there).
+ * *staged: in, the whole tensor is already staged with codes (skip it);
+ * out, it is after this pass. */
+static int dev_pass(spl_ctx *c, int ti, const spl_upload *const *ps, int n, int mode, float alpha, float *x,
+                    float *saved, int per, bool *staged, ts_err *e) {
+    const spl_tl *t = &c->t[ti];
+    const bool codes = mode != KN_AGG_RESTORE;
+    dev_chunk ck;
+    ck.ntl = dev_chunk_tiles(c, t, n, codes);
+    if (ck.ntl < 1)
+        return ts_fail(e, TS_EINVAL, "codec: internal error: the staging of %zu bytes is too small for %s",
+                       c->agg_stage_bytes, t->name);
+    ck.istride = ck.ntl * (t->k / 2 * 3);
+    ck.cstride = codes ? dev_code_stride(c, t, ck.ntl) : 0;
+    const bool whole = ck.ntl >= t->ntiles;
+    const uint8_t *didx = c->agg_dstage, *dcodes = c->agg_dstage + n * ck.istride;
+    for (int64_t tile0 = 0; tile0 < t->ntiles; tile0 += ck.ntl) {
+        const int64_t m = t->ntiles - tile0 < ck.ntl ? t->ntiles - tile0 : ck.ntl;
+        int vskip = 0, rc;
+        if (!(whole && *staged)) {
+            if ((rc = dev_stage(c, ti, ps, n, &ck, tile0, m, codes, &vskip, e))) return rc;
+        }
+        rc = c->be->agg_tiles(c->be, mode, x, saved, didx, codes ? dcodes : NULL, codes ? c->agg_dsv : NULL, n,
+                              ck.istride, ck.cstride, vskip, tile0, m, t->cols, t->ch, t->cw, t->ntx, t->k,
+                              c->p.bins, per, alpha, c->agg_dstats);
+        if (rc) return dev_fail(c, rc, "the aggregation kernel", e);
+    }
+    *staged = whole && codes;
+    return TS_OK;
+}
+
+/* Per-tile room of an undo for tensor t. */
+static int undo_per(const spl_undo *u, const spl_tl *t) {
+    const int64_t per = (int64_t)u->max_peers * t->k;
+    return (int)(per < t->tile_numel ? per : t->tile_numel);
+}
+
+static int run_dev(spl_ctx *c, ts_tensor *x, const spl_upload *const *ps, int n, const double *thr, float alpha,
+                   int mode, spl_undo *undo, spl_apply_stats *st, ts_err *e) {
+    const kn_backend *be = c->be;
+    int rc = dev_scratch(c, e);
+    if (rc) return rc;
+    if (undo && undo->dbe != be) {
+        if (undo->dvals) undo->dbe->free(undo->dbe, undo->dvals);
+        undo->dbe = NULL;
+        undo->dvals = be->alloc(be, (size_t)(undo->cap ? undo->cap : 1) * sizeof(float));
+        if (!undo->dvals)
+            return ts_fail(e, TS_ENOMEM, "codec: out of memory on %s for the undo (%lld values)", be->name,
+                           (long long)undo->cap);
+        undo->dbe = be;
+    }
+    const uint64_t zero[2] = {0, 0};
+    if ((rc = be->upload(be, c->agg_dstats, zero, sizeof zero))) return dev_fail(c, rc, "upload", e);
+    const int kmode = mode == M_DENSE ? KN_AGG_DENSE : KN_AGG_APPLY;
+    int64_t base = 0; /* the undo's place for tensor i */
+    for (int i = 0; i < c->n; i++) {
+        const spl_tl *t = &c->t[i];
+        const int per = undo ? undo_per(undo, t) : 0;
+        float *saved = undo ? undo->dvals + base : NULL;
+        if (undo) base += t->ntiles * per;
+        if (mode == M_DENSE && (rc = be->fill(be, x[i].data, 0.0f, (size_t)(t->rows * t->cols))))
+            return dev_fail(c, rc, "zeroing the aggregate", e);
+        if (undo) undo->applied[i] = 0;
+        if (n == 0) continue;
+        const double th = thr ? thr[i] : median_norm(i, ps, n);
+        double bound;
+        bool ok = scaled_values(c, i, ps, n, th, &bound), staged = false;
+        if (ok && (rc = be->upload(be, c->agg_dsv, c->sv, (size_t)n * (size_t)c->p.bins * sizeof(float))))
+            return dev_fail(c, rc, "upload", e);
+        if (ok && !(bound < 1e38)) {
+            /* the checking pass, as tensor_ok: whole tensor before any change */
+            if ((rc = be->upload(be, c->agg_dstats + 1, zero, sizeof(uint64_t)))) return dev_fail(c, rc, "upload", e);
+            if ((rc = dev_pass(c, i, ps, n, KN_AGG_CHECK, 0.0f, NULL, NULL, 0, &staged, e))) return rc;
+            uint64_t flag = 0;
+            if ((rc = be->download(be, &flag, c->agg_dstats + 1, sizeof flag))) return dev_fail(c, rc, "download", e);
+            ok = flag == 0;
+        }
+        if (!ok) {
+            st->tensors_skipped++;
+            continue;
+        }
+        if ((rc = dev_pass(c, i, ps, n, kmode, alpha, x[i].data, saved, per, &staged, e))) return rc;
+        if (undo) undo->applied[i] = 1;
+        st->tensors_applied++;
+    }
+    uint64_t got[2];
+    if ((rc = be->download(be, got, c->agg_dstats, sizeof got))) return dev_fail(c, rc, "download", e);
+    st->coords = (int64_t)got[0];
+    if (undo) {
+        undo->used = st->coords;
+        undo->armed = true;
+        undo->armed_be = be;
+        undo->n = n;
+        for (int p = 0; p < n; p++) {
+            undo->peers[p] = ps[p];
+            undo->gens[p] = ps[p]->gen;
+        }
+    }
+    return TS_OK;
+}
+
+static int restore_dev(spl_ctx *c, ts_tensor *theta, spl_undo *u, ts_err *e) {
+    const kn_backend *be = c->be;
+    int rc = dev_scratch(c, e);
+    if (rc) return rc;
+    if (u->dbe != be || !u->dvals) return ts_fail(e, TS_ESTATE, "codec: the undo holds no values on %s", be->name);
+    const uint64_t zero[2] = {0, 0};
+    if ((rc = be->upload(be, c->agg_dstats, zero, sizeof zero))) return dev_fail(c, rc, "upload", e);
+    int64_t base = 0;
+    for (int i = 0; i < c->n; i++) {
+        const spl_tl *t = &c->t[i];
+        const int per = undo_per(u, t);
+        float *saved = u->dvals + base;
+        base += t->ntiles * per;
+        if (!u->applied[i] || u->n == 0) continue;
+        bool staged = false;
+        if ((rc = dev_pass(c, i, u->peers, u->n, KN_AGG_RESTORE, 0.0f, theta[i].data, saved, per, &staged, e)))
+            return rc;
+    }
+    uint64_t got[2];
+    if ((rc = be->download(be, got, c->agg_dstats, sizeof got))) return dev_fail(c, rc, "download", e);
+    u->armed = false;
+    if ((int64_t)got[0] != u->used)
+        return ts_fail(e, TS_ESTATE, "codec: internal error: restored %lld values of %lld", (long long)got[0],
+                       (long long)u->used);
+    return TS_OK;
 }
 
 int spl_undo_restore(spl_ctx *c, ts_tensor *theta, spl_undo *u, ts_err *e) {
@@ -282,6 +519,10 @@ int spl_undo_restore(spl_ctx *c, ts_tensor *theta, spl_undo *u, ts_err *e) {
     for (int p = 0; p < u->n; p++)
         if (u->peers[p]->gen != u->gens[p] || !u->peers[p]->ok)
             return ts_fail(e, TS_ESTATE, "codec: a peer changed between apply and undo; cannot restore");
+    if (u->armed_be != c->be)
+        return ts_fail(e, TS_ESTATE, "codec: the application ran on %s, the context now computes on %s",
+                       u->armed_be ? u->armed_be->name : "the host", c->be ? c->be->name : "the host");
+    if (c->be) return restore_dev(c, theta, u, e);
     int64_t pos = 0;
     for (int i = 0; i < c->n; i++)
         if (u->applied[i]) tensor_pass(c, i, u->peers, u->n, M_RESTORE, 0.0f, theta[i].data, u->vals, &pos, NULL);

@@ -101,6 +101,17 @@ void spl_ctx_set_max_abs(spl_ctx *c, float max_abs);
 /* zstd level for spl_compress (default 3). */
 void spl_ctx_set_zstd_level(spl_ctx *c, int level);
 
+struct kn_backend;
+/* The compute device of the tensors later passed to spl_compress (delta,
+ * ef), spl_apply / spl_undo_restore / spl_outer_step / spl_aggregate_dense
+ * (theta, g): NULL or the CPU backend for host memory (the default), or a GPU
+ * backend (kernels/kernels.h), whose device memory they then are.  The
+ * results are bit-identical on every backend: the same wire bytes from the
+ * same delta and error feedback, the same parameters after an outer step,
+ * an application or an undo.  Device scratch is allocated on first use and
+ * freed with the context (or when the device changes). */
+int spl_ctx_set_device(spl_ctx *c, const struct kn_backend *be, ts_err *e);
+
 /* ----------------------------------------------------------------- meta */
 
 typedef struct spl_meta {

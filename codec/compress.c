@@ -7,6 +7,9 @@
  *   2. quantize each tensor's kept values;
  *   3. serialize the body, zstd it, header, BLAKE2b, Ed25519;
  *   4. only then write ef = beta*ef + alpha*delta and subtract what was sent.
+ * With a GPU backend (spl_ctx_set_device) steps 1, 2 and 4 run on the device
+ * (codec/cuda_compress.cu) and only the compact result comes to the host:
+ * the same wire bytes and the same ef, bit for bit.
  *
  * Selection reads a band of tiles (chunk rows of the tensor) row by row, so
  * memory is read sequentially, first for a safe threshold per tile, then to
@@ -352,6 +355,63 @@ static float ef_residual(float en, float sent) {
     return r;
 }
 
+/* quant.c: the quantizer over the kept values of T tiles of k values */
+float spl_quantize_tiled(const float *v, int64_t T, int64_t k, int bins, float range, uint8_t *codes,
+                         float *lut, float *shift_out);
+
+static int refuse_nonfinite(const spl_ctx *c, int i, int64_t flat, ts_err *e) {
+    return ts_fail(e, TS_EINVAL,
+                   "codec: tensor %s: beta*ef + alpha*delta is not finite at element %lld "
+                   "(delta or error feedback holds NaN or Inf); nothing was changed",
+                   c->t[i].name, (long long)flat);
+}
+
+/* Steps 1 and 2 on a GPU backend (codec/cuda_compress.cu): selection and
+ * quantization on the device, the compact result (offsets, codes, LUTs,
+ * shifts) downloaded into the host arrays the CPU path fills. */
+static int select_quantize_gpu(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, ts_err *e) {
+    const kn_backend *be = c->be;
+    if (!be->spl_comp_scratch || !be->spl_comp_run || !be->spl_comp_ef)
+        return ts_fail(e, TS_EUNSUPPORTED, "codec: backend %s cannot compress on its device", be->name);
+    int64_t tiles = 0;
+    for (int i = 0; i < c->n; i++) tiles += c->t[i].ntiles;
+    int rc;
+    if (!c->cd_scratch) {
+        size_t bytes = 0;
+        if ((rc = be->spl_comp_scratch(be, c->n, tiles, c->nvals, c->p.bins, &bytes)))
+            return ts_fail(e, rc, "codec: backend %s cannot compress this model on its device", be->name);
+        c->cd_tab = malloc((size_t)c->n * KN_SPL_TAB * sizeof *c->cd_tab);
+        c->cd_scratch = c->cd_tab ? be->alloc(be, bytes) : NULL;
+        if (!c->cd_scratch) {
+            free(c->cd_tab);
+            c->cd_tab = NULL;
+            return ts_fail(e, TS_ENOMEM, "codec: out of device memory for the compression scratch (%zu bytes on %s)",
+                           bytes, be->name);
+        }
+    }
+    int64_t tile0 = 0;
+    for (int i = 0; i < c->n; i++) {
+        const spl_tl *t = &c->t[i];
+        int64_t *r = c->cd_tab + (size_t)i * KN_SPL_TAB;
+        r[KN_SPL_DELTA] = (int64_t)(uintptr_t)delta[i].data;
+        r[KN_SPL_EF] = (int64_t)(uintptr_t)ef[i].data;
+        r[KN_SPL_ROWS] = t->rows;
+        r[KN_SPL_COLS] = t->cols;
+        r[KN_SPL_CH] = t->ch;
+        r[KN_SPL_CW] = t->cw;
+        r[KN_SPL_K] = t->k;
+        r[KN_SPL_TILE0] = tile0;
+        r[KN_SPL_VAL0] = t->val_off;
+        tile0 += t->ntiles;
+    }
+    int64_t bad = -1;
+    if ((rc = be->spl_comp_run(be, c->cd_scratch, c->cd_tab, c->n, tiles, c->nvals, c->p.bins, c->p.beta,
+                               c->p.alpha, c->p.range, c->idx, c->codes, c->luts, c->shifts, &bad)))
+        return ts_fail(e, rc, "codec: compression on %s failed", be->name);
+    if (bad >= 0) return refuse_nonfinite(c, (int)(bad >> 40), bad & (((int64_t)1 << 40) - 1), e);
+    return TS_OK;
+}
+
 int spl_compress(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, const spl_meta *m,
                  const ts_keypair *kp, const uint8_t **wire, size_t *wire_len, ts_err *e) {
     *wire = NULL;
@@ -367,28 +427,31 @@ int spl_compress(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, const spl_me
             return ts_fail(e, TS_EINVAL, "codec: delta and error feedback of %s share memory", c->t[i].name);
     if ((rc = alloc_scratch(c, e))) return rc;
 
-    /* 1. select */
-    for (int i = 0; i < c->n; i++) {
-        int64_t bad = select_tensor(c, &c->t[i], delta[i].data, ef[i].data);
-        if (bad >= 0)
-            return ts_fail(e, TS_EINVAL,
-                           "codec: tensor %s: beta*ef + alpha*delta is not finite at element %lld "
-                           "(delta or error feedback holds NaN or Inf); nothing was changed",
-                           c->t[i].name, (long long)bad);
-    }
-    /* 2. quantize */
     const int bins = c->p.bins;
+    if (c->be) {
+        /* 1 and 2 on the device */
+        if ((rc = select_quantize_gpu(c, delta, ef, e))) return rc;
+    } else {
+        /* 1. select */
+        for (int i = 0; i < c->n; i++) {
+            int64_t bad = select_tensor(c, &c->t[i], delta[i].data, ef[i].data);
+            if (bad >= 0) return refuse_nonfinite(c, i, bad, e);
+        }
+        /* 2. quantize */
+        for (int i = 0; i < c->n; i++) {
+            const spl_tl *t = &c->t[i];
+            spl_quantize_tiled(c->vals + t->val_off, t->ntiles, t->k, bins, c->p.range, c->codes + t->val_off,
+                               c->luts + (size_t)i * bins, &c->shifts[i]);
+        }
+    }
     for (int i = 0; i < c->n; i++) {
-        const spl_tl *t = &c->t[i];
-        float *lut = c->luts + (size_t)i * bins;
-        spl_quantize(c->vals + t->val_off, t->nvals, bins, c->p.range, c->codes + t->val_off, lut,
-                     &c->shifts[i]);
+        const float *lut = c->luts + (size_t)i * bins;
         bool fin = isfinite(c->shifts[i]);
         for (int b = 0; b < bins && fin; b++) fin = isfinite(lut[b]) && isfinite(lut[b] + c->shifts[i]);
         if (!fin)
             return ts_fail(e, TS_EINVAL,
                            "codec: tensor %s: values too large to quantize (LUT overflows); nothing was changed",
-                           t->name);
+                           c->t[i].name);
     }
     /* 3. body, zstd, header, signature */
     uint8_t *p = c->body;
@@ -411,22 +474,29 @@ int spl_compress(spl_ctx *c, const ts_tensor *delta, ts_tensor *ef, const spl_me
 
     /* 4. error feedback: ef_new everywhere, minus what was sent where kept */
     const float beta = c->p.beta, alpha = c->p.alpha;
-    for (int i = 0; i < c->n; i++) {
-        const spl_tl *t = &c->t[i];
-        ef_update(ef[i].data, delta[i].data, t->rows * t->cols, beta, alpha);
-        float *E = ef[i].data;
-        spl_fill_tab(c, t);
-        const float *lut = c->luts + (size_t)i * bins;
-        const float shift = c->shifts[i];
-        const uint16_t *oi = c->idx + t->val_off;
-        const uint8_t *cd = c->codes + t->val_off;
-        const float *ov = c->vals + t->val_off;
-        for (int64_t tile = 0; tile < t->ntiles; tile++) {
-            const int64_t ty = tile / t->ntx, tx = tile % t->ntx;
-            const int64_t origin = ty * t->ch * t->cols + tx * t->cw;
-            for (int j = 0; j < t->k; j++) {
-                const int64_t v = tile * t->k + j;
-                E[origin + c->tab[oi[v]]] = ef_residual(ov[v], lut[cd[v]] + shift);
+    if (c->be) {
+        int64_t tiles = 0;
+        for (int i = 0; i < c->n; i++) tiles += c->t[i].ntiles;
+        if ((rc = c->be->spl_comp_ef(c->be, c->cd_scratch, c->n, tiles, c->nvals, bins, beta, alpha)))
+            return ts_fail(e, rc, "codec: error-feedback update on %s failed", c->be->name);
+    } else {
+        for (int i = 0; i < c->n; i++) {
+            const spl_tl *t = &c->t[i];
+            ef_update(ef[i].data, delta[i].data, t->rows * t->cols, beta, alpha);
+            float *E = ef[i].data;
+            spl_fill_tab(c, t);
+            const float *lut = c->luts + (size_t)i * bins;
+            const float shift = c->shifts[i];
+            const uint16_t *oi = c->idx + t->val_off;
+            const uint8_t *cd = c->codes + t->val_off;
+            const float *ov = c->vals + t->val_off;
+            for (int64_t tile = 0; tile < t->ntiles; tile++) {
+                const int64_t ty = tile / t->ntx, tx = tile % t->ntx;
+                const int64_t origin = ty * t->ch * t->cols + tx * t->cw;
+                for (int j = 0; j < t->k; j++) {
+                    const int64_t v = tile * t->k + j;
+                    E[origin + c->tab[oi[v]]] = ef_residual(ov[v], lut[cd[v]] + shift);
+                }
             }
         }
     }

@@ -176,8 +176,35 @@ int spl_ctx_new(const spl_params *p, const ts_tensor *ts, int n, spl_ctx **out, 
     return TS_OK;
 }
 
+/* Frees the device scratch of both paths (each path adds its buffers). */
+static void free_device_scratch(spl_ctx *c) {
+    if (!c->be) return;
+    /* device scratch: compression */
+    if (c->cd_scratch) c->be->free(c->be, c->cd_scratch);
+    c->cd_scratch = NULL;
+    free(c->cd_tab);
+    c->cd_tab = NULL;
+    /* device scratch: aggregation */
+    if (c->agg_dstage) c->be->free(c->be, c->agg_dstage);
+    if (c->agg_dsv) c->be->free(c->be, c->agg_dsv);
+    if (c->agg_dstats) c->be->free(c->be, c->agg_dstats);
+    free(c->agg_hstage);
+    c->agg_dstage = NULL, c->agg_dsv = NULL, c->agg_dstats = NULL, c->agg_hstage = NULL;
+    c->agg_ready = false;
+}
+
+int spl_ctx_set_device(spl_ctx *c, const struct kn_backend *be, ts_err *e) {
+    if (be && !be->is_gpu) be = NULL;
+    if (be == c->be) return TS_OK;
+    free_device_scratch(c);
+    c->be = be;
+    (void)e;
+    return TS_OK;
+}
+
 void spl_ctx_free(spl_ctx *c) {
     if (!c) return;
+    free_device_scratch(c);
     free(c->t);
     free(c->by_name);
     free(c->idx);
@@ -255,7 +282,14 @@ void spl_fill_tab(spl_ctx *c, const spl_tl *t) {
 int spl_ef_zero(const spl_ctx *c, ts_tensor *ef, ts_err *e) {
     int rc = spl_check_tensors(c, ef, "error-feedback", e);
     if (rc) return rc;
-    for (int i = 0; i < c->n; i++) memset(ef[i].data, 0, ef[i].nbytes);
+    for (int i = 0; i < c->n; i++) {
+        if (c->be) { /* device memory (spl_ctx_set_device) */
+            if (c->be->fill(c->be, ef[i].data, 0.0f, ef[i].nbytes / sizeof(float)))
+                return ts_fail(e, TS_EIO, "codec: zeroing the error feedback on %s failed", c->be->name);
+        } else {
+            memset(ef[i].data, 0, ef[i].nbytes);
+        }
+    }
     return TS_OK;
 }
 

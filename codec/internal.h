@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "../kernels/kernels.h"
 
 /* Fixed header of wire version 1 (docs/FORMATS.md 7.1). */
 enum {
@@ -81,6 +82,20 @@ struct spl_ctx {
     uint16_t tidx[SPL_MAX_TILE];
     int64_t tab[SPL_MAX_TILE]; /* tile offset -> flat offset from the tile's origin */
     float sv[SPL_MAX_PEERS * 256]; /* clipped dequantized value per peer and bin */
+    /* the device the tensors passed to compress/apply/undo/outer step live on
+     * (NULL: the host, the CPU code paths); spl_ctx_set_device */
+    const kn_backend *be;
+    /* device scratch: compression */
+    void *cd_scratch; /* device: be->spl_comp_scratch bytes, laid out by codec/cuda_compress.cu */
+    int64_t *cd_tab;  /* host: KN_SPL_TAB int64 per tensor (device addresses of delta, ef; layout) */
+    /* device scratch: aggregation */
+    bool agg_ready;          /* the buffers below are allocated on be */
+    size_t agg_stage_bytes;  /* bytes of each staging buffer */
+    size_t agg_stage_cap;    /* tests: a smaller staging (0: the default), so tensors go in chunks */
+    uint8_t *agg_hstage;     /* host: the peers' packed offsets and codes of a chunk of tiles */
+    uint8_t *agg_dstage;     /* device copy of agg_hstage */
+    float *agg_dsv;          /* device: [SPL_MAX_PEERS * 256] the sv table of one tensor */
+    uint64_t *agg_dstats;    /* device: [2] coordinates touched, non-finite flag */
 };
 
 typedef struct spl_rec {

@@ -149,6 +149,15 @@ static int cpu_scale(const kn_backend *b, float *x, float s, size_t n) {
     kn_cpu_scale(x, s, n);
     return TS_OK;
 }
+void kn_cpu_sub(float *out, const float *x, const float *y, size_t n) {
+#pragma omp parallel for schedule(static) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) out[i] = x[i] - y[i];
+}
+static int cpu_sub(const kn_backend *b, float *out, const float *x, const float *y, size_t n) {
+    (void)b;
+    kn_cpu_sub(out, x, y, n);
+    return TS_OK;
+}
 static int cpu_adamw(const kn_backend *b, float *p, const float *g, float *m, float *v, size_t n,
                      const kn_adamw_args *a) {
     (void)b;
@@ -182,6 +191,7 @@ static const kn_backend cpu_backend = {
     .xent_fwd_bwd = cpu_xent_fwd_bwd,
     .sumsq = cpu_sumsq,
     .scale = cpu_scale,
+    .sub = cpu_sub,
     .adamw = cpu_adamw,
 };
 
@@ -193,7 +203,7 @@ int kn_backend_has_model_ops(const kn_backend *b, ts_err *e) {
 #define OP(x) {offsetof(kn_backend, x), #x}
         OP(gemm), OP(fill), OP(copy), OP(embed_fwd), OP(embed_bwd), OP(rmsnorm_fwd),
         OP(rmsnorm_bwd), OP(rope_fwd), OP(rope_bwd), OP(attn_fwd), OP(attn_bwd), OP(swiglu_fwd),
-        OP(swiglu_bwd), OP(xent_fwd), OP(xent_fwd_bwd), OP(sumsq), OP(scale), OP(adamw),
+        OP(swiglu_bwd), OP(xent_fwd), OP(xent_fwd_bwd), OP(sumsq), OP(scale), OP(sub), OP(adamw),
 #undef OP
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
@@ -295,6 +305,7 @@ static int gpu_download(const kn_backend *b, void *dst, const void *src, size_t 
     return cu->download(b->device, dst, src, bytes);
 }
 static int gpu_sync(const kn_backend *b) { return cu->sync(b->device); }
+static int gpu_reserve(const kn_backend *b, size_t bytes) { return cu->gemm_reserve(b->device, bytes); }
 static int gpu_f32_to_bf16(const kn_backend *b, uint16_t *dst, const float *src, size_t n) {
     return cu->f32_to_bf16(b->device, dst, src, n);
 }
@@ -367,9 +378,39 @@ static int gpu_sumsq(const kn_backend *b, const float *x, size_t n, double *out)
 static int gpu_scale(const kn_backend *b, float *x, float s, size_t n) {
     return cu->scale(b->device, x, s, n);
 }
+static int gpu_sub(const kn_backend *b, float *out, const float *x, const float *y, size_t n) {
+    return cu->sub(b->device, out, x, y, n);
+}
 static int gpu_adamw(const kn_backend *b, float *p, const float *g, float *m, float *v, size_t n,
                      const kn_adamw_args *a) {
     return cu->adamw(b->device, p, g, m, v, n, a);
+}
+
+/* codec ops: compression */
+static int gpu_spl_comp_scratch(const kn_backend *b, int n, int64_t tiles, int64_t values,
+                                int bins, size_t *bytes) {
+    return cu->spl_comp_scratch(b->device, n, tiles, values, bins, bytes);
+}
+static int gpu_spl_comp_run(const kn_backend *b, void *scratch, const int64_t *tab, int n,
+                            int64_t tiles, int64_t values, int bins, float beta, float alpha,
+                            float range, uint16_t *idx, uint8_t *codes, float *luts, float *shifts,
+                            int64_t *bad) {
+    return cu->spl_comp_run(b->device, scratch, tab, n, tiles, values, bins, beta, alpha, range, idx,
+                            codes, luts, shifts, bad);
+}
+static int gpu_spl_comp_ef(const kn_backend *b, void *scratch, int n, int64_t tiles, int64_t values,
+                           int bins, float beta, float alpha) {
+    return cu->spl_comp_ef(b->device, scratch, n, tiles, values, bins, beta, alpha);
+}
+/* codec ops: aggregation */
+static int gpu_agg_tiles(const kn_backend *b, int mode, float *x, float *saved, const uint8_t *idx,
+                         const uint8_t *codes, const float *sv, int n, int64_t idx_stride,
+                         int64_t code_stride, int vskip, int64_t tile0, int64_t ntl, int64_t cols,
+                         int ch, int cw, int64_t ntx, int k, int bins, int per, float alpha,
+                         uint64_t *stats) {
+    if (!cu->agg_tiles) return TS_EUNSUPPORTED;
+    return cu->agg_tiles(b->device, mode, x, saved, idx, codes, sv, n, idx_stride, code_stride, vskip,
+                         tile0, ntl, cols, ch, cw, ntx, k, bins, per, alpha, stats);
 }
 
 int kn_cuda_emulated(void) {
@@ -422,6 +463,7 @@ int kn_backend_open(const char *spec, const kn_backend **out, ts_err *e) {
         .upload = gpu_upload,
         .download = gpu_download,
         .sync = gpu_sync,
+        .reserve = gpu_reserve,
         .f32_to_bf16 = gpu_f32_to_bf16,
         .bf16_to_f32 = gpu_bf16_to_f32,
         .gemm = gpu_gemm,
@@ -441,7 +483,14 @@ int kn_backend_open(const char *spec, const kn_backend **out, ts_err *e) {
         .xent_fwd_bwd = gpu_xent_fwd_bwd,
         .sumsq = gpu_sumsq,
         .scale = gpu_scale,
+        .sub = gpu_sub,
         .adamw = gpu_adamw,
+        /* codec ops: compression */
+        .spl_comp_scratch = gpu_spl_comp_scratch,
+        .spl_comp_run = gpu_spl_comp_run,
+        .spl_comp_ef = gpu_spl_comp_ef,
+        /* codec ops: aggregation */
+        .agg_tiles = gpu_agg_tiles,
     };
     *out = b;
     return TS_OK;

@@ -20,7 +20,7 @@
 
 #include "kernels.h"
 
-#define KN_CU_API_VERSION 2
+#define KN_CU_API_VERSION 3
 
 typedef struct kn_cu_api {
     int version; /* KN_CU_API_VERSION */
@@ -37,6 +37,8 @@ typedef struct kn_cu_api {
     int (*bf16_to_f32)(int dev, float *dst, const uint16_t *src, size_t n);
     /* cuBLAS(Lt) handle creation, proving the library links and loads */
     int (*blas_check)(int dev, const char **why);
+    /* grows the GEMM staging to at least this many bytes now */
+    int (*gemm_reserve)(int dev, size_t bytes);
 
     /* ---- model ops */
     int (*gemm)(int dev, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
@@ -64,8 +66,22 @@ typedef struct kn_cu_api {
                         float dscale);
     int (*sumsq)(int dev, const float *x, size_t n, double *out);
     int (*scale)(int dev, float *x, float s, size_t n);
+    int (*sub)(int dev, float *out, const float *x, const float *y, size_t n);
     int (*adamw)(int dev, float *p, const float *g, float *m, float *v, size_t n,
                  const kn_adamw_args *a);
+
+    /* ---- codec ops: compression (codec/cuda_compress.cu) */
+    int (*spl_comp_scratch)(int dev, int n, int64_t tiles, int64_t values, int bins, size_t *bytes);
+    int (*spl_comp_run)(int dev, void *scratch, const int64_t *tab, int n, int64_t tiles,
+                        int64_t values, int bins, float beta, float alpha, float range,
+                        uint16_t *idx, uint8_t *codes, float *luts, float *shifts, int64_t *bad);
+    int (*spl_comp_ef)(int dev, void *scratch, int n, int64_t tiles, int64_t values, int bins,
+                       float beta, float alpha);
+    /* ---- codec ops: aggregation (codec/cuda_aggregate.cu) */
+    int (*agg_tiles)(int dev, int mode, float *x, float *saved, const uint8_t *idx,
+                     const uint8_t *codes, const float *sv, int n, int64_t idx_stride,
+                     int64_t code_stride, int vskip, int64_t tile0, int64_t ntl, int64_t cols, int ch,
+                     int cw, int64_t ntx, int k, int bins, int per, float alpha, uint64_t *stats);
 } kn_cu_api;
 
 #ifdef __cplusplus
@@ -80,6 +96,7 @@ const kn_cu_api *kn_cu_get_api(void);
  * cuda_ops.cu     embedding, RMSNorm, RoPE, SwiGLU, cross-entropy, sumsq, AdamW
  * cuda_attention.cu  attention forward and backward (FlashAttention style) */
 int kn_cu_blas_check(int dev, const char **why);
+int kn_cu_gemm_reserve(int dev, size_t bytes);
 int kn_cu_gemm(int dev, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                int lda, const float *B, int ldb, float beta, float *C, int ldc);
 int kn_cu_embed_fwd(int dev, float *out, const float *wte, const int32_t *tok, int N, int C);
@@ -104,6 +121,18 @@ int kn_cu_xent_fwd_bwd(int dev, float *loss, float *logits, const int32_t *targe
 int kn_cu_sumsq(int dev, const float *x, size_t n, double *out);
 int kn_cu_adamw(int dev, float *p, const float *g, float *m, float *v, size_t n,
                 const kn_adamw_args *a);
+/* codec ops: compression (codec/cuda_compress.cu) */
+int kn_cu_spl_comp_scratch(int dev, int n, int64_t tiles, int64_t values, int bins, size_t *bytes);
+int kn_cu_spl_comp_run(int dev, void *scratch, const int64_t *tab, int n, int64_t tiles,
+                       int64_t values, int bins, float beta, float alpha, float range,
+                       uint16_t *idx, uint8_t *codes, float *luts, float *shifts, int64_t *bad);
+int kn_cu_spl_comp_ef(int dev, void *scratch, int n, int64_t tiles, int64_t values, int bins,
+                      float beta, float alpha);
+/* codec ops: aggregation (codec/cuda_aggregate.cu) */
+int kn_cu_agg_tiles(int dev, int mode, float *x, float *saved, const uint8_t *idx,
+                    const uint8_t *codes, const float *sv, int n, int64_t idx_stride,
+                    int64_t code_stride, int vskip, int64_t tile0, int64_t ntl, int64_t cols, int ch,
+                    int cw, int64_t ntx, int k, int bins, int per, float alpha, uint64_t *stats);
 #ifdef __cplusplus
 }
 #endif

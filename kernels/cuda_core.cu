@@ -107,6 +107,20 @@ __global__ void scale_kernel(float *x, float s, size_t n) {
         x[i] = __fmul_rn(x[i], s);
 }
 
+__global__ void sub_kernel(float *out, const float *x, const float *y, size_t n) {
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride)
+        out[i] = __fsub_rn(x[i], y[i]);
+}
+
+static int cu_sub(int dev, float *out, const float *x, const float *y, size_t n) {
+    if (!n) return TS_OK;
+    KN_CK(cudaSetDevice(dev));
+    KN_LAUNCH(sub_kernel, kn_grid_for(n, 256), 256, 0, 0, out, x, y, n);
+    KN_CK_LAUNCH();
+    return TS_OK;
+}
+
 static int cu_f32_to_bf16(int dev, uint16_t *dst, const float *src, size_t n) {
     if (!n) return TS_OK;
     KN_CK(cudaSetDevice(dev));
@@ -147,41 +161,53 @@ static int cu_scale(int dev, float *x, float s, size_t n) {
     return TS_OK;
 }
 
-static const kn_cu_api api = {
-    KN_CU_API_VERSION,
+static kn_cu_api make_api(void) {
+    kn_cu_api a;
+    memset(&a, 0, sizeof a);
+    a.version = KN_CU_API_VERSION;
 #ifdef CUDAEMU
-    1,
-#else
-    0,
+    a.emulated = 1;
 #endif
-    cu_devices,
-    cu_alloc,
-    cu_free,
-    cu_upload,
-    cu_download,
-    cu_sync,
-    cu_mem_info,
-    cu_f32_to_bf16,
-    cu_bf16_to_f32,
-    kn_cu_blas_check,
-    kn_cu_gemm,
-    cu_fill,
-    cu_copy,
-    kn_cu_embed_fwd,
-    kn_cu_embed_bwd,
-    kn_cu_rmsnorm_fwd,
-    kn_cu_rmsnorm_bwd,
-    kn_cu_rope_fwd,
-    kn_cu_rope_bwd,
-    kn_cu_attn_fwd,
-    kn_cu_attn_bwd,
-    kn_cu_swiglu_fwd,
-    kn_cu_swiglu_bwd,
-    kn_cu_xent_fwd,
-    kn_cu_xent_fwd_bwd,
-    kn_cu_sumsq,
-    cu_scale,
-    kn_cu_adamw,
-};
+    a.devices = cu_devices;
+    a.alloc = cu_alloc;
+    a.free = cu_free;
+    a.upload = cu_upload;
+    a.download = cu_download;
+    a.sync = cu_sync;
+    a.mem_info = cu_mem_info;
+    a.f32_to_bf16 = cu_f32_to_bf16;
+    a.bf16_to_f32 = cu_bf16_to_f32;
+    a.blas_check = kn_cu_blas_check;
+    a.gemm_reserve = kn_cu_gemm_reserve;
+    /* model ops */
+    a.gemm = kn_cu_gemm;
+    a.fill = cu_fill;
+    a.copy = cu_copy;
+    a.embed_fwd = kn_cu_embed_fwd;
+    a.embed_bwd = kn_cu_embed_bwd;
+    a.rmsnorm_fwd = kn_cu_rmsnorm_fwd;
+    a.rmsnorm_bwd = kn_cu_rmsnorm_bwd;
+    a.rope_fwd = kn_cu_rope_fwd;
+    a.rope_bwd = kn_cu_rope_bwd;
+    a.attn_fwd = kn_cu_attn_fwd;
+    a.attn_bwd = kn_cu_attn_bwd;
+    a.swiglu_fwd = kn_cu_swiglu_fwd;
+    a.swiglu_bwd = kn_cu_swiglu_bwd;
+    a.xent_fwd = kn_cu_xent_fwd;
+    a.xent_fwd_bwd = kn_cu_xent_fwd_bwd;
+    a.sumsq = kn_cu_sumsq;
+    a.scale = cu_scale;
+    a.sub = cu_sub;
+    a.adamw = kn_cu_adamw;
+    /* codec ops: compression */
+    a.spl_comp_scratch = kn_cu_spl_comp_scratch;
+    a.spl_comp_run = kn_cu_spl_comp_run;
+    a.spl_comp_ef = kn_cu_spl_comp_ef;
+    /* codec ops: aggregation */
+    a.agg_tiles = kn_cu_agg_tiles;
+    return a;
+}
+
+static const kn_cu_api api = make_api();
 
 extern "C" __attribute__((visibility("default"))) const kn_cu_api *kn_cu_get_api(void) { return &api; }

@@ -158,6 +158,30 @@ static unsigned ptr_align(const void *p) {
     return a;
 }
 
+// Grows d's staging buffer to at least need bytes (d->mu held).
+static int grow_stage(gemm_dev *d, size_t need) {
+    if (need <= d->stage_bytes) return TS_OK;
+    if (d->stage) {
+        KN_CK(cudaDeviceSynchronize()); // the previous calls may still read it
+        KN_CK(cudaFree(d->stage));
+        d->stage = NULL;
+        d->stage_bytes = 0;
+    }
+    size_t sz = round_up(need, (size_t)1 << 20);
+    KN_CK(cudaMalloc(&d->stage, sz));
+    d->stage_bytes = sz;
+    return TS_OK;
+}
+
+extern "C" int kn_cu_gemm_reserve(int dev, size_t bytes) {
+    KN_CK(cudaSetDevice(dev));
+    if (dev < 0 || dev >= KN_MAX_DEV) return TS_EIO;
+    gemm_dev *d = &g_dev[dev];
+    std::lock_guard<std::mutex> lk(d->mu);
+    if (dev_init(d, NULL) != TS_OK) return TS_EIO;
+    return grow_stage(d, bytes);
+}
+
 extern "C" int kn_cu_gemm(int dev, int trans_a, int trans_b, int M, int N, int K, float alpha,
                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
                           int ldc) {
@@ -181,18 +205,8 @@ extern "C" int kn_cu_gemm(int dev, int trans_a, int trans_b, int M, int N, int K
     int b_rows = trans_b ? N : K, b_cols = trans_b ? K : N;
     int lda_s = (int)round_up((size_t)a_cols, 8), ldb_s = (int)round_up((size_t)b_cols, 8);
     size_t a_bytes = round_up((size_t)a_rows * lda_s * 2, 256);
-    size_t need = a_bytes + (size_t)b_rows * ldb_s * 2;
-    if (need > d->stage_bytes) {
-        if (d->stage) {
-            KN_CK(cudaDeviceSynchronize()); // the previous calls may still read it
-            KN_CK(cudaFree(d->stage));
-            d->stage = NULL;
-            d->stage_bytes = 0;
-        }
-        size_t sz = round_up(need, (size_t)1 << 20);
-        KN_CK(cudaMalloc(&d->stage, sz));
-        d->stage_bytes = sz;
-    }
+    size_t need = a_bytes + (size_t)b_rows * ldb_s * 2; // = kn_gemm_staging_bytes (kernels.h)
+    if (grow_stage(d, need) != TS_OK) return TS_EIO;
     unsigned short *a16 = (unsigned short *)d->stage;
     unsigned short *b16 = (unsigned short *)((char *)d->stage + a_bytes);
     if (pack(a16, lda_s, A, lda, a_rows, a_cols) != TS_OK) return TS_EIO;

@@ -56,6 +56,10 @@ struct kn_backend {
     int (*upload)(const kn_backend *b, void *dst, const void *host_src, size_t bytes);
     int (*download)(const kn_backend *b, void *host_dst, const void *src, size_t bytes);
     int (*sync)(const kn_backend *b);
+    /* Optional (NULL on the CPU): allocates now the GEMM staging that products
+     * up to this many kn_gemm_staging_bytes need, so that a model finds out
+     * at creation, not in its first step, that the device is too small. */
+    int (*reserve)(const kn_backend *b, size_t gemm_staging_bytes);
     /* ops */
     int (*f32_to_bf16)(const kn_backend *b, uint16_t *dst, const float *src, size_t n);
     int (*bf16_to_f32)(const kn_backend *b, float *dst, const uint16_t *src, size_t n);
@@ -92,12 +96,77 @@ struct kn_backend {
                         int N, int V, float dscale);
     int (*sumsq)(const kn_backend *b, const float *x, size_t n, double *out);
     int (*scale)(const kn_backend *b, float *x, float s, size_t n);
+    /* out = x - y, elementwise (out may be x or y) */
+    int (*sub)(const kn_backend *b, float *out, const float *x, const float *y, size_t n);
     int (*adamw)(const kn_backend *b, float *p, const float *g, float *m, float *v, size_t n,
                  const struct kn_adamw_args *a);
+
+    /* ---- codec ops: compression (GPU only; the CPU twin is codec/compress.c) */
+    /* SparseLoCo compression on the device (codec/cuda_compress.cu; the
+     * contract is spl_compress's, codec/codec.h and docs/FORMATS.md 7.3).
+     * tab: KN_SPL_TAB int64 per tensor in host memory, tensors in wire order:
+     * the device addresses of delta and ef, rows and columns of the 2-D view,
+     * chunk rows and columns, k, the tensor's first tile and first kept value
+     * (running sums over the tensors before it).  scratch: device memory of
+     * the size spl_comp_scratch gives, kept from spl_comp_run to spl_comp_ef.
+     * spl_comp_run selects and quantizes and downloads the compact result
+     * into host arrays (idx, codes: [values]; luts: [n * bins]; shifts: [n]),
+     * leaving ef untouched; *bad = -1, or the (tensor << 40 | element) of a
+     * non-finite beta*ef + alpha*delta (the others then unspecified).
+     * spl_comp_ef then writes ef = ef_new - sent (ef_new where not kept). */
+#define KN_SPL_TAB 9
+#define KN_SPL_DELTA 0
+#define KN_SPL_EF 1
+#define KN_SPL_ROWS 2
+#define KN_SPL_COLS 3
+#define KN_SPL_CH 4
+#define KN_SPL_CW 5
+#define KN_SPL_K 6
+#define KN_SPL_TILE0 7
+#define KN_SPL_VAL0 8
+    int (*spl_comp_scratch)(const kn_backend *b, int n, int64_t tiles, int64_t values, int bins,
+                            size_t *bytes);
+    int (*spl_comp_run)(const kn_backend *b, void *scratch, const int64_t *tab, int n, int64_t tiles,
+                        int64_t values, int bins, float beta, float alpha, float range,
+                        uint16_t *idx, uint8_t *codes, float *luts, float *shifts, int64_t *bad);
+    int (*spl_comp_ef)(const kn_backend *b, void *scratch, int n, int64_t tiles, int64_t values,
+                       int bins, float beta, float alpha);
+    /* ---- codec ops: aggregation (GPU only; the CPU twin is codec/aggregate.c) */
+    /* One pass over tiles tile0 .. tile0 + ntl - 1 of one tensor (cols
+     * columns, chunk ch x cw, ntx tiles a row, k values a tile, bins 4 or
+     * 256): n peers, in this order, staged as 12-bit offsets (peer p's at
+     * idx + p * idx_stride, k / 2 * 3 bytes a tile) and codes (at codes + p *
+     * code_stride, the chunk's first value at value index vskip), sv[p * bins
+     * + code] the clipped value.  Per coordinate the fp32 sum in peer order /
+     * the count, then by mode: KN_AGG_CHECK sets stats[1] when one is not
+     * finite; KN_AGG_APPLY x = fl(x - fl(alpha * g)), saving the old values
+     * (saved non-NULL) at saved[tile * per + rank], rank the coordinate's
+     * place in ascending offset order among the tile's touched ones;
+     * KN_AGG_DENSE x = g; KN_AGG_RESTORE x = saved[...] (offsets only).
+     * stats[0] += coordinates touched (not in KN_AGG_CHECK).  stats: two
+     * device uint64. */
+#define KN_AGG_CHECK 0
+#define KN_AGG_APPLY 1
+#define KN_AGG_DENSE 2
+#define KN_AGG_RESTORE 3
+    int (*agg_tiles)(const kn_backend *b, int mode, float *x, float *saved, const uint8_t *idx,
+                     const uint8_t *codes, const float *sv, int n, int64_t idx_stride,
+                     int64_t code_stride, int vskip, int64_t tile0, int64_t ntl, int64_t cols, int ch,
+                     int cw, int64_t ntx, int k, int bins, int per, float alpha, uint64_t *stats);
 };
 
 /* The cuBLASLt workspace the CUDA backend allocates once per device. */
 #define KN_GPU_BLAS_WORKSPACE ((size_t)32 << 20)
+
+/* Bytes of the CUDA backend's GEMM staging (the bf16 copies of A and B, rows
+ * padded to 8 elements, B at a 256-byte boundary) for one product; the
+ * model reserves the largest of its products' once (kn_backend.reserve). */
+static inline size_t kn_gemm_staging_bytes(int trans_a, int trans_b, int M, int N, int K) {
+    size_t a_rows = (size_t)(trans_a ? K : M), a_cols = (size_t)(trans_a ? M : K);
+    size_t b_rows = (size_t)(trans_b ? N : K), b_cols = (size_t)(trans_b ? K : N);
+    size_t a_bytes = (a_rows * ((a_cols + 7) / 8 * 8) * 2 + 255) / 256 * 256;
+    return a_bytes + b_rows * ((b_cols + 7) / 8 * 8) * 2;
+}
 
 /* "cpu", "cuda", "cuda:N" or "auto" (the first GPU if any, else the CPU).
  * "cuda" on a machine without a GPU fails with TS_EUNSUPPORTED and a
@@ -197,6 +266,7 @@ void kn_cpu_xent_fwd_bwd(float *loss, float *logits, const int32_t *targets, int
 /* sum x^2 in double, in a fixed order that depends only on n. */
 double kn_cpu_sumsq(const float *x, size_t n);
 void kn_cpu_scale(float *x, float s, size_t n);
+void kn_cpu_sub(float *out, const float *x, const float *y, size_t n);
 /* AdamW (PyTorch's torch.optim.AdamW, amsgrad off), elementwise:
  *   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
  *   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */

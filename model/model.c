@@ -359,6 +359,13 @@ int model_create_opts(const model_config *cfg, const kn_backend *be, const model
         goto fail;
     }
     if ((rc = be->fill(be, m->acts, 0.0f, total))) goto fail;
+    if (be->reserve) {
+        /* the GEMM staging, once, now: too little memory shows here */
+        want = model_gemm_staging(cfg, o);
+        what = "GEMM staging (bf16 copies of the products' inputs)";
+        if (be->reserve(be, want)) goto nomem;
+        want = 0;
+    }
     {
         size_t nt = (size_t)o->max_seq * h2;
         float *ct = malloc(2 * nt * sizeof(float) + 1);

@@ -82,4 +82,8 @@ struct model {
     float *h_loss;
 };
 
+/* The GEMM staging the CUDA backend needs for the largest product of the
+ * passes (plan.c; the list of products mirrors model.c). */
+size_t model_gemm_staging(const model_config *cfg, const model_options *o);
+
 #endif

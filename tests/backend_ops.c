@@ -147,6 +147,14 @@ TEST(conversions_fill_copy_scale_bit_identical) {
     y = host_from(g, dy, n * 4);
     CHECK_SAME(y, ref, n * 4, "copy + scale");
     free(y);
+    /* sub: bit-identical */
+    float *dz = g->alloc(g, n * 4), *zr = malloc(n * 4);
+    REQUIRE(dz && g->sub(g, dz, dx, dy, n) == TS_OK);
+    kn_cpu_sub(zr, x, ref, n);
+    float *z = host_from(g, dz, n * 4);
+    CHECK_SAME(z, zr, n * 4, "sub");
+    free(z), free(zr);
+    g->free(g, dz);
     REQUIRE(g->fill(g, dy, -2.5f, n - 1) == TS_OK);
     y = host_from(g, dy, n * 4);
     int bad = 0;
@@ -506,8 +514,14 @@ static void train_case(const char *preset, int B, int T) {
 
     /* loss and every gradient of one forward/backward */
     float lg, lc, l32;
+    size_t free0 = 0, free1 = 1, total = 0;
+    REQUIRE(kn_backend_mem_info(g, &free0, &total) == TS_OK);
     model_zero_grad(mg), model_zero_grad(mc), model_zero_grad(m32);
     REQUIRE(model_forward_backward(mg, tok, B, T, &lg, &e) == TS_OK);
+    /* everything the step needs was allocated by model_create */
+    REQUIRE(kn_backend_mem_info(g, &free1, &total) == TS_OK);
+    CHECK_MSG(free1 == free0, "%s: the GPU step allocated %lld bytes beyond model_create's", preset,
+              (long long)free0 - (long long)free1);
     REQUIRE(model_forward_backward(mc, tok, B, T, &lc, &e) == TS_OK);
     REQUIRE(model_forward_backward(m32, tok, B, T, &l32, &e) == TS_OK);
     /* the loss is a mean over many rows, where bf16 errors largely cancel:

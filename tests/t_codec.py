@@ -182,13 +182,26 @@ def seqsum(a):
     return float(np.cumsum(a)[-1]) if a.size else 0.0
 
 
-def quantize(v, bins, rng):
+def blocksum(a, k):
+    """docs/FORMATS.md 7.3: per tile of k values a sequential double sum from
+    +0.0, then a pairwise tree over the tile sums, level by level (an odd last
+    element carried up unchanged)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, k)
+    s = [seqsum(t) for t in a]
+    if not s:
+        return 0.0
+    while len(s) > 1:
+        s = [s[2 * i] + s[2 * i + 1] for i in range(len(s) // 2)] + ([s[-1]] if len(s) % 2 else [])
+    return s[0]
+
+
+def quantize(v, k, bins, rng):
     n = v.size
-    shift = np.float32(seqsum(v) / n) if n else np.float32(0)
+    shift = np.float32(blocksum(v, k) / n) if n else np.float32(0)
     c = (v - shift).astype(np.float32)
     scale = np.float32(1.0)
     if n >= 2:
-        sd = np.sqrt(seqsum(c.astype(np.float64) ** 2)) / np.sqrt(float(n - 1))
+        sd = np.sqrt(blocksum(c.astype(np.float64) ** 2, k)) / np.sqrt(float(n - 1))
         scale = np.float32(float(rng) * sd / bins)
         if not (scale > 0) or not np.isfinite(scale):
             scale = np.float32(1.0)
@@ -198,7 +211,8 @@ def quantize(v, bins, rng):
     for b in range(bins):
         m = codes == b
         if m.any():
-            lut[b] = np.float32(seqsum(c[m]) / m.sum())
+            # the values with code b, tile by tile (zeros elsewhere add +0.0)
+            lut[b] = np.float32(blocksum(np.where(m, c, 0.0), k) / m.sum())
     return codes, lut, shift
 
 
@@ -215,7 +229,7 @@ def reference_compress(delta, ef, k, bins, beta, alpha, rng):
             order = np.lexsort((np.arange(t.shape[1]), -np.abs(t[i])))
             sel[i] = np.sort(order[:kk])
         vals = np.take_along_axis(t, sel, axis=1).reshape(-1)
-        codes, lut, shift = quantize(vals, bins, rng)
+        codes, lut, shift = quantize(vals, kk, bins, rng)
         sent_vals = (lut[codes] + shift).astype(np.float32)
         st = np.zeros_like(t)
         np.put_along_axis(st, sel, sent_vals.reshape(sel.shape), axis=1)

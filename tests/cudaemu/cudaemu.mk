@@ -1,7 +1,7 @@
 # tests/cudaemu/cudaemu.mk - the CUDA device emulator, included by the top
 # Makefile (after BUILD and SANITIZE are set).
 #
-#   $(CUDAEMU_LIB)   build/lib/libtessera_cudaemu.so: every kernels/*.cu built
+#   $(CUDAEMU_LIB)   build/lib/libtessera_cudaemu.so: every kernels/ and codec/ .cu built
 #                    with g++ against tests/cudaemu/cudaemu.h, plus the runtime
 #   $(BUILD)/tests/test_cudaemu   the emulator's self-tests (harness binary)
 #   CUDAEMU_TARGETS  both, for `tests`
@@ -27,8 +27,8 @@ CUDAEMU_KFLAGS := -x c++ -DCUDAEMU -include $(CUDAEMU_DIR)/cudaemu.h -I$(CUDAEMU
 CUDAEMU_LIBS := -lopenblas -lm -lpthread
 
 CUDAEMU_LIB := $(BUILD)/lib/libtessera_cudaemu.so
-CUDAEMU_KERNEL_SRCS := $(wildcard kernels/*.cu)
-CUDAEMU_KERNEL_OBJS := $(CUDAEMU_KERNEL_SRCS:kernels/%.cu=$(CUDAEMU_OBJ)/kernels/%.o)
+CUDAEMU_KERNEL_SRCS := $(wildcard kernels/*.cu codec/*.cu)
+CUDAEMU_KERNEL_OBJS := $(CUDAEMU_KERNEL_SRCS:%.cu=$(CUDAEMU_OBJ)/%.o)
 CUDAEMU_RT_OBJ := $(CUDAEMU_OBJ)/cudaemu.o
 CUDAEMU_TEST := $(BUILD)/tests/test_cudaemu
 CUDAEMU_TARGETS := $(CUDAEMU_LIB) $(CUDAEMU_TEST)
@@ -39,7 +39,7 @@ $(CUDAEMU_RT_OBJ): $(CUDAEMU_DIR)/cudaemu.cc $(CUDAEMU_DEPS)
 	@mkdir -p $(dir $@)
 	$(CUDAEMU_CXX) $(CUDAEMU_CXXFLAGS) -MMD -MP -c $< -o $@
 
-$(CUDAEMU_KERNEL_OBJS): $(CUDAEMU_OBJ)/kernels/%.o: kernels/%.cu $(CUDAEMU_DEPS)
+$(CUDAEMU_KERNEL_OBJS): $(CUDAEMU_OBJ)/%.o: %.cu $(CUDAEMU_DEPS)
 	@mkdir -p $(dir $@)
 	$(CUDAEMU_CXX) $(CUDAEMU_CXXFLAGS) $(CUDAEMU_KFLAGS) -MMD -MP -c $< -o $@
 
