@@ -28,9 +28,12 @@ typedef struct miner {
     adversary adv;
     uint32_t copy_uid;
     uint64_t start;
+    const kn_backend *be; /* where the model lives: theta0 and delta live there too */
+    size_t count;         /* parameters */
     float *theta0;        /* the model at the start of the window */
     ts_tensor *delta;     /* pseudo-gradient views into one buffer */
     float *delta_buf;
+    float *copy_host;     /* copycat on a GPU: the copied values in host memory */
     int32_t *tokens;      /* B rows of T + 1 */
     uint32_t *sample;     /* one sample */
     uint64_t *pool;
@@ -47,13 +50,27 @@ static int parse_adversary(const char *s, adversary *a) {
     return -1;
 }
 
+/* Buffers of the parameters' size where the model lives. */
+static float *dev_alloc(const miner *m) {
+    return m->be->is_gpu ? m->be->alloc(m->be, m->count * sizeof(float)) : malloc(m->count * sizeof(float));
+}
+
+static void dev_free(const miner *m, float *p) {
+    if (!p) return;
+    if (m->be->is_gpu) m->be->free(m->be, p);
+    else free(p);
+}
+
 static int setup(miner *m, ts_err *e) {
     m->n = m->d.n;
     m->r = node_get_run(m->n);
-    size_t count;
-    model_param_data(node_model(m->n), &count);
-    m->theta0 = malloc(count * sizeof(float));
-    m->delta_buf = malloc(count * sizeof(float));
+    m->be = node_backend(m->n);
+    model_param_data(node_model(m->n), &m->count);
+    m->theta0 = dev_alloc(m);
+    m->delta_buf = dev_alloc(m);
+    if (m->be->is_gpu && (!m->theta0 || !m->delta_buf))
+        return ts_fail(e, TS_ENOMEM, "%s: out of device memory for the window's start and its delta (2 x %zu bytes)",
+                       m->be->name, m->count * sizeof(float));
     int np;
     ts_tensor *p = node_params(m->n, &np);
     m->delta = calloc((size_t)np, sizeof *m->delta);
@@ -73,8 +90,11 @@ static int setup(miner *m, ts_err *e) {
 }
 
 static void teardown(miner *m) {
-    free(m->theta0);
-    free(m->delta_buf);
+    if (m->be) {
+        dev_free(m, m->theta0);
+        dev_free(m, m->delta_buf);
+    }
+    free(m->copy_host);
     free(m->delta);
     free(m->tokens);
     free(m->sample);
@@ -114,7 +134,12 @@ static int train_window(miner *m, uint64_t w, uint8_t digest[TS_HASH_BYTES], int
     data_prefetch(node_data(n), (uint32_t)r->seq_len, train_pool, pool_n, NULL);
     size_t count;
     float *theta = model_param_data(mod, &count);
-    memcpy(m->theta0, theta, count * sizeof(float));
+    const kn_backend *be = m->be;
+    /* theta0, delta and theta all live on the model's device */
+    if (be->copy(be, m->theta0, theta, count)) {
+        free(lazy);
+        return ts_fail(e, TS_EIO, "%s: saving the window's start model failed", be->name);
+    }
     double end = node_window_time(n, w + 1);
     double t0 = ts_now(), step_time = 0;
     model_schedule sched;
@@ -130,16 +155,22 @@ static int train_window(miner *m, uint64_t w, uint8_t digest[TS_HASH_BYTES], int
             break;
         }
         if (node_stopping(n)) break;
-        if (load_batch(m, train_pool, (uint64_t)i * (uint64_t)r->batch_size, e)) {
-            free(lazy);
-            return e->code;
-        }
         float loss;
         double gnorm;
         double lr = model_schedule_lr(&sched, base_step + i);
         double s0 = ts_now();
-        if (model_train_step(mod, &r->adamw, lr, m->tokens, r->batch_size, r->seq_len, &loss, &gnorm, e)) {
+        int rc = load_batch(m, train_pool, (uint64_t)i * (uint64_t)r->batch_size, e);
+        if (!rc) {
+            s0 = ts_now();
+            rc = model_train_step(mod, &r->adamw, lr, m->tokens, r->batch_size, r->seq_len, &loss, &gnorm, e);
+        }
+        if (rc) {
             free(lazy);
+            /* the synced model comes back: the window is retried from it */
+            if (be->copy(be, theta, m->theta0, count)) {
+                node_model_changed(n);
+                TS_ERROR("%s: restoring the window's start model failed", be->name);
+            }
             return ts_wrap(e, "inner step %d", i);
         }
         double dt = ts_now() - s0;
@@ -156,9 +187,11 @@ static int train_window(miner *m, uint64_t w, uint8_t digest[TS_HASH_BYTES], int
     }
     ts_progress_done();
     free(lazy);
-    for (size_t i = 0; i < count; i++) {
-        m->delta_buf[i] = m->theta0[i] - theta[i];
-        theta[i] = m->theta0[i];
+    /* delta = theta0 - theta, then theta = theta0 (bit for bit: the model's
+     * hash is unchanged) */
+    if (be->sub(be, m->delta_buf, m->theta0, theta, count) || be->copy(be, theta, m->theta0, count)) {
+        node_model_changed(n);
+        return ts_fail(e, TS_EIO, "%s: the pseudo-gradient or the restore failed", be->name);
     }
     *steps_done = done;
     if (done)
@@ -182,11 +215,30 @@ static int copy_upload(miner *m, uint64_t w, const uint8_t **wire, size_t *len, 
     }
     int np;
     node_params(n, &np);
-    int rc = spl_upload_dense(node_codec(n), f.upload, m->delta, e);
+    int rc;
+    if (m->be->is_gpu) {
+        /* the values are decoded into host memory, then uploaded */
+        if (!m->copy_host && !(m->copy_host = malloc(m->count * sizeof(float) + 1))) {
+            node_fetch_clear(&f);
+            return ts_fail(e, TS_ENOMEM, "out of memory");
+        }
+        ts_tensor *h = calloc((size_t)np, sizeof *h);
+        rc = h ? TS_OK : ts_fail(e, TS_ENOMEM, "out of memory");
+        for (int i = 0; !rc && i < np; i++) {
+            h[i] = m->delta[i];
+            h[i].data = m->copy_host + ((float *)m->delta[i].data - m->delta_buf);
+        }
+        if (!rc) rc = spl_upload_dense(node_codec(n), f.upload, h, e);
+        if (!rc && m->be->upload(m->be, m->delta_buf, m->copy_host, m->count * sizeof(float)))
+            rc = ts_fail(e, TS_EIO, "%s: uploading the copy failed", m->be->name);
+        free(h);
+    } else {
+        rc = spl_upload_dense(node_codec(n), f.upload, m->delta, e);
+    }
     node_fetch_clear(&f);
     if (rc) return rc;
     ts_tensor *ef = node_ef(n);
-    spl_ef_zero(node_codec(n), ef, NULL);
+    node_ef_zero(n);
     spl_meta meta = {0};
     snprintf(meta.run_id, sizeof meta.run_id, "%s", m->r->run_id);
     meta.window = w;
@@ -314,7 +366,7 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
         TS_WARN("window %llu: cannot read the peer list (%s); will catch up", (unsigned long long)w, pe.msg);
         return TS_OK;
     }
-    if (g.n == 0) spl_ef_zero(node_codec(n), node_ef(n), NULL); /* null round */
+    if (g.n == 0) node_ef_zero(n); /* null round */
     spl_apply_stats st;
     int rc = node_outer_step(n, w, &g, &st, e);
     node_gather_clear(&g);

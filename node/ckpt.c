@@ -429,16 +429,24 @@ static const char *hex8(char out[17], const uint8_t *h) {
     return out;
 }
 
+/* The hash of a host-memory (CPU) model's parameters. */
 static void params_hash(const model *m, uint8_t out[TS_HASH_BYTES]) {
     size_t count;
     const float *p = model_param_data(m, &count);
     ts_blake2b(out, TS_HASH_BYTES, p, count * sizeof(float));
 }
 
-/* Applies a verified bundle to a model: its base hash must be the model's,
- * and the step must reproduce its model hash.  TS_ESIG otherwise (the
- * model is then changed only in the second case). */
-static int bundle_apply(spl_ctx *c, model *m, const node_run *run, const uint8_t config_hash[TS_HASH_BYTES],
+/* The model's hash: the node's (any device, cached) or a CPU model's. */
+static void apply_hash(node *n, const model *m, uint8_t out[TS_HASH_BYTES]) {
+    if (n) node_model_hash(n, out);
+    else params_hash(m, out);
+}
+
+/* Applies a verified bundle to a model (the node's, n; or, n NULL, a CPU
+ * model m): its base hash must be the model's, and the step must reproduce
+ * its model hash.  TS_ESIG otherwise (the model is then changed only in the
+ * second case). */
+static int bundle_apply(node *n, spl_ctx *c, model *m, const node_run *run, const uint8_t config_hash[TS_HASH_BYTES],
                         uint64_t window, const uint8_t *pk, const uint8_t *buf, size_t len, ts_err *e) {
     spl_bundle_entry ent[NODE_MAX_PEERS];
     int count = 0;
@@ -449,7 +457,7 @@ static int bundle_apply(spl_ctx *c, model *m, const node_run *run, const uint8_t
                         after, &why, e))
         return ts_wrap(e, "bundle of window %llu (%s)", (unsigned long long)window, spl_reject_name(why));
     char hx[2][17];
-    params_hash(m, have);
+    apply_hash(n, m, have);
     if (memcmp(have, base, TS_HASH_BYTES))
         return ts_fail(e, TS_ESIG, "the bundle of window %llu starts from model %s..., this model is %s...",
                        (unsigned long long)window, hex8(hx[0], base), hex8(hx[1], have));
@@ -465,10 +473,13 @@ static int bundle_apply(spl_ctx *c, model *m, const node_run *run, const uint8_t
     }
     int np;
     ts_tensor *params = (ts_tensor *)model_params(m, &np);
-    if (!rc && count > 0) rc = spl_outer_step(c, params, (const spl_upload *const *)ups, count, run->codec.alpha, NULL, e);
+    if (!rc && count > 0) {
+        rc = spl_outer_step(c, params, (const spl_upload *const *)ups, count, run->codec.alpha, NULL, e);
+        if (n) node_model_changed(n);
+    }
     for (int i = 0; i < count; i++) spl_upload_free(ups[i]);
     if (rc) return rc;
-    params_hash(m, have);
+    apply_hash(n, m, have);
     if (memcmp(have, after, TS_HASH_BYTES))
         return ts_fail(e, TS_ESIG, "replaying window %llu gives model %s..., the bundle records %s...",
                        (unsigned long long)window, hex8(hx[0], have), hex8(hx[1], after));
@@ -499,6 +510,7 @@ static int load_manifest_weights(node *n, uint32_t uid, store *s, const cJSON *m
     if (rc) ts_wrap(e, "downloading uid %u's checkpoint of window %llu", uid, (unsigned long long)w);
     if (!rc && (rc = ts_hash_file(tmp, got, e)) == TS_OK && memcmp(got, whash, TS_HASH_BYTES))
         rc = ts_fail(e, TS_ESIG, "uid %u's checkpoint of window %llu: weights hash mismatch", uid, (unsigned long long)w);
+    if (!rc) node_model_changed(n);
     if (!rc && (rc = model_load(n->m, tmp, e))) ts_wrap(e, "uid %u's checkpoint of window %llu", uid, (unsigned long long)w);
     unlink(tmp);
     free(tmp);
@@ -600,8 +612,7 @@ int node_load_checkpoint(node *n, uint64_t min_window, uint64_t before, bool *lo
         n->next_window = w + 1;
         n->have_state = true;
         node_hist_record(n, w, true);
-        if (n->ef)
-            for (int k = 0; k < n->nparams; k++) memset(n->ef[k].data, 0, n->ef[k].nbytes);
+        node_ef_zero(n);
         *loaded = true;
         TS_INFO("loaded validator uid %u's checkpoint of window %llu (signature, weights and model hash verified)", uid,
                 (unsigned long long)w);
@@ -631,8 +642,7 @@ int node_catch_up(node *n, uint64_t window, ts_err *e) {
             n->next_window = start < window ? start : window;
             n->have_state = true;
             n->nhist = 0;
-            if (n->ef)
-                for (int k = 0; k < n->nparams; k++) memset(n->ef[k].data, 0, n->ef[k].nbytes);
+            node_ef_zero(n);
             TS_INFO("no checkpoint before window %llu: starting from the run's initial model at window %llu",
                     (unsigned long long)window, (unsigned long long)n->next_window);
         } else if (rc) {
@@ -652,7 +662,7 @@ int node_catch_up(node *n, uint64_t window, ts_err *e) {
         ts_err re = {0};
         int rc = node_reference(n, w, &ref, &buf, &len, &re);
         if (rc == TS_OK) {
-            rc = bundle_apply(n->codec, n->m, &n->run, n->config_hash, w, node_hotkey_of(n, ref.uid), buf, len, &re);
+            rc = bundle_apply(n, n->codec, n->m, &n->run, n->config_hash, w, node_hotkey_of(n, ref.uid), buf, len, &re);
             free(buf);
             if (rc == TS_OK) {
                 n->next_window = w + 1;
@@ -796,7 +806,7 @@ int node_replay_checkpoints(store *s, const node_run *run, const uint8_t *pk, ui
                     ts_wrap(e, "the bundle of window %llu", (unsigned long long)x);
                     break;
                 }
-                rc = bundle_apply(c, m, run, cfg_hash, x, signer, buf, len, e);
+                rc = bundle_apply(NULL, c, m, run, cfg_hash, x, signer, buf, len, e);
                 free(buf);
                 if (!rc && fp) fprintf(fp, "replay      window %llu: bundle applied, model hash as recorded\n", (unsigned long long)x);
             }

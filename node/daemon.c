@@ -46,7 +46,8 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         {"store.retries", TS_OPT_INT, &d->store_retries, "5", "retries of a failed request (0: none)", 0, 0},
         {"state_dir", TS_OPT_STR, &d->state_dir, NULL,
          "local state (model, error feedback, scores) [default: $TESSERA_HOME/nodes/HOTKEY]", 0, 0},
-        {"device", TS_OPT_STR, &d->device, "cpu", "compute device: cpu, auto, cuda:N", 0, 0},
+        {"device", TS_OPT_STR, &d->device, "auto",
+         "compute device: auto (the first GPU when there is one, else the CPU), cpu, cuda or cuda:N", 0, 0},
         {"threads", TS_OPT_INT, &d->threads, "0", "CPU threads (0: all cores; at most 4 per CPU, and 1024)", 0, 0},
         {"data", TS_OPT_STR, &d->data, NULL, "training shards (overrides the run's path)", 0, 0},
         {"val_data", TS_OPT_STR, &d->val_data, NULL, "held-out shards (overrides the run's path)", 0, 0},
@@ -134,6 +135,15 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
     return 0;
 }
 
+/* Device memory in use (GPU backends; refreshed every tick). */
+static void daemon_device_metrics(node_daemon *d) {
+    if (!d->metrics || !d->n || !node_backend(d->n)->is_gpu) return;
+    size_t free_b = 0, total_b = 0;
+    if (kn_backend_mem_info(node_backend(d->n), &free_b, &total_b)) return;
+    node_metrics_set(d->metrics, "tessera_device_memory_used_bytes", NULL, (double)(total_b - free_b));
+    node_metrics_set(d->metrics, "tessera_device_memory_total_bytes", NULL, (double)total_b);
+}
+
 int node_daemon_start(node_daemon *d, ts_err *e) {
     store_opts so = {0};
     so.access_key = d->access_key;
@@ -175,12 +185,30 @@ int node_daemon_start(node_daemon *d, ts_err *e) {
         node_metrics_declare(d->metrics, "tessera_window", "gauge", "current window");
         node_metrics_declare(d->metrics, "tessera_uid", "gauge", "this node's uid");
         node_metrics_set(d->metrics, "tessera_uid", NULL, node_uid(d->n));
+        node_metrics_declare(d->metrics, "tessera_device_info", "gauge",
+                             "the compute device (label device: cpu or cuda:N; name: the GPU's)");
+        char name[64], labels[96];
+        node_device_name(d->n, name, sizeof name);
+        for (char *c = name; *c; c++)
+            if (*c == '"' || *c == '\\' || *c == '\n') *c = '_';
+        snprintf(labels, sizeof labels, "device=\"%s\",name=\"%s\"", node_backend(d->n)->name, name);
+        node_metrics_set(d->metrics, "tessera_device_info", labels, 1);
+        if (node_backend(d->n)->is_gpu) {
+            node_metrics_declare(d->metrics, "tessera_device_memory_used_bytes", "gauge",
+                                 "device memory in use (the whole GPU's, every process)");
+            node_metrics_declare(d->metrics, "tessera_device_memory_total_bytes", "gauge", "device memory");
+        }
+        daemon_device_metrics(d);
     }
     const node_run *r = node_get_run(d->n);
     char desc[160];
     model_config_describe(&r->model, desc, sizeof desc);
     TS_INFO("run %s, %s; seq %d, batch %d, %d inner steps per window; state in %s", r->run_id, desc, r->seq_len,
             r->batch_size, r->inner_steps, d->state_dir);
+    char dev[64];
+    node_device_name(d->n, dev, sizeof dev);
+    TS_INFO("device %s (%s)%s", node_backend(d->n)->name, dev,
+            node_backend(d->n)->is_gpu ? ": the model and the error feedback stay in its memory" : "");
     return TS_OK;
 }
 
@@ -215,6 +243,7 @@ bool node_daemon_tick(node_daemon *d, chain_clock *clk) {
         node_sleep_until(d->n, ts_now() + 2);
         return false;
     }
+    daemon_device_metrics(d);
     return true;
 }
 

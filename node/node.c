@@ -177,17 +177,54 @@ int node_open(const node_opts *o, node **out, ts_err *e) {
     }
     n->params = (ts_tensor *)model_params(n->m, &n->nparams);
     if ((rc = spl_ctx_new(&n->run.codec, n->params, n->nparams, &n->codec, e))) goto fail;
+    /* the codec reads and writes the model (and the error feedback) where
+     * they live */
+    if ((rc = spl_ctx_set_device(n->codec, n->be, e))) goto fail;
     if ((rc = load_data(n, e))) goto fail;
     if ((rc = choose_sync_positions(n, e))) goto fail;
+    if (n->be->is_gpu) {
+        size_t count;
+        model_param_data(n->m, &count);
+        n->host_params = malloc(count * sizeof(float) + 1);
+        if (!n->host_params) {
+            rc = ts_fail(e, TS_ENOMEM, "out of memory (a host copy of the parameters)");
+            goto fail;
+        }
+    }
     if (o->role == NODE_MINER) {
         n->ef = calloc((size_t)n->nparams, sizeof *n->ef);
         if (!n->ef) {
             rc = ts_fail(e, TS_ENOMEM, "out of memory");
             goto fail;
         }
-        for (int i = 0; i < n->nparams; i++)
-            if ((rc = ts_tensor_alloc(&n->ef[i], n->params[i].name, TS_F32, n->params[i].ndim, n->params[i].shape, e)))
+        if (n->be->is_gpu) {
+            /* one device buffer, laid out like the parameters */
+            size_t count;
+            model_param_data(n->m, &count);
+            n->ef_dev = n->be->alloc(n->be, count * sizeof(float));
+            if (!n->ef_dev || n->be->fill(n->be, n->ef_dev, 0.0f, count)) {
+                rc = ts_fail(e, TS_ENOMEM, "%s: out of device memory for the error feedback (%zu bytes)",
+                             n->be->name, count * sizeof(float));
                 goto fail;
+            }
+            size_t off = 0;
+            for (int i = 0; i < n->nparams; i++) {
+                ts_tensor *t = &n->ef[i];
+                snprintf(t->name, sizeof t->name, "%s", n->params[i].name);
+                t->dtype = TS_F32;
+                t->ndim = n->params[i].ndim;
+                memcpy(t->shape, n->params[i].shape, sizeof t->shape);
+                t->nbytes = n->params[i].nbytes;
+                t->data = (float *)n->ef_dev + off;
+                t->owned = false;
+                off += t->nbytes / sizeof(float);
+            }
+        } else {
+            for (int i = 0; i < n->nparams; i++)
+                if ((rc = ts_tensor_alloc(&n->ef[i], n->params[i].name, TS_F32, n->params[i].ndim,
+                                          n->params[i].shape, e)))
+                    goto fail;
+        }
     }
     if ((rc = ts_mkdirs(n->opts.state_dir, 0700, e))) goto fail;
     if ((rc = node_init_model(n, e))) goto fail; /* checks the run's initial weights early */
@@ -209,6 +246,8 @@ void node_close(node *n) {
     if (n->ef)
         for (int i = 0; i < n->nparams; i++) ts_tensor_free(&n->ef[i]);
     free(n->ef);
+    if (n->ef_dev) n->be->free(n->be, n->ef_dev);
+    free(n->host_params);
     free(n->sync_pos);
     spl_ctx_free(n->codec);
     model_free(n->m);
@@ -246,9 +285,52 @@ ts_tensor *node_params(node *n, int *count) {
     return n->params;
 }
 ts_tensor *node_ef(node *n) { return n->ef; }
+const kn_backend *node_backend(const node *n) { return n->be; }
+
+void node_device_name(const node *n, char *out, size_t cap) {
+    snprintf(out, cap, "%s", n->be->name);
+    if (!n->be->is_gpu) return;
+    kn_device_info info[16];
+    const char *why = NULL;
+    int k = kn_cuda_devices(info, 16, &why);
+    for (int i = 0; i < k; i++)
+        if (info[i].index == n->be->device) snprintf(out, cap, "%s", info[i].name);
+}
+
+void node_ef_zero(node *n) {
+    if (!n->ef) return;
+    if (n->ef_dev) {
+        size_t count;
+        model_param_data(n->m, &count);
+        if (n->be->fill(n->be, n->ef_dev, 0.0f, count)) TS_ERROR("%s: zeroing the error feedback failed", n->be->name);
+        return;
+    }
+    for (int i = 0; i < n->nparams; i++) memset(n->ef[i].data, 0, n->ef[i].nbytes);
+}
+
+void node_model_changed(node *n) {
+    n->hash_valid = false;
+    n->host_valid = false;
+}
+
+const float *node_host_params(node *n, size_t *count, ts_err *e) {
+    size_t c;
+    const float *p = model_param_data(n->m, &c);
+    if (count) *count = c;
+    if (!n->host_params) return p; /* host memory already */
+    if (!n->host_valid) {
+        if (n->be->download(n->be, n->host_params, p, c * sizeof(float))) {
+            ts_fail(e, TS_EIO, "%s: downloading the parameters failed", n->be->name);
+            return NULL;
+        }
+        n->host_valid = true;
+    }
+    return n->host_params;
+}
 uint64_t node_next_window(const node *n) { return n->next_window; }
 
 int node_init_model(node *n, ts_err *e) {
+    node_model_changed(n);
     if (!n->run.init[0]) {
         model_init(n->m, n->run.seed);
         return TS_OK;
@@ -262,9 +344,20 @@ int node_init_model(node *n, ts_err *e) {
 }
 
 void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]) {
-    size_t count;
-    const float *p = model_param_data(n->m, &count);
-    ts_blake2b(out, TS_HASH_BYTES, p, count * sizeof(float));
+    if (!n->hash_valid) {
+        size_t count;
+        ts_err e = {0};
+        const float *p = node_host_params(n, &count, &e);
+        if (!p) {
+            /* a hash nobody holds: the node is told it forked and resyncs */
+            TS_ERROR("model hash: %s", e.msg);
+            memset(out, 0, TS_HASH_BYTES);
+            return;
+        }
+        ts_blake2b(n->hash, TS_HASH_BYTES, p, count * sizeof(float));
+        n->hash_valid = true;
+    }
+    memcpy(out, n->hash, TS_HASH_BYTES);
 }
 
 /* ------------------------------------------------------ chain and stores */
@@ -626,8 +719,9 @@ int node_outer_step(node *n, uint64_t window, node_gather *g, spl_apply_stats *s
     if (g && g->n > 0) {
         const spl_upload *peers[NODE_MAX_PEERS];
         for (int i = 0; i < g->n; i++) peers[i] = g->f[i].upload;
-        if (spl_outer_step(n->codec, n->params, peers, g->n, n->run.codec.alpha, st, e))
-            return ts_wrap(e, "outer step of window %llu", (unsigned long long)window);
+        int rc = spl_outer_step(n->codec, n->params, peers, g->n, n->run.codec.alpha, st, e);
+        node_model_changed(n);
+        if (rc) return ts_wrap(e, "outer step of window %llu", (unsigned long long)window);
     }
     n->next_window = window + 1;
     node_hist_record(n, window, false);
@@ -643,9 +737,24 @@ int node_save_state(node *n, ts_err *e) {
     if (n->ef) {
         char *p = ts_path_join(n->opts.state_dir, "ef.safetensors");
         const ts_tensor **ts = malloc(sizeof *ts * (size_t)n->nparams);
-        int rc = (!p || !ts) ? ts_fail(e, TS_ENOMEM, "out of memory") : TS_OK;
-        for (int i = 0; !rc && i < n->nparams; i++) ts[i] = &n->ef[i];
+        ts_tensor *host = n->ef_dev ? calloc((size_t)n->nparams, sizeof *host) : NULL;
+        int rc = (!p || !ts || (n->ef_dev && !host)) ? ts_fail(e, TS_ENOMEM, "out of memory") : TS_OK;
+        if (!rc && n->ef_dev) {
+            /* written from a host copy (the parameters' host buffer, which
+             * then no longer holds the model), so that any device loads it */
+            size_t count;
+            model_param_data(n->m, &count);
+            n->host_valid = false;
+            if (n->be->download(n->be, n->host_params, n->ef_dev, count * sizeof(float)))
+                rc = ts_fail(e, TS_EIO, "%s: downloading the error feedback failed", n->be->name);
+            for (int i = 0; !rc && i < n->nparams; i++) {
+                host[i] = n->ef[i];
+                host[i].data = n->host_params + ((float *)n->ef[i].data - (float *)n->ef_dev);
+            }
+        }
+        for (int i = 0; !rc && i < n->nparams; i++) ts[i] = host ? &host[i] : &n->ef[i];
         if (!rc) rc = ts_st_write(p, ts, n->nparams, NULL, e);
+        free(host);
         free(ts);
         free(p);
         if (rc) return ts_wrap(e, "saving the error feedback");
@@ -749,6 +858,7 @@ int node_load_state(node *n, ts_err *e) {
         n->nhist++;
     }
     cJSON_Delete(o);
+    node_model_changed(n);
     if (model_load(n->m, n->opts.state_dir, &le)) {
         TS_WARN("local model unreadable (%s); starting from the network", le.msg);
         return TS_OK;
@@ -766,13 +876,20 @@ int node_load_state(node *n, ts_err *e) {
         for (int i = 0; ok && i < n->nparams; i++) {
             const ts_tensor *t = ts_st_find(f, n->ef[i].name);
             ok = t && t->dtype == TS_F32 && t->nbytes == n->ef[i].nbytes;
-            if (ok) memcpy(n->ef[i].data, t->data, t->nbytes);
+            if (ok && n->ef_dev) {
+                if (n->be->upload(n->be, n->ef[i].data, t->data, t->nbytes)) {
+                    ok = false;
+                    ts_fail(&le, TS_EIO, "%s: uploading the error feedback failed", n->be->name);
+                }
+            } else if (ok) {
+                memcpy(n->ef[i].data, t->data, t->nbytes);
+            }
         }
         ts_st_close(f);
         free(ep);
         if (!ok) {
             TS_WARN("error feedback not restored (%s); starting it from zero", le.msg[0] ? le.msg : "mismatch");
-            for (int i = 0; i < n->nparams; i++) memset(n->ef[i].data, 0, n->ef[i].nbytes);
+            node_ef_zero(n);
         }
     }
     n->next_window = next;

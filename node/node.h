@@ -141,7 +141,7 @@ spl_ctx *node_codec(node *n);
 data_dataset *node_data(node *n);
 /* The held-out shards, or NULL when the run names none. */
 data_dataset *node_val_data(node *n);
-/* Parameter views (fp32, in codec order) and the whole parameter buffer. */
+/* Parameter views (fp32, in codec order; device memory on a GPU backend). */
 ts_tensor *node_params(node *n, int *count);
 /* The window whose training starts from the node's current model: every
  * outer step before it is applied. */
@@ -149,8 +149,19 @@ uint64_t node_next_window(const node *n);
 /* Sets the model to the run's starting point: the weights named by the run
  * parameters (hash checked), else the seeded initialisation. */
 int node_init_model(node *n, ts_err *e);
-/* BLAKE2b-256 of the parameter buffer. */
+/* BLAKE2b-256 of the parameter buffer.  Computed once per model state (on
+ * a GPU backend the parameters are downloaded into one host buffer the node
+ * allocates once) and cached until the model changes: the node's own
+ * operations (outer step, loads, catch-up) invalidate it. */
 void node_model_hash(node *n, uint8_t out[TS_HASH_BYTES]);
+/* Callers that change the parameters through node_model / node_params and
+ * do not restore them bit for bit call this (drops the cached hash). */
+void node_model_changed(node *n);
+/* The compute backend the model, the error feedback and the codec's
+ * tensors live on (node_params, node_ef: device memory on a GPU). */
+const kn_backend *node_backend(const node *n);
+/* A device name for logs and metrics ("cpu", or the GPU's name). */
+void node_device_name(const node *n, char *out, size_t cap);
 
 /* Refreshes the metagraph and commitments (cheap; call once per phase).
  * TS_EDENIED, and the node is stopped for good (node_fatal), when this
@@ -299,8 +310,13 @@ double node_steps_behind(const node_sync *theirs, const node_sync *ours, const n
 
 /* Saves the model, the error feedback (miners) and node.json atomically. */
 int node_save_state(node *n, ts_err *e);
-/* Error feedback buffers (miners), in codec order. */
+/* Error feedback buffers (miners), in codec order; on a GPU backend their
+ * data is device memory (one buffer).  ef.safetensors is written from a
+ * host copy and uploaded on load, so state moves between devices. */
 ts_tensor *node_ef(node *n);
+/* Zeroes the error feedback (null rounds, loaded checkpoints); no-op
+ * without one. */
+void node_ef_zero(node *n);
 
 /* ------------------------------------------------------- catch-up, ckpts */
 

@@ -79,8 +79,24 @@ struct node {
     /* the newest checkpoint seen from each validator (windows never go back) */
     node_seen seen[NODE_MAX_VALIDATORS];
     int nseen;
+    /* Device memory (a GPU backend): the model and the error feedback stay
+     * on the device for the whole run.  host_params is one host buffer of
+     * the parameters' size, allocated once: the model downloaded for its
+     * hash and the sync record's values (host_valid), or the error feedback
+     * on its way to ef.safetensors.  NULL on the CPU, where the parameters
+     * are host memory already. */
+    float *host_params;
+    bool host_valid;
+    void *ef_dev;        /* the error feedback's device buffer (GPU) */
+    /* the model hash, computed once per model state (node_model_changed) */
+    bool hash_valid;
+    uint8_t hash[TS_HASH_BYTES];
 };
 
+/* The current parameters in host memory (count floats): the model's own
+ * buffer on the CPU, else host_params, downloaded unless current.  NULL
+ * (and e set) when the download failed. */
+const float *node_host_params(node *n, size_t *count, ts_err *e);
 const uint8_t *node_hotkey_of(const node *n, uint32_t uid);
 int node_get_object(node *n, uint32_t uid, const char *key, const char *kind, struct cJSON **out, ts_err *e);
 int node_put_object(node *n, const char *key, struct cJSON *obj, ts_err *e);

@@ -17,12 +17,19 @@ int node_sync_positions(const node *n, const uint64_t **pos, uint32_t *count) {
 }
 
 void node_sync_make(node *n, uint64_t window, node_sync *s) {
-    size_t count;
-    const float *p = model_param_data(n->m, &count);
     s->window = window;
     s->uid = n->uid;
     node_model_hash(n, s->model_hash);
     s->n = n->nsync;
+    /* on a GPU the hash has just downloaded the model into the host buffer
+     * (or it is still there): the values come from it, no transfer */
+    ts_err e = {0};
+    const float *p = node_host_params(n, NULL, &e);
+    if (!p) {
+        TS_ERROR("sync record: %s", e.msg);
+        memset(s->values, 0, sizeof s->values[0] * s->n);
+        return;
+    }
     for (uint32_t i = 0; i < n->nsync; i++) s->values[i] = p[n->sync_pos[i]];
 }
 

@@ -6,9 +6,15 @@
 #                                    SUBNET_VALIDATORS="a b" stakes more names as
 #                                    validators (500, 250, ... TAO), and
 #                                    SUBNET_PARAMS_EXTRA='"key": value,' adds run
-#                                    parameters
+#                                    parameters; SUBNET_EVAL_SAMPLES and
+#                                    SUBNET_VAL_SAMPLES (32) set the validator's
+#                                    evaluation and held-out samples
 #   subnet_start NAME [args...]      starts a node in the background (pid in
-#                                    SUBNET_PID[NAME]); logs in DIR/logs/NAME.log
+#                                    SUBNET_PID[NAME]); logs in DIR/logs/NAME.log;
+#                                    SUBNET_ENV[NAME]="VAR=value ..." gives that
+#                                    node alone more environment (e.g. the device
+#                                    emulator's TESSERA_CUDA_LIB, with --device
+#                                    cuda among its args)
 #   subnet_stop NAME [SIGNAL]        stops one node and waits for it
 #   subnet_stop_all                  stops every node it started (and the S3 server)
 #
@@ -22,6 +28,7 @@ SUBNET_S3=${SUBNET_S3:-0}
 SUBNET_BLOCKS=${SUBNET_BLOCKS:-12}
 SUBNET_SIGMA=${SUBNET_SIGMA:-4}
 declare -A SUBNET_PID
+declare -A SUBNET_ENV
 SUBNET_S3_STARTED=0
 
 subnet_say() { [ "${SUBNET_QUIET:-0}" = 1 ] || echo "demo: $*"; }
@@ -84,11 +91,11 @@ subnet_setup() { # dir model names...
   "upload_delay_s": 0.5,
   "gather_delay_s": 0.5,
   "checkpoint_interval": 3,
-  "val_samples": 32,
+  "val_samples": ${SUBNET_VAL_SAMPLES:-32},
   ${SUBNET_PARAMS_EXTRA:-}
   "gauntlet": {"peers_interval": 1, "weights_interval": 1, "openskill_sigma": $SUBNET_SIGMA,
                "copycat_slash_overlap": 0.6, "copycat_reset_overlap": 0.75, "copycat_ban_overlap": 0.9,
-               "eval_samples": 32}
+               "eval_samples": ${SUBNET_EVAL_SAMPLES:-32}}
 }
 EOF
   subnet_say "creating a local subnet in $SUBNET_DIR/subnet"
@@ -151,8 +158,10 @@ subnet_start() { # name, extra args...
     text=$("$SUBNET_BIN/tessera" store commitment "$store") || return 1
     commit=(--store-commitment "$text")
   fi
-  "$SUBNET_BIN/$role" --chain "local:$SUBNET_DIR/subnet" --wallet demo --hotkey "$name" --store-url "$store" \
-    "${commit[@]}" --state-dir "$SUBNET_DIR/state/$name" "$@" >>"$SUBNET_DIR/logs/$name.log" 2>&1 &
+  local envs=()
+  [ -n "${SUBNET_ENV[$name]:-}" ] && read -ra envs <<<"${SUBNET_ENV[$name]}"
+  env "${envs[@]}" "$SUBNET_BIN/$role" --chain "local:$SUBNET_DIR/subnet" --wallet demo --hotkey "$name" \
+    --store-url "$store" "${commit[@]}" --state-dir "$SUBNET_DIR/state/$name" "$@" >>"$SUBNET_DIR/logs/$name.log" 2>&1 &
   SUBNET_PID[$name]=$!
 }
 

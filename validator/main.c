@@ -499,11 +499,19 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         double lo_b, lo_a, lr_a;
         if (loss_of(v, node_data(n), own_idx, rows, &lo_b, e)) break;
         const spl_upload *one = x->f->upload;
-        if (spl_apply(node_codec(n), node_params(n, NULL), &one, 1, nvalid ? thr : NULL, factor, v->undo, NULL, e))
+        /* the model (device memory on a GPU) is changed and restored bit for
+         * bit: its cached hash stays valid unless that fails */
+        if (spl_apply(node_codec(n), node_params(n, NULL), &one, 1, nvalid ? thr : NULL, factor, v->undo, NULL, e)) {
+            node_model_changed(n);
             break;
+        }
         int rc1 = loss_of(v, node_data(n), own_idx, rows, &lo_a, e);
         int rc2 = rc1 ? rc1 : loss_of(v, node_data(n), rand_idx, rows, &lr_a, e);
-        if (spl_undo_restore(node_codec(n), node_params(n, NULL), v->undo, e) || rc2) break;
+        if (spl_undo_restore(node_codec(n), node_params(n, NULL), v->undo, e)) {
+            node_model_changed(n);
+            break;
+        }
+        if (rc2) break;
         x->ev.loss_own_before = lo_b;
         x->ev.loss_own_after = lo_a;
         x->ev.loss_rand_before = lr_before;
