@@ -9,13 +9,15 @@
 #
 # 1. build: make -j16 CUDA=1 BUILD=build-gpu (every kernel for sm_80/sm_90;
 #    a register spill or a warning fails it)
-# 2. tests/backend_ops.c on the GPU: every op against its CPU twin (the same
-#    cases and tolerances as under the emulator) and the tiny/small training
-#    steps against the CPU
+# 2. tests/backend_*.c on the GPU: every op against its CPU twin (the same
+#    cases and tolerances as under the emulator), the tiny/small training
+#    steps against the CPU, the codec's upload bytes and aggregation
 # 3. training: tokens/s, MFU and GPU memory of `124m` at seq 1024 and `1b` at
 #    seq 2048, tessera beside PyTorch (same config.json, batch and sequence;
 #    bf16 autocast, fused AdamW), as a ratio
-# 4. transformers: a `124m` checkpoint from `tessera model init` loaded with
+# 4. codec: compress, decode + aggregate and outer-step GB/s (124m, 1b; k 64,
+#    128), and a `1b` validator window (20 uploads, 15 miners evaluated)
+# 5. transformers: a `124m` checkpoint from `tessera model init` loaded with
 #    LlamaForCausalLM.from_pretrained; its logits against `tessera model
 #    logits --device cuda` on the same tokens
 #
@@ -68,7 +70,8 @@ fi
 
 # ---- 1. build
 b0=$SECONDS
-if ! make -j16 CUDA=1 BUILD=$BUILD all benches $BUILD/tests/backend_ops >"$OUT/build.log" 2>&1; then
+DRIVERS=$(for f in tests/backend_*.c; do echo "$BUILD/tests/$(basename "$f" .c)"; done)
+if ! make -j16 CUDA=1 BUILD=$BUILD all benches $DRIVERS >"$OUT/build.log" 2>&1; then
   say "FAIL: build (see build.log)"
   tail -30 "$OUT/build.log"
   exit 1
@@ -76,13 +79,14 @@ fi
 grep -iE 'spill|lmem|warning' "$OUT/build.log" >"$W/spills.txt" || true
 say "build: $((SECONDS - b0)) s; nvcc spill/warning lines: $(wc -l <"$W/spills.txt")"
 
-# ---- 2. the kernel test driver on the GPU
+# ---- 2. the kernel test drivers on the GPU
 d0=$SECONDS
-$BUILD/tests/backend_ops >"$OUT/backend_ops.txt" 2>&1
-drc=$?
-say "kernel driver: $(grep -c '^ok ' "$OUT/backend_ops.txt") ok, $(grep -c '^FAIL' "$OUT/backend_ops.txt") FAIL, exit $drc, $((SECONDS - d0)) s"
+: >"$OUT/backend_ops.txt"
+drc=0
+for d in $DRIVERS; do $d >>"$OUT/backend_ops.txt" 2>&1 || drc=1; done
+say "kernel drivers: $(grep -c '^ok ' "$OUT/backend_ops.txt") ok, $(grep -c '^FAIL' "$OUT/backend_ops.txt") FAIL, status $drc, $((SECONDS - d0)) s"
 grep -E '^FAIL|^    ' "$OUT/backend_ops.txt" | head -40 | tee -a "$SUM"
-say "  reproduce: make -j16 CUDA=1 BUILD=$BUILD $BUILD/tests/backend_ops && $BUILD/tests/backend_ops"
+say "  reproduce: make -j16 CUDA=1 BUILD=$BUILD $(echo $DRIVERS) && for d in $(echo $DRIVERS); do \$d; done"
 
 # ---- 3. training beside PyTorch
 PEAK=${PEAK_TFLOPS:-989}
@@ -119,7 +123,20 @@ PYEOF
   say "             $pcmd"
 done
 
-# ---- 4. transformers loads tessera's checkpoint
+# ---- 4. the codec and a validator's window on the GPU
+say ""
+say "# codec on the GPU (GB/s of fp32 model size; targets >= 200 compress and aggregate) and a 1b validator window (target < 60 s)"
+for spec in "124m 64" "124m 128" "1b 64" "1b 128"; do
+  set -- $spec
+  ccmd="$BUILD/bench/bench_window codec --preset $1 --k $2 --device cuda --reps 3"
+  say "  $(timeout 120 $ccmd 2>>"$OUT/bench_stderr.txt" | head -1 || echo "codec $1 k $2: failed (see bench_stderr.txt)")"
+done
+wcmd="$BUILD/bench/bench_window window --preset 1b --peers 20 --miners 15 --samples 8 --seq 2048 --device cuda"
+say "  $(timeout 240 $wcmd 2>>"$OUT/bench_stderr.txt" | head -1 || echo "window: failed (see bench_stderr.txt)")"
+say "  reproduce: $BUILD/bench/bench_window codec --preset P --k K --device cuda --reps 3"
+say "             $wcmd"
+
+# ---- 5. transformers loads tessera's checkpoint
 say ""
 M=$W/ckpt124m
 $BUILD/bin/tessera model init --preset 124m --seed 7 --out "$M" >/dev/null
