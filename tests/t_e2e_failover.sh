@@ -148,8 +148,11 @@ wait_window validator2 $((F + 2)) 200 || { fail fork_run "validator2 at window $
 #         disk is full. And validator2 stops for longer than the retention.
 cp "$T/old_latest" "$D/stores/validator/checkpoints/LATEST"
 echo "# LATEST of window $old_latest_w put back in the leader's bucket (and again, for 20 s, after each checkpoint)"
-( for _ in $(seq 40); do cp "$T/old_latest" "$D/stores/validator/checkpoints/LATEST.t" &&
-    mv "$D/stores/validator/checkpoints/LATEST.t" "$D/stores/validator/checkpoints/LATEST"; sleep 0.5; done ) &
+# every 0.1 s: the leader's own LATEST, written after each checkpoint, is
+# back in place for at most that long, so the fresh miner below (which reads
+# LATEST once, when it starts) all but surely meets the older one
+( for _ in $(seq 200); do cp "$T/old_latest" "$D/stores/validator/checkpoints/LATEST.t" &&
+    mv "$D/stores/validator/checkpoints/LATEST.t" "$D/stores/validator/checkpoints/LATEST"; sleep 0.1; done ) &
 ROLLBACK=$!
 verify_old=$("$SUBNET_BIN/tessera" ckpt verify "$D/stores/validator" --chain "local:$D/subnet" --uid 0 --seen none 2>&1)
 verify_old_rc=$?
