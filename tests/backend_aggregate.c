@@ -22,24 +22,10 @@
 
 #include "codec/codec.h"
 #include "codec/internal.h"
+#include "backend_common.h"
 #include "harness.h"
 #include "kernels/kernels.h"
 
-static const kn_backend *gpu(void) {
-    static const kn_backend *g;
-    if (!g) {
-        ts_err e = {0};
-        if (kn_backend_open("cuda", &g, &e) != TS_OK) {
-            fprintf(stderr, "no CUDA backend: %s\n", e.msg);
-            g = NULL;
-        }
-    }
-    return g;
-}
-
-#define NEED_GPU(g)                                                                  \
-    const kn_backend *g = gpu();                                                     \
-    REQUIRE(g != NULL && "a CUDA backend (real GPU or TESSERA_CUDA_LIB emulator)")
 
 static uint64_t rs;
 static void rseed(uint64_t s) { rs = s * 0x9E3779B97F4A7C15ull + 1; }

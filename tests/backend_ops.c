@@ -31,27 +31,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_common.h"
 #include "harness.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
 
 /* ------------------------------------------------------------ utilities */
 
-static const kn_backend *gpu(void) {
-    static const kn_backend *g;
-    if (!g) {
-        ts_err e = {0};
-        if (kn_backend_open("cuda", &g, &e) != TS_OK) {
-            fprintf(stderr, "no CUDA backend: %s\n", e.msg);
-            g = NULL;
-        }
-    }
-    return g;
-}
-
-#define NEED_GPU(g)                                                                  \
-    const kn_backend *g = gpu();                                                     \
-    REQUIRE(g != NULL && "a CUDA backend (real GPU or TESSERA_CUDA_LIB emulator)")
 
 static uint64_t rng_state;
 static void seed(uint64_t s) { rng_state = s * 0x9E3779B97F4A7C15ull + 1; }
