@@ -52,6 +52,12 @@ void sr25519_transcript_init(sr25519_transcript *t, const char *label);
 void sr25519_transcript_append(sr25519_transcript *t, const char *label, const void *msg, size_t len);
 void sr25519_transcript_append_u64(sr25519_transcript *t, const char *label, uint64_t x);
 void sr25519_transcript_challenge(sr25519_transcript *t, const char *label, uint8_t *out, size_t len);
+/* schnorrkel's witness bytes (merlin's TranscriptRng), drawn from a copy of
+ * t, which is left unchanged: the copy is rekeyed with `witness` under
+ * `label` (skipped when witness is NULL), then with the 32 rng bytes, and
+ * gives len bytes.  Signing draws its nonce this way. */
+void sr25519_transcript_witness(const sr25519_transcript *t, const char *label, const void *witness,
+                                size_t wlen, const uint8_t rng[32], uint8_t *out, size_t len);
 
 /* ------------------------------------------------------------- keys */
 
