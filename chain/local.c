@@ -19,9 +19,10 @@
  * once durable, so cutting a torn tail never loses an acknowledged one.
  *
  * Replay verifies every line: format, signature (over the genesis hash and
- * the line), sequence number (a copied line fails), block order, and the
- * rules of its kind.  A line that fails is ignored with a reason that
- * chain_rejections reports; it never stops the replay.
+ * the line, in the scheme the genesis records: sr25519), sequence number (a
+ * copied line fails), block order, and the rules of its kind.  A line that
+ * fails is ignored with a reason that chain_rejections reports; it never
+ * stops the replay.
  *
  * Besides the state, a handle keeps a compact history of the accepted
  * transactions (block, kind, uid, stake after, registered hotkey), from which
@@ -45,7 +46,7 @@
 #define GENESIS_NAME "genesis.json"
 #define LOG_NAME "chain.log"
 #define GENESIS_FORMAT "tessera-localnet"
-#define GENESIS_VERSION 1
+#define GENESIS_VERSION 2 /* 2: records its signature scheme (sr25519); 1 was Ed25519 */
 #define GENESIS_MAX (1u << 20)
 #define READ_CHUNK (1u << 20)
 #define REJECT_KEEP 64
@@ -913,9 +914,9 @@ static int get_num(const cJSON *o, const char *key, double lo, double hi, bool i
 }
 
 static const char *const GENESIS_KEYS[] = {
-    "format", "version", "run_id", "netuid", "genesis_time", "block_time", "blocks_per_window",
-    "max_uids", "max_validators", "min_validator_stake", "immunity_period", "weights_rate_limit",
-    "owner", "params",
+    "format", "version", "signature_scheme", "run_id", "netuid", "genesis_time", "block_time",
+    "blocks_per_window", "max_uids", "max_validators", "min_validator_stake", "immunity_period",
+    "weights_rate_limit", "owner", "params",
 };
 
 static int genesis_check(const chain_genesis *g, ts_err *e) {
@@ -966,6 +967,25 @@ static int genesis_load(local *L, ts_err *e) {
     memset(&g, 0, sizeof g);
     double d;
     const cJSON *v;
+    v = cJSON_GetObjectItemCaseSensitive(o, "format");
+    if (!cJSON_IsString(v) || strcmp(v->valuestring, GENESIS_FORMAT)) {
+        rc = ts_fail(e, TS_EFORMAT, "%s: 'format' is not \"%s\"", path, GENESIS_FORMAT);
+        goto out;
+    }
+    /* the version first: another version's keys are not "unknown" */
+    if ((rc = get_num(o, "version", 0, 1e9, true, &d, path, e))) goto out;
+    if (d == 1) {
+        rc = ts_fail(e, TS_EFORMAT,
+                     "%s: version 1: this subnet was created by an earlier Tessera with Ed25519 keys, which "
+                     "this build no longer accepts; make a new subnet with tessera localnet init",
+                     path);
+        goto out;
+    }
+    if (d != GENESIS_VERSION) {
+        rc = ts_fail(e, TS_EFORMAT, "%s: version %g is not supported (this build reads %d)", path, d,
+                     GENESIS_VERSION);
+        goto out;
+    }
     for (const cJSON *it = o->child; it; it = it->next) {
         bool known = false;
         for (size_t i = 0; i < sizeof GENESIS_KEYS / sizeof *GENESIS_KEYS; i++)
@@ -975,15 +995,23 @@ static int genesis_load(local *L, ts_err *e) {
             goto out;
         }
     }
-    v = cJSON_GetObjectItemCaseSensitive(o, "format");
-    if (!cJSON_IsString(v) || strcmp(v->valuestring, GENESIS_FORMAT)) {
-        rc = ts_fail(e, TS_EFORMAT, "%s: 'format' is not \"%s\"", path, GENESIS_FORMAT);
+    /* the log's lines are signed in this scheme (they carry none of their own) */
+    v = cJSON_GetObjectItemCaseSensitive(o, "signature_scheme");
+    if (!v) {
+        rc = ts_fail(e, TS_EFORMAT, "%s: 'signature_scheme' is missing (it must be \"%s\")", path,
+                     TS_SIG_SCHEME_NAME);
         goto out;
     }
-    if ((rc = get_num(o, "version", 0, 1e9, true, &d, path, e))) goto out;
-    if (d != GENESIS_VERSION) {
-        rc = ts_fail(e, TS_EFORMAT, "%s: version %g is not supported (this build reads %d)", path, d,
-                     GENESIS_VERSION);
+    if (!cJSON_IsString(v)) {
+        rc = ts_fail(e, TS_EFORMAT, "%s: 'signature_scheme' must be the string \"%s\"", path, TS_SIG_SCHEME_NAME);
+        goto out;
+    }
+    if (strcmp(v->valuestring, TS_SIG_SCHEME_NAME)) {
+        rc = ts_fail(e, TS_EFORMAT,
+                     "%s: signature scheme \"%s\" is not accepted, only \"%s\"%s; make a new subnet with "
+                     "tessera localnet init",
+                     path, v->valuestring, TS_SIG_SCHEME_NAME,
+                     strcmp(v->valuestring, "ed25519") ? "" : " (Ed25519 is from an earlier Tessera)");
         goto out;
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "run_id");
@@ -1107,6 +1135,7 @@ int chain_local_init(const char *dir, const chain_genesis *gin, ts_err *e) {
     }
     cJSON_AddStringToObject(o, "format", GENESIS_FORMAT);
     cJSON_AddNumberToObject(o, "version", GENESIS_VERSION);
+    cJSON_AddStringToObject(o, "signature_scheme", TS_SIG_SCHEME_NAME);
     cJSON_AddStringToObject(o, "run_id", g.run_id);
     cJSON_AddNumberToObject(o, "netuid", g.netuid);
     cJSON_AddNumberToObject(o, "genesis_time", g.genesis_time);

@@ -20,7 +20,8 @@ enum {
     B_FLAGS = 10,
     B_RUNLEN = 12,
     B_RUN = 13,
-    B_RSV0 = 77, /* 3 reserved bytes */
+    B_SCHEME = 77, /* u8 signature scheme: TS_SIG_SCHEME_SR25519 */
+    B_RSV0 = 78,   /* 2 reserved bytes */
     B_WINDOW = 80,
     B_LEADER = 88,
     B_CONFIG = 120,
@@ -70,6 +71,7 @@ int spl_bundle_build(const char *run_id, uint64_t window, const uint8_t config_h
     size_t rl = strlen(run_id);
     b[B_RUNLEN] = (uint8_t)rl;
     memcpy(b + B_RUN, run_id, rl);
+    b[B_SCHEME] = TS_SIG_SCHEME_SR25519;
     ts_put_u64(b + B_WINDOW, window);
     memcpy(b + B_LEADER, leader->pk, TS_PK_BYTES);
     memcpy(b + B_CONFIG, config_hash, TS_HASH_BYTES);
@@ -112,6 +114,8 @@ int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t
     if (ts_get_u16(buf + B_VERSION) != SPL_BUNDLE_VERSION)
         return spl_rej(why, e, SPL_R_VERSION, "bundle version %u (this node reads version %d, which records the model hashes)",
                        ts_get_u16(buf + B_VERSION), SPL_BUNDLE_VERSION);
+    int rc = spl_check_scheme(buf[B_SCHEME], "bundle ", why, e);
+    if (rc) return rc;
     uint32_t n = ts_get_u32(buf + B_COUNT);
     if (n > (uint32_t)max_entries || n > SPL_MAX_PEERS)
         return spl_rej(why, e, SPL_R_OVERSIZED, "%u entries, at most %d accepted", n, max_entries);
@@ -132,7 +136,7 @@ int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t
     ts_blake2b(hash, sizeof hash, buf, len - TS_SIG_BYTES);
     if (ts_verify(leader_pk, SPL_BUNDLE_TAG, hash, sizeof hash, buf + len - TS_SIG_BYTES, NULL))
         return spl_rej(why, e, SPL_R_SIGNATURE, "bundle signature does not verify under the leader's hotkey");
-    if (ts_get_u16(buf + B_FLAGS) || buf[B_RSV0] || buf[B_RSV0 + 1] || buf[B_RSV0 + 2] || ts_get_u32(buf + B_RSV1))
+    if (ts_get_u16(buf + B_FLAGS) || buf[B_RSV0] || buf[B_RSV0 + 1] || ts_get_u32(buf + B_RSV1))
         return spl_rej(why, e, SPL_R_HEADER, "reserved bundle fields are not zero");
     unsigned rl = buf[B_RUNLEN];
     char run[SPL_MAX_RUN_ID + 1] = {0};

@@ -153,9 +153,9 @@ typedef enum spl_reject {
     SPL_R_OVERSIZED,      /* larger than the largest upload the model allows */
     SPL_R_TRAILING,       /* bytes beyond the declared sizes */
     SPL_R_MAGIC,
-    SPL_R_VERSION,
+    SPL_R_VERSION,        /* another wire version, or a signature scheme other than sr25519 */
     SPL_R_HEADER,         /* reserved field non-zero, bad run id, bad header size */
-    SPL_R_SIGNATURE,      /* Ed25519 signature does not verify */
+    SPL_R_SIGNATURE,      /* signature does not verify */
     SPL_R_SIGNER,         /* hotkey field differs from the expected signer */
     SPL_R_RUN,            /* run id differs from the one expected */
     SPL_R_WINDOW,
@@ -250,8 +250,9 @@ void spl_upload_info(const spl_upload *u, spl_wire_info *out);
  * order. */
 int spl_upload_dense(const spl_ctx *c, const spl_upload *u, ts_tensor *out, ts_err *e);
 
-/* Reads the fixed header without verifying anything (for tools; never trust
- * what it returns). */
+/* Reads the fixed header and checks its framing and fields (magic, version,
+ * signature scheme, reserved bytes, run id) but not the signature (for
+ * tools; never trust what it returns). */
 int spl_peek(const uint8_t *buf, size_t len, spl_meta *m, spl_params *p, spl_wire_info *info,
              spl_reject *why, ts_err *e);
 /* For tools that have no model at hand: verifies the signature against the
@@ -341,10 +342,10 @@ int spl_bundle_build(const char *run_id, uint64_t window, const uint8_t config_h
                      const uint8_t base_hash[TS_HASH_BYTES], const uint8_t model_hash[TS_HASH_BYTES],
                      const ts_keypair *leader, const uint8_t *const *wires, const size_t *lens, int n,
                      uint8_t **out, size_t *out_len, ts_err *e);
-/* Verifies a bundle (signature by leader_pk, run, window, config, sizes;
- * each entry at most max_wire bytes, at most max_entries entries) and
- * returns its entries (pointing into buf) in uid order and the two model
- * hashes it records (either pointer may be NULL). */
+/* Verifies a bundle (signature scheme sr25519, signature by leader_pk, run,
+ * window, config, sizes; each entry at most max_wire bytes, at most
+ * max_entries entries) and returns its entries (pointing into buf) in uid
+ * order and the two model hashes it records (either pointer may be NULL). */
 int spl_bundle_open(const uint8_t *buf, size_t len, const char *run_id, uint64_t window,
                     const uint8_t leader_pk[TS_PK_BYTES], const uint8_t config_hash[TS_HASH_BYTES],
                     size_t max_wire, spl_bundle_entry *entries, int max_entries, int *n,

@@ -5,7 +5,7 @@
  *   1. select: per tile, the k largest |beta*ef + alpha*delta| (computed on
  *      the fly, not stored), ties to the lower offset; kept offsets ascending;
  *   2. quantize each tensor's kept values;
- *   3. serialize the body, zstd it, header, BLAKE2b, Ed25519;
+ *   3. serialize the body, zstd it, header, BLAKE2b, sr25519 (ts_sign);
  *   4. only then write ef = beta*ef + alpha*delta and subtract what was sent.
  * With a GPU backend (spl_ctx_set_device) steps 1, 2 and 4 run on the device
  * (codec/cuda_compress.cu) and only the compact result comes to the host:
@@ -324,6 +324,7 @@ static void put_header(const spl_ctx *c, uint8_t *w, const spl_meta *m, const ts
     size_t rl = strlen(m->run_id);
     w[H_RUNLEN] = (uint8_t)rl;
     memcpy(w + H_RUN, m->run_id, rl);
+    w[H_SCHEME] = TS_SIG_SCHEME_SR25519;
     ts_put_u32(w + H_UID, m->uid);
     ts_put_u64(w + H_WINDOW, m->window);
     memcpy(w + H_HOTKEY, kp->pk, TS_PK_BYTES);

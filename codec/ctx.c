@@ -303,7 +303,7 @@ static const struct {
     [SPL_R_OVERSIZED] = {"oversized", "larger than the model allows"},
     [SPL_R_TRAILING] = {"trailing_bytes", "bytes beyond its declared sizes"},
     [SPL_R_MAGIC] = {"bad_magic", "not a Tessera gradient (wrong magic)"},
-    [SPL_R_VERSION] = {"bad_version", "unsupported wire version"},
+    [SPL_R_VERSION] = {"bad_version", "unsupported wire version or signature scheme"},
     [SPL_R_HEADER] = {"bad_header", "malformed header field"},
     [SPL_R_SIGNATURE] = {"bad_signature", "signature does not verify"},
     [SPL_R_SIGNER] = {"wrong_signer", "signed by another hotkey than expected"},
@@ -362,4 +362,15 @@ int spl_rej(spl_reject *why, ts_err *e, spl_reject r, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     return ts_fail(e, spl_reject_code(r), "upload rejected (%s): %s", spl_reject_name(r), buf);
+}
+
+int spl_check_scheme(unsigned scheme, const char *what, spl_reject *why, ts_err *e) {
+    if (scheme == TS_SIG_SCHEME_SR25519) return TS_OK;
+    if (scheme == 0)
+        return spl_rej(why, e, SPL_R_VERSION,
+                       "%ssignature scheme 0 is Ed25519, from an earlier Tessera, no longer accepted (this node "
+                       "reads scheme %d, %s, only)",
+                       what, TS_SIG_SCHEME_SR25519, TS_SIG_SCHEME_NAME);
+    return spl_rej(why, e, SPL_R_VERSION, "%ssignature scheme %u is not %s (scheme %d), the only one this node reads",
+                   what, scheme, TS_SIG_SCHEME_NAME, TS_SIG_SCHEME_SR25519);
 }

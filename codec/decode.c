@@ -2,9 +2,10 @@
  *
  * Order of checks, cheapest and most fundamental first:
  *   magic, version, fixed-header length; total length against the largest
- *   upload the model allows (before hashing anything); the declared
- *   compressed size against the length (truncated, trailing); the signature
- *   (BLAKE2b-256 of everything before it, Ed25519 under the expected hotkey);
+ *   upload the model allows (before hashing anything); the signature scheme
+ *   (sr25519 only); the declared compressed size against the length
+ *   (truncated, trailing); the signature (BLAKE2b-256 of everything before
+ *   it, sr25519 under the expected hotkey);
  *   reserved fields and run id syntax; signer, run, window, uid, config,
  *   codec parameters; tensor count; the declared body size against the exact
  *   size the model's shapes give; then decompression with exactly that cap
@@ -101,6 +102,9 @@ int spl_parse_header(const uint8_t *buf, size_t len, spl_meta *m, spl_params *p,
     if (len < (size_t)H_END + TS_SIG_BYTES)
         return spl_rej(why, e, SPL_R_TRUNCATED, "%zu bytes, shorter than the header and signature (%d)",
                        len, H_END + TS_SIG_BYTES);
+    /* the scheme says how the signature is made: checked before anything verifies it */
+    int rc = spl_check_scheme(buf[H_SCHEME], "", why, e);
+    if (rc) return rc;
     uint64_t zlen = ts_get_u64(buf + H_ZBODY);
     size_t room = len - H_END - TS_SIG_BYTES;
     if (zlen > room)
@@ -147,7 +151,7 @@ static int check_header_fields(const uint8_t *buf, spl_reject *why, ts_err *e) {
             return spl_rej(why, e, SPL_R_HEADER, "run id byte %u is %s", i,
                            i < rl ? "outside [A-Za-z0-9._-]" : "non-zero padding");
     }
-    if (buf[H_RSV0] || buf[H_RSV0 + 1] || buf[H_RSV0 + 2] || ts_get_u16(buf + H_RSV1))
+    if (buf[H_RSV0] || buf[H_RSV0 + 1] || ts_get_u16(buf + H_RSV1))
         return spl_rej(why, e, SPL_R_HEADER, "reserved bytes are not zero");
     return TS_OK;
 }

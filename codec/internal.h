@@ -16,7 +16,8 @@ enum {
     H_HDRLEN = 12,
     H_RUNLEN = 16,
     H_RUN = 17,
-    H_RSV0 = 81, /* 3 reserved bytes */
+    H_SCHEME = 81, /* u8 signature scheme: TS_SIG_SCHEME_SR25519 */
+    H_RSV0 = 82,   /* 2 reserved bytes */
     H_UID = 84,
     H_WINDOW = 88,
     H_HOTKEY = 96,
@@ -148,7 +149,12 @@ void spl_fill_tab(spl_ctx *c, const spl_tl *t);
 int spl_rej(spl_reject *why, ts_err *e, spl_reject r, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int spl_reject_code(spl_reject r);
-/* Parses the fixed header of a wire object without verifying anything. */
+/* Refuses a signature scheme byte other than TS_SIG_SCHEME_SR25519
+ * (SPL_R_VERSION: an object of another scheme is unreadable, like one of
+ * another version); `what` prefixes the message ("" or "bundle "). */
+int spl_check_scheme(unsigned scheme, const char *what, spl_reject *why, ts_err *e);
+/* Parses the fixed header of a wire object, checking only its framing
+ * (magic, version, signature scheme, sizes); verifies nothing else. */
 int spl_parse_header(const uint8_t *buf, size_t len, spl_meta *m, spl_params *p,
                      spl_wire_info *info, spl_reject *why, ts_err *e);
 

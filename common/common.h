@@ -213,10 +213,20 @@ void ts_random_bytes(void *out, size_t n);
 
 /* ------------------------------------------------------------- signatures
  *
- * Ed25519.  Every signature is over a domain-separated message:
+ * sr25519 (schnorrkel, common/sr25519.h), the scheme of Bittensor hotkeys,
+ * so a node signs with the hotkey the chain lists for it.  Every signature is
+ * over a domain-separated message under the signing context "tessera":
  *     "tessera-sig-v1" 0x00 || u8 len(tag) || tag || msg
- * so a signature made for one purpose (tag) never verifies for another.
+ * so a signature made for one purpose (tag) never verifies for another, and
+ * none can pass for a Substrate extrinsic signature (context "substrate").
+ *
+ * A run uses one signature scheme; every signed format records it (a byte or
+ * a member, docs/FORMATS.md section 1) and readers refuse any other.  Ed25519
+ * (scheme 0, earlier Tessera) is no longer accepted.
  */
+#define TS_SIG_SCHEME_SR25519 1
+#define TS_SIG_SCHEME_NAME "sr25519"
+
 #define TS_PK_BYTES 32
 #define TS_SK_BYTES 64
 #define TS_SEED_BYTES 32
@@ -224,7 +234,7 @@ void ts_random_bytes(void *out, size_t n);
 
 typedef struct ts_keypair {
     uint8_t pk[TS_PK_BYTES];
-    uint8_t sk[TS_SK_BYTES]; /* libsodium layout: seed || pk */
+    uint8_t sk[TS_SK_BYTES]; /* sr25519 secret: scalar (32) || nonce (32) */
 } ts_keypair;
 
 int ts_keypair_from_seed(ts_keypair *kp, const uint8_t seed[TS_SEED_BYTES]);
@@ -238,13 +248,109 @@ int ts_verify(const uint8_t pk[TS_PK_BYTES], const char *tag, const void *msg, s
 void ts_ss58(char out[64], const uint8_t pk[TS_PK_BYTES]);
 int ts_ss58_decode(uint8_t pk[TS_PK_BYTES], const char *addr);
 
-/* Wallet layout: $TESSERA_HOME/wallets/<wallet>/hotkeys/<hotkey>, a JSON
- * file of mode 0600 (see docs/FORMATS.md). */
+/* Wallets, laid out and written exactly as btcli / bittensor-wallet do
+ * (docs/FORMATS.md section 2):
+ *     ROOT/<wallet>/coldkey                  secret key JSON, usually NaCl-encrypted
+ *     ROOT/<wallet>/coldkeypub.txt           its public key (JSON)
+ *     ROOT/<wallet>/hotkeys/<hotkey>         secret key JSON (normally unencrypted)
+ *     ROOT/<wallet>/hotkeys/<hotkey>pub.txt  its public key (JSON)
+ * ROOT: ts_wallet_set_root() (the --wallet-path flag), else
+ * $TESSERA_WALLET_PATH, else $TESSERA_HOME/wallets when TESSERA_HOME is set,
+ * else ~/.bittensor/wallets (btcli's default).  Keys are sr25519.  New files
+ * are mode 0600 in directories of mode 0700, never overwritten; a secret key
+ * file group or others can access, or in a directory they can write, is
+ * refused (as ssh does).  Wallet and hotkey names: letters, digits, - _ .
+ *
+ * An encrypted key file is "$NACL" || nonce (24) || crypto_secretbox_easy of
+ * the JSON, under a key from the password by argon2i (crypto_pwhash_argon2i
+ * SENSITIVE limits: 8 passes, 512 MiB, a few seconds) with btcli's fixed
+ * salt.  A password not given is taken from TESSERA_COLDKEY_PASSWORD (coldkey
+ * files) or TESSERA_HOTKEY_PASSWORD (hotkey files), else asked on the
+ * terminal without echo.  Legacy Ansible Vault and Fernet files are refused
+ * with the advice to re-encrypt them with btcli. */
+#define TS_COLDKEY_PASSWORD_ENV "TESSERA_COLDKEY_PASSWORD"
+#define TS_HOTKEY_PASSWORD_ENV "TESSERA_HOTKEY_PASSWORD"
+
+/* Overrides the wallet root for this process (NULL: back to the environment). */
+void ts_wallet_set_root(const char *path);
+/* The wallet root (malloc'd, "~/" expanded). */
+int ts_wallet_root(char **out, ts_err *e);
+/* ROOT/<wallet>/hotkeys/<hotkey> and ROOT/<wallet>/coldkey (malloc'd). */
 int ts_key_path(const char *wallet, const char *hotkey, char **path, ts_err *e);
+int ts_coldkey_path(const char *wallet, char **path, ts_err *e);
+
+/* Where a new key comes from: a secret URI ("//Alice", "0x<64 hex>//x"; see
+ * sr25519_keypair_from_uri), or a seed "0x" + 64 hex (a mini-secret) or 128
+ * hex (a 64-byte sr25519 secret key); neither (or a NULL origin): a random
+ * mini-secret. */
+typedef struct ts_key_origin {
+    const char *uri;
+    const char *seed;
+} ts_key_origin;
+
+/* A new unencrypted hotkey and its <hotkey>pub.txt; *path_out (optional,
+ * malloc'd) is the key file.  ts_key_create is ts_hotkey_create(.., NULL, ..). */
 int ts_key_create(const char *wallet, const char *hotkey, ts_keypair *kp, char **path_out,
                   ts_err *e);
+int ts_hotkey_create(const char *wallet, const char *hotkey, const ts_key_origin *from,
+                     ts_keypair *kp, char **path_out, ts_err *e);
+/* A new coldkey and coldkeypub.txt; encrypted with password, or unencrypted
+ * when password is NULL.  A password that is empty, over 1024 bytes or begins
+ * or ends with white space (btcli strips it when asking) is refused. */
+int ts_coldkey_create(const char *wallet, const char *password, const ts_key_origin *from,
+                      ts_keypair *kp, char **path_out, ts_err *e);
+
+/* Loads a hotkey (an encrypted one asks for its password, see above). */
 int ts_key_load(const char *wallet, const char *hotkey, ts_keypair *kp, ts_err *e);
+/* Loads any key file; password NULL: from the environment or the terminal. */
 int ts_key_load_file(const char *path, ts_keypair *kp, ts_err *e);
+int ts_key_load_file_pw(const char *path, const char *password, ts_keypair *kp, ts_err *e);
+/* Loads (decrypts) a coldkey, and checks it against coldkeypub.txt when that
+ * exists.  password NULL: from the environment or the terminal. */
+int ts_coldkey_load(const char *wallet, const char *password, ts_keypair *kp, ts_err *e);
+/* Public keys from coldkeypub.txt / <hotkey>pub.txt: no password needed. */
+int ts_coldkeypub_load(const char *wallet, uint8_t pk[TS_PK_BYTES], ts_err *e);
+int ts_hotkeypub_load(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e);
+
+/* A password from the variable env (when set) or the terminal (asked twice
+ * when confirm); what names the key in the prompt.  Free with
+ * ts_password_free. */
+int ts_password_get(const char *what, const char *env, bool confirm, char **out, ts_err *e);
+void ts_password_free(char *pw);
+
+/* What a wallet holds, read without any password or secret. */
+typedef enum {
+    TS_KEYFILE_MISSING,
+    TS_KEYFILE_PLAIN,   /* unencrypted JSON */
+    TS_KEYFILE_NACL,    /* "$NACL" */
+    TS_KEYFILE_ANSIBLE, /* legacy "$ANSIBLE_VAULT" */
+    TS_KEYFILE_FERNET,  /* legacy "gAAAAA" */
+    TS_KEYFILE_UNREADABLE
+} ts_keyfile_kind;
+const char *ts_keyfile_kind_name(ts_keyfile_kind k); /* "unencrypted", "nacl", ... */
+
+typedef struct ts_wallet_key {
+    char *name;  /* the hotkey's name, or "coldkey" */
+    char *path;  /* the secret key file */
+    ts_keyfile_kind kind;
+    bool has_pk; /* from the *pub.txt file, else an unencrypted key file */
+    uint8_t pk[TS_PK_BYTES];
+    char *problem; /* one line when something is wrong (mode, mismatch), or NULL */
+} ts_wallet_key;
+
+typedef struct ts_wallet_info {
+    char *name;
+    char *path;            /* ROOT/<wallet> */
+    ts_wallet_key coldkey;
+    ts_wallet_key *hotkeys; /* sorted by name */
+    int nhotkeys;
+} ts_wallet_info;
+
+int ts_wallet_info_get(const char *wallet, ts_wallet_info *w, ts_err *e);
+void ts_wallet_info_free(ts_wallet_info *w);
+/* Every wallet under the root, sorted by name (none: *n = 0). */
+int ts_wallet_list(ts_wallet_info **out, int *n, ts_err *e);
+void ts_wallet_list_free(ts_wallet_info *w, int n);
 
 /* -------------------------------------------------------------------- zstd */
 

@@ -1,9 +1,12 @@
-/* crypto.c - BLAKE2b, deterministic streams, Ed25519 with domain tags, keys.
+/* crypto.c - BLAKE2b, deterministic streams, sr25519 signatures with domain
+ * tags, SS58.
  *
- * All of it is libsodium.  Signatures are always over
+ * Hashing and randomness are libsodium; the signature scheme is sr25519
+ * (common/sr25519.h), the scheme of Bittensor's hotkeys.  Signatures are
+ * always over
  *     "tessera-sig-v1" 0x00 || u8 len(tag) || tag || msg
- * so a signature made for a gradient can never pass as one for a checkpoint
- * manifest, and vice versa. */
+ * under the signing context "tessera", so a signature made for a gradient can
+ * never pass as one for a checkpoint manifest, nor for a chain extrinsic. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include <sodium.h>
 
 #include "common.h"
+#include "sr25519.h"
 
 _Static_assert(sizeof(crypto_generichash_state) <= sizeof(((ts_hasher *)0)->state),
                "ts_hasher state too small");
@@ -107,18 +111,33 @@ static uint8_t *domain_msg(const char *tag, const void *msg, size_t len, size_t 
     return buf;
 }
 
+/* Tessera's own objects are signed under this context; extrinsics use
+ * "substrate" (chain/), so neither can be passed off as the other. */
+static const char SIG_CONTEXT[] = "tessera";
+
 int ts_keypair_from_seed(ts_keypair *kp, const uint8_t seed[TS_SEED_BYTES]) {
-    return crypto_sign_seed_keypair(kp->pk, kp->sk, seed) ? TS_EINVAL : TS_OK;
+    return sr25519_keypair_from_mini(kp->sk, kp->pk, seed) ? TS_EINVAL : TS_OK;
 }
 
-void ts_keypair_generate(ts_keypair *kp) { crypto_sign_keypair(kp->pk, kp->sk); }
+void ts_keypair_generate(ts_keypair *kp) {
+    uint8_t mini[TS_SEED_BYTES];
+    randombytes_buf(mini, sizeof mini);
+    sr25519_keypair_from_mini(kp->sk, kp->pk, mini);
+    sodium_memzero(mini, sizeof mini);
+}
+
+/* Signatures are deterministic: the nonce witness mixes the secret nonce and
+ * the whole transcript (key, context, message) with fixed "rng" bytes, so
+ * signing the same object twice gives the same bytes (as Ed25519 did) and no
+ * randomness failure can leak the key. */
+static const uint8_t SIG_RNG[32] = {0};
 
 int ts_sign(const ts_keypair *kp, const char *tag, const void *msg, size_t len,
             uint8_t sig[TS_SIG_BYTES], ts_err *e) {
     size_t n;
     uint8_t *m = domain_msg(tag, msg, len, &n);
     if (!m) return ts_fail(e, TS_EINVAL, "signature domain tag too long or out of memory");
-    crypto_sign_detached(sig, NULL, m, n, kp->sk);
+    sr25519_sign(sig, kp->sk, kp->pk, SIG_CONTEXT, sizeof SIG_CONTEXT - 1, m, n, SIG_RNG);
     free(m);
     return TS_OK;
 }
@@ -128,7 +147,7 @@ int ts_verify(const uint8_t pk[TS_PK_BYTES], const char *tag, const void *msg, s
     size_t n;
     uint8_t *m = domain_msg(tag, msg, len, &n);
     if (!m) return ts_fail(e, TS_EINVAL, "signature domain tag too long or out of memory");
-    int bad = crypto_sign_verify_detached(sig, m, n, pk);
+    int bad = sr25519_verify(sig, pk, SIG_CONTEXT, sizeof SIG_CONTEXT - 1, m, n);
     free(m);
     if (bad) return ts_fail(e, TS_ESIG, "signature does not verify (domain '%s')", tag);
     return TS_OK;

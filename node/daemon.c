@@ -30,8 +30,10 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         return -1;
     }
     ts_opt opts[] = {
-        {"chain", TS_OPT_STR, &d->chain, NULL, "chain URL, e.g. local:/path/to/subnet", TS_OPT_REQUIRED, 0},
-        {"wallet", TS_OPT_STR, &d->wallet, "default", "wallet name ($TESSERA_HOME/wallets/W)", 0, 'w'},
+        {"chain", TS_OPT_STR, &d->chain, NULL, "chain URL: local:/path/to/subnet or subtensor:http://HOST:PORT?netuid=N", TS_OPT_REQUIRED, 0},
+        {"wallet", TS_OPT_STR, &d->wallet, "default", "wallet name (ROOT/W: btcli's layout)", 0, 'w'},
+        {"wallet_path", TS_OPT_STR, &d->wallet_path, NULL,
+         "wallet root [default: $TESSERA_HOME/wallets when TESSERA_HOME is set, else ~/.bittensor/wallets]", 0, 0},
         {"hotkey", TS_OPT_STR, &d->hotkey, NULL, "hotkey name", TS_OPT_REQUIRED, 'k'},
         {"store.url", TS_OPT_STR, &d->store_url, NULL,
          "your bucket: file:///dir or s3://bucket[/prefix]?endpoint=https://host&region=auto", TS_OPT_REQUIRED, 0},
@@ -145,6 +147,7 @@ static void daemon_device_metrics(node_daemon *d) {
 }
 
 int node_daemon_start(node_daemon *d, ts_err *e) {
+    if (d->wallet_path && d->wallet_path[0]) ts_wallet_set_root(d->wallet_path);
     store_opts so = {0};
     so.access_key = d->access_key;
     so.secret_key = d->secret_key;
@@ -218,6 +221,7 @@ void node_daemon_stop(node_daemon *d) {
     node_close(d->n);
     free(d->chain);
     free(d->wallet);
+    free(d->wallet_path);
     free(d->hotkey);
     free(d->store_url);
     free(d->commitment);

@@ -12,7 +12,7 @@ typedef struct node_daemon {
     node_role role;
     const char *prog;
     /* options */
-    char *chain, *wallet, *hotkey;
+    char *chain, *wallet, *wallet_path, *hotkey;
     char *store_url, *commitment, *access_key, *secret_key;
     char *state_dir, *device, *data, *val_data;
     char *log_level;

@@ -1,5 +1,7 @@
 /* objects.c - signed JSON objects: peer lists, start window, sync records,
- * checkpoint manifests, LATEST.
+ * checkpoint manifests, LATEST.  Each names its signature scheme in a signed
+ * "scheme" member ("sr25519"); a reader refuses any other before it verifies
+ * the signature.
  *
  * JSON is for people and tools to read; what is signed is a canonical text
  * derived from it (docs/FORMATS.md 11.1), so re-encoding the JSON (key
@@ -143,6 +145,8 @@ int node_obj_sign(cJSON *obj, const ts_keypair *kp, ts_err *e) {
     ts_hex(pk, kp->pk, TS_PK_BYTES);
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "signature");
     cJSON_DeleteItemFromObjectCaseSensitive(obj, "signer");
+    cJSON_DeleteItemFromObjectCaseSensitive(obj, "scheme");
+    cJSON_AddStringToObject(obj, "scheme", TS_SIG_SCHEME_NAME);
     cJSON_AddStringToObject(obj, "signer", pk);
     char *text = node_obj_canonical(obj, e);
     if (!text) return e ? e->code : TS_EFORMAT;
@@ -166,6 +170,7 @@ int node_obj_parse(const uint8_t *buf, size_t len, const char *kind, const char 
         return ts_fail(e, TS_EFORMAT, "not a JSON object");
     }
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(o, "scheme");
     const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "run_id");
     const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "signer");
     const cJSON *g = cJSON_GetObjectItemCaseSensitive(o, "signature");
@@ -173,6 +178,17 @@ int node_obj_parse(const uint8_t *buf, size_t len, const char *kind, const char 
     int rc = TS_OK;
     if (!cJSON_IsString(k) || strcmp(k->valuestring, kind))
         rc = ts_fail(e, TS_EFORMAT, "object is not a %s (kind '%s')", kind, cJSON_IsString(k) ? k->valuestring : "?");
+    else if (!sc)
+        rc = ts_fail(e, TS_EFORMAT,
+                     "%s has no \"scheme\" member: made by an earlier Tessera with Ed25519 keys, no longer "
+                     "accepted (objects are signed with %s)",
+                     kind, TS_SIG_SCHEME_NAME);
+    else if (!cJSON_IsString(sc) || strcmp(sc->valuestring, TS_SIG_SCHEME_NAME))
+        rc = ts_fail(e, TS_EFORMAT, "%s is signed with scheme '%s', not %s, the only one accepted%s", kind,
+                     cJSON_IsString(sc) ? sc->valuestring : "?", TS_SIG_SCHEME_NAME,
+                     cJSON_IsString(sc) && !strcmp(sc->valuestring, "ed25519")
+                         ? " (Ed25519 is from an earlier Tessera)"
+                         : "");
     else if (!cJSON_IsString(r) || (run_id && strcmp(r->valuestring, run_id)))
         rc = ts_fail(e, TS_EDENIED, "%s belongs to run '%s', not '%s'", kind, cJSON_IsString(r) ? r->valuestring : "?",
                      run_id ? run_id : "");

@@ -37,8 +37,6 @@ def skip(name, why):
 
 try:
     import numpy as np
-    import nacl.signing
-    import nacl.exceptions
 except ImportError as ex:  # pragma: no cover
     skip("t_codec", f"python modules missing: {ex}")
     sys.exit(0)
@@ -80,7 +78,7 @@ def read_st(path):
 
 
 # ------------------------------------------------------------- the wire
-TAG = b"tessera/gradient/v1"
+TAG = "tessera/gradient/v1"  # the upload signature's domain tag (FORMATS 7.1)
 
 
 def parse_wire(w):
@@ -89,6 +87,8 @@ def parse_wire(w):
     h["version"], h["flags"], h["hdrlen"] = struct.unpack_from("<HHI", w, 8)
     rl = w[16]
     h["run"] = w[17:17 + rl].decode()
+    h["scheme"] = w[81]  # signature scheme: 1 = sr25519
+    h["reserved"] = w[82:84]
     h["uid"] = struct.unpack_from("<I", w, 84)[0]
     h["window"] = struct.unpack_from("<Q", w, 88)[0]
     h["hotkey"] = w[96:128]
@@ -102,14 +102,23 @@ def parse_wire(w):
     return h
 
 
-def verify(w, pk):
-    digest = hashlib.blake2b(w[:-64], digest_size=32).digest()
-    msg = b"tessera-sig-v1\x00" + bytes([len(TAG)]) + TAG + digest
-    try:
-        nacl.signing.VerifyKey(pk).verify(msg, w[-64:])
+def verify(w, pk, tag=TAG):
+    """Whether the upload's signature verifies under public key pk (bytes), by
+    `tessera keys verify`: the signature is the 64 bytes at 264 + Z, made with
+    tag tessera/gradient/v1 over the BLAKE2b-256 of bytes [0, 264 + Z)
+    (docs/FORMATS.md 7.1; keys verify adds the domain prefix of section 1).
+    True on exit 0 + "ok", False on exit 1 + "does not verify"; any other
+    outcome (a usage error, a crash) raises, so it can not pass for a refusal."""
+    z = struct.unpack_from("<Q", w, 256)[0]
+    digest = hashlib.blake2b(w[:264 + z], digest_size=32).digest()
+    sig = w[264 + z:264 + z + 64]
+    rc, out, err = run("keys", "verify", "--pubkey", "0x" + pk.hex(), "--tag", tag, "--sig", sig.hex(),
+                       "--hex", digest.hex())
+    if rc == 0 and out == "ok\n":
         return True
-    except nacl.exceptions.BadSignatureError:
+    if rc == 1 and out == "" and "signature does not verify" in err:
         return False
+    raise RuntimeError(f"tessera keys verify: exit {rc}: {out}{err}")
 
 
 def parse_body(b, bins):
@@ -323,15 +332,35 @@ try:
     w1, w2 = open(p("g1"), "rb").read(), open(p("g2"), "rb").read()
     h1 = parse_wire(w1)
     ok = (h1["magic"] == b"TESSGRAD" and h1["version"] == 1 and h1["flags"] == 0 and h1["hdrlen"] == 264 and
-          h1["run"] == "run-1" and h1["window"] == 17 and h1["uid"] == 3 and h1["hotkey"] == pk["m1"] and
+          h1["scheme"] == 1 and h1["reserved"] == b"\0\0" and h1["run"] == "run-1" and h1["window"] == 17 and h1["uid"] == 3 and h1["hotkey"] == pk["m1"] and
           h1["base"] == bytes.fromhex(base) and h1["config"] == bytes.fromhex("cd" * 32) and
           h1["sample"] == bytes.fromhex("ef" * 32) and (h1["k"], h1["bins"], h1["chunk"]) == (K, 4, 64) and
           np.float32(h1["beta"]) == BETA and h1["ntensors"] == 4 and len(w1) == 264 + h1["zbody"] + 64)
     report("codec_wire_header_matches_formats_md", ok, {k: v for k, v in h1.items() if k not in ("zdata", "sig")})
-    report("codec_wire_signature_verifies_with_pynacl", verify(w1, pk["m1"]) and not verify(w1, pk["m2"]))
-    bad = bytearray(w1)
-    bad[88] ^= 1  # the window, inside what is signed
-    report("codec_wire_signature_covers_the_window", not verify(bytes(bad), pk["m1"]))
+    # the upload's signature, checked by `tessera keys verify` (an sr25519
+    # verifier of its own, not the decoder): it verifies under its signer m1
+    # and under no other key (m2), and not under another tag; m2's upload
+    # verifies under m2, so the check can tell keys apart both ways
+    try:
+        ok = (verify(w1, pk["m1"]) and not verify(w1, pk["m2"]) and verify(w2, pk["m2"]) and
+              not verify(w2, pk["m1"]) and not verify(w1, pk["m1"], tag="tessera/aggregate/v1"))
+        detail = ""
+    except RuntimeError as ex:
+        ok, detail = False, str(ex)
+    report("codec_wire_signature_verifies_with_tessera_keys_verify", ok, detail)
+    # a tampered upload fails: a flipped bit in the window (inside what is
+    # signed), in the body, in the signature itself
+    try:
+        fails = []
+        for name, at in (("window", 88), ("body", 264 + h1["zbody"] // 2), ("signature", len(w1) - 40)):
+            bad = bytearray(w1)
+            bad[at] ^= 1
+            if verify(bytes(bad), pk["m1"]):
+                fails.append(f"a flipped bit in the {name} (byte {at}) still verifies")
+        ok, detail = not fails, "\n".join(fails)
+    except RuntimeError as ex:
+        ok, detail = False, str(ex)
+    report("codec_wire_signature_fails_for_a_tampered_upload", ok, detail)
 
     zstd = shutil.which("zstd")
     recs1 = recs2 = None
@@ -430,6 +459,23 @@ try:
     rc, out, err = run("codec", "decode", p("bad"), "--out", p("x.safetensors"))
     report("codec_decode_refuses_a_tampered_upload", rc == 1 and err.startswith("tessera: ") and
            err.count("\n") == 1 and "bad_signature" in err and not os.path.exists(p("x.safetensors")), err)
+
+    # byte 81, the signature scheme: 0 (Ed25519, an earlier Tessera's upload)
+    # is refused by it, before the signature is checked
+    old = bytearray(w1)
+    old[81] = 0
+    open(p("scheme0"), "wb").write(bytes(old))
+    rc, out, err = run("codec", "inspect", p("scheme0"))
+    try:
+        j = json.loads(out)
+        ok = (rc == 1 and not j["valid"] and not j["signature_valid"] and j["reject"]["reason"] == "bad_version" and
+              "signature scheme 0" in j["reject"]["message"] and "Ed25519" in j["reject"]["message"])
+    except (ValueError, KeyError) as ex:
+        ok, out = False, f"{ex}: {out}"
+    report("codec_inspect_refuses_signature_scheme_0", ok, out + err)
+    rc, out, err = run("codec", "decode", p("scheme0"), "--out", p("x.safetensors"))
+    report("codec_decode_refuses_signature_scheme_0", rc == 1 and err.count("\n") == 1 and
+           "earlier Tessera" in err and not os.path.exists(p("x.safetensors")), err)
 
     open(p("trunc"), "wb").write(w1[:-10])
     rc, out, err = run("codec", "decode", p("trunc"), "--out", p("x.safetensors"))

@@ -294,13 +294,18 @@ check outage_past_retention_recovers_from_checkpoint bash -c "sed -n '/restarted
 # the leader's own key) passes plain verification but not the replay.
 check ckpt_verify_replay_accepts "$SUBNET_BIN/tessera" ckpt verify "$D/stores/validator" --chain "local:$D/subnet" --uid 0 --replay --seen none
 rm -rf "$T/forged" && cp -r "$D/stores/validator" "$T/forged"
-$PY - "$T/forged" "$TESSERA_HOME/wallets/demo/hotkeys/validator" <<'EOF'
-import hashlib, json, os, struct, sys
-import nacl.signing
-store, keyfile = sys.argv[1], sys.argv[2]
-key = json.load(open(keyfile))
-sk = nacl.signing.SigningKey(bytes.fromhex(key["secretSeed"][2:]))
+$PY - "$T/forged" "$SUBNET_BIN/tessera" <<'EOF'
+import hashlib, json, os, struct, subprocess, sys, tempfile
+store, tessera = sys.argv[1], sys.argv[2]
+# the leader's key (wallet demo, hotkey validator): `tessera keys sign` signs
+# with it, as the node signs its objects (sr25519, tag tessera/object/v1)
+key = ["--wallet", "demo", "--hotkey", "validator"]
+pk = json.loads(subprocess.run([tessera, "keys", "show", *key, "--json"], capture_output=True, text=True,
+                               check=True).stdout)["public_key"]
 def canon(o, prefix="", top=True):
+    # the canonical text of node/objects.c (node_obj_canonical; FORMATS 11.1):
+    # "key=value\n" by sorted key, nested objects as "outer.inner", the
+    # top-level signature and config left out
     out = []
     for k in sorted(o):
         if top and k in ("signature", "config"): continue
@@ -314,11 +319,18 @@ def canon(o, prefix="", top=True):
         out.append(f"{name}={t}\n")
     return out
 def sign(o):
-    o["signer"] = sk.verify_key.encode().hex()
+    # as node_obj_sign: scheme and signer are signed members
+    o["scheme"] = "sr25519"
+    o["signer"] = pk[2:]
     o.pop("signature", None)
     text = ("tessera-object-v1\n" + "".join(canon(o))).encode()
-    tag = b"tessera/object/v1"
-    o["signature"] = sk.sign(b"tessera-sig-v1\x00" + bytes([len(tag)]) + tag + text).signature.hex()
+    with tempfile.NamedTemporaryFile() as f:
+        f.write(text)
+        f.flush()
+        sig = subprocess.run([tessera, "keys", "sign", *key, "--tag", "tessera/object/v1", "--in", f.name],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert len(sig) == 128, sig
+    o["signature"] = sig
     return json.dumps(o, indent=1).encode()
 latest = json.load(open(os.path.join(store, "checkpoints/LATEST")))
 w = latest["window"]

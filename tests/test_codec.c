@@ -592,10 +592,15 @@ TEST(compress_is_deterministic_and_sizes_match_the_layout) {
     uint8_t *w1 = compress_copy(c, d, ef1, 5, &kp, &l1);
     uint8_t *w2 = compress_copy(c, d, ef2, 5, &kp, &l2);
     REQUIRE(w1 && w2);
-    CHECK(l1 == l2 && !memcmp(w1, w2, l1)); /* Ed25519 is deterministic too */
+    CHECK(l1 == l2 && !memcmp(w1, w2, l1)); /* the signature is deterministic too */
     CHECK(same_bits(ef1, ef2));
     CHECK(l1 <= spl_ctx_wire_max(c));
     CHECK(!memcmp(w1, "TESSGRAD", 8));
+    /* byte 81: the signature scheme (1, sr25519); 82..83 reserved, zero */
+    CHECK_EQ_INT(w1[81], TS_SIG_SCHEME_SR25519);
+    CHECK_EQ_INT(w1[81], 1);
+    CHECK_EQ_INT(w1[82], 0);
+    CHECK_EQ_INT(w1[83], 0);
     CHECK_EQ_INT(ts_get_u64(w1 + 248), spl_ctx_body_bytes(c));
     CHECK_EQ_INT(ts_get_u64(w1 + 256) + SPL_HEADER_BYTES + TS_SIG_BYTES, l1);
     /* the body size is the sum of the documented record sizes */
@@ -618,7 +623,7 @@ TEST(compress_is_deterministic_and_sizes_match_the_layout) {
  *
  * The layout below is read from docs/FORMATS.md 7.1-7.2, not from the codec. */
 enum {
-    OFF_VERSION = 8, OFF_FLAGS = 10, OFF_HDRLEN = 12, OFF_RUN = 17, OFF_RSV0 = 81, OFF_UID = 84,
+    OFF_VERSION = 8, OFF_FLAGS = 10, OFF_HDRLEN = 12, OFF_RUN = 17, OFF_SCHEME = 81, OFF_RSV0 = 82, OFF_UID = 84,
     OFF_HOTKEY = 96, OFF_K = 224, OFF_BETA = 232, OFF_NTENS = 244, OFF_BODY = 248, OFF_ZBODY = 256,
     HDR = 264
 };
@@ -672,7 +677,7 @@ static void put_f32(uint8_t *p, float f) {
     ts_put_u32(p, u);
 }
 
-/* Header (HDR bytes) + compressed body + Ed25519 over BLAKE2b of both. */
+/* Header (HDR bytes) + compressed body + ts_sign over BLAKE2b of both. */
 static uint8_t *seal(const uint8_t *hdr, const uint8_t *z, size_t zlen, const ts_keypair *kp, size_t *len) {
     uint8_t *w = malloc(HDR + zlen + TS_SIG_BYTES);
     memcpy(w, hdr, HDR);
@@ -876,7 +881,11 @@ TEST(decode_rejects_every_malformed_class_with_its_own_reason) {
 
     /* header fields */
     HDR_CASE(SPL_R_HEADER, TS_EFORMAT, ts_put_u16(H + OFF_FLAGS, 1));
+    HDR_CASE(SPL_R_HEADER, TS_EFORMAT, H[OFF_RSV0] = 1);
     HDR_CASE(SPL_R_HEADER, TS_EFORMAT, H[OFF_RSV0 + 1] = 1);
+    /* the signature scheme: another one is unreadable, like another version */
+    HDR_CASE(SPL_R_VERSION, TS_EFORMAT, H[OFF_SCHEME] = 0);
+    HDR_CASE(SPL_R_VERSION, TS_EFORMAT, H[OFF_SCHEME] = 2);
     HDR_CASE(SPL_R_HEADER, TS_EFORMAT, ts_put_u32(H + OFF_HDRLEN, HDR + 1));
     HDR_CASE(SPL_R_HEADER, TS_EFORMAT, H[OFF_RUN + 4] = ' ');
     HDR_CASE(SPL_R_HEADER, TS_EFORMAT, H[OFF_RUN + 40] = 'x');
@@ -989,6 +998,70 @@ TEST(decode_rejects_every_malformed_class_with_its_own_reason) {
         CHECK_MSG(f.covered[r], "no test produced %s", spl_reject_name((spl_reject)r));
     /* and the valid upload still decodes */
     CHECK_EQ_INT(spl_decode(f.c, f.wire, f.len, &x, f.u, NULL, NULL), TS_OK);
+    free(w);
+    fx_free(&f);
+}
+
+/* Byte 81 is the signature scheme (docs/FORMATS.md 7.1): only sr25519 (1) is
+ * read.  0 (Ed25519, an earlier Tessera's) and any other value are refused
+ * by the scheme, before the signature is verified, naming what was read. */
+TEST(decode_refuses_another_signature_scheme_before_the_signature) {
+    fixture f;
+    fx_init(&f, 4);
+    spl_expect x = expect_for(&f.kp, 9);
+    REQUIRE(f.wire[OFF_SCHEME] == TS_SIG_SCHEME_SR25519);
+    spl_reject why = SPL_R_NONE;
+    ts_err e = {0};
+    const size_t z = f.len - HDR - TS_SIG_BYTES;
+    uint8_t H[HDR];
+    size_t n;
+    /* scheme 0, validly signed over it: an upload made by an earlier Tessera */
+    memcpy(H, f.wire, HDR);
+    H[OFF_SCHEME] = 0;
+    uint8_t *w = seal(H, f.wire + HDR, z, &f.kp, &n);
+    CHECK_EQ_INT(spl_decode(f.c, w, n, &x, f.u, &why, &e), TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    CHECK_MSG(strstr(e.msg, "signature scheme 0") && strstr(e.msg, "Ed25519") && strstr(e.msg, "earlier Tessera"),
+              "message: %s", e.msg);
+    CHECK(!spl_upload_ok(f.u));
+    /* peek and the tools' path (context from the wire) refuse it as well */
+    spl_meta pm;
+    spl_params pp;
+    spl_wire_info info;
+    why = SPL_R_NONE;
+    CHECK_EQ_INT(spl_peek(w, n, &pm, &pp, &info, &why, &e), TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    spl_ctx *tc = NULL;
+    why = SPL_R_NONE;
+    CHECK_EQ_INT(spl_ctx_from_wire(w, n, 1 << 24, &tc, &why, &e), TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    CHECK(tc == NULL);
+    CHECK_MSG(strstr(e.msg, "Ed25519") != NULL, "message: %s", e.msg);
+    free(w);
+    /* an unknown scheme: the message names the byte read */
+    H[OFF_SCHEME] = 7;
+    w = seal(H, f.wire + HDR, z, &f.kp, &n);
+    CHECK_EQ_INT(spl_decode(f.c, w, n, &x, f.u, &why, &e), TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    CHECK_MSG(strstr(e.msg, "signature scheme 7 is not sr25519") != NULL, "message: %s", e.msg);
+    free(w);
+    /* the byte flipped after signing: refused by its scheme, before the
+     * signature is looked at (even under another signer) ... */
+    w = malloc(f.len);
+    memcpy(w, f.wire, f.len);
+    w[OFF_SCHEME] = 0;
+    CHECK_EQ_INT(spl_decode(f.c, w, f.len, &x, f.u, &why, &e), TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    spl_expect xo = x;
+    xo.signer = f.other.pk;
+    CHECK_EQ_INT(spl_decode(f.c, w, f.len, &xo, f.u, &why, &e), TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    /* ... and the byte is signed: the flipped object's signature fails too */
+    uint8_t hash[TS_HASH_BYTES];
+    ts_blake2b(hash, sizeof hash, w, f.len - TS_SIG_BYTES);
+    CHECK(ts_verify(f.kp.pk, SPL_SIG_TAG, hash, sizeof hash, w + f.len - TS_SIG_BYTES, NULL) != TS_OK);
+    w[OFF_SCHEME] = TS_SIG_SCHEME_SR25519;
+    CHECK_EQ_INT(spl_decode(f.c, w, f.len, &x, f.u, &why, &e), TS_OK);
     free(w);
     fx_free(&f);
 }
@@ -1505,6 +1578,13 @@ TEST(overlap_is_the_mean_per_tile_share_of_common_indices) {
 static const uint8_t BASE[32] = {0xba, 0x5e, 1, 2, 3};
 static const uint8_t MODEL[32] = {0x30, 0xde, 7, 8, 9};
 
+/* Signs a (modified) bundle again with the leader's key. */
+static void bundle_resign(uint8_t *b, size_t n, const ts_keypair *leader) {
+    uint8_t hash[TS_HASH_BYTES];
+    ts_blake2b(hash, sizeof hash, b, n - TS_SIG_BYTES);
+    ts_sign(leader, SPL_BUNDLE_TAG, hash, sizeof hash, b + n - TS_SIG_BYTES, NULL);
+}
+
 TEST(bundle_round_trip_and_replay_is_bit_identical) {
     spl_ctx *c = make_ctx(16, 4, 1.0f);
     uint8_t *w[3];
@@ -1571,6 +1651,56 @@ TEST(bundle_round_trip_and_replay_is_bit_identical) {
     b[bl - 100] ^= 1; /* inside the last upload */
     CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
                  TS_ESIG);
+    b[bl - 100] ^= 1;
+    /* byte 77: the signature scheme (1, sr25519), then 2 reserved zero bytes */
+    CHECK_EQ_INT(b[77], TS_SIG_SCHEME_SR25519);
+    CHECK_EQ_INT(b[77], 1);
+    CHECK_EQ_INT(b[78], 0);
+    CHECK_EQ_INT(b[79], 0);
+    /* another scheme flipped in after signing: refused by it, before the signature */
+    b[77] = 0;
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    CHECK_MSG(strstr(e.msg, "bundle signature scheme 0") && strstr(e.msg, "Ed25519") &&
+                  strstr(e.msg, "earlier Tessera"),
+              "message: %s", e.msg);
+    /* and signed over (an earlier Tessera's bundle, or an unknown scheme): refused all the same */
+    bundle_resign(b, bl, &leader);
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_VERSION);
+    b[77] = 9;
+    bundle_resign(b, bl, &leader);
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "scheme 9 is not sr25519") != NULL, "message: %s", e.msg);
+    /* the two bytes after it stay reserved */
+    b[77] = 1;
+    b[78] = 1;
+    bundle_resign(b, bl, &leader);
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_EFORMAT);
+    CHECK_EQ_INT(why, SPL_R_HEADER);
+    b[78] = 0;
+    bundle_resign(b, bl, &leader);
+    CHECK_EQ_INT(spl_bundle_open(b, bl, "test-run", 42, leader.pk, CONFIG, spl_ctx_wire_max(c), ent, 8, &n, NULL, NULL, &why, &e),
+                 TS_OK);
+    /* a bundle is never built from an upload of another scheme */
+    {
+        uint8_t h0[SPL_HEADER_BYTES];
+        memcpy(h0, w[0], SPL_HEADER_BYTES);
+        h0[81] = 0;
+        size_t l0;
+        uint8_t *w0 = seal(h0, w[0] + SPL_HEADER_BYTES, len[0] - SPL_HEADER_BYTES - TS_SIG_BYTES, &miner, &l0);
+        const uint8_t *old[3] = {w0, w[1], w[2]};
+        size_t ol[3] = {l0, len[1], len[2]};
+        uint8_t *b3;
+        size_t bl3;
+        CHECK_ERR(spl_bundle_build("test-run", 42, CONFIG, BASE, MODEL, &leader, old, ol, 3, &b3, &bl3, &e), TS_EINVAL);
+        CHECK_MSG(strstr(e.msg, "Ed25519") != NULL, "message: %s", e.msg);
+        free(w0);
+    }
     /* duplicates and foreign windows are refused when building */
     const uint8_t *dup[2] = {w[0], w[0]};
     size_t dl[2] = {len[0], len[0]};

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/common.h"
+#include "common/sr25519.h"
 #include "harness.h"
 
 static char *path_in(const char *name) { return ts_path_join(th_tmpdir(), name); }
@@ -621,13 +622,27 @@ TEST(sign_verify_domain_tags) {
 TEST(keypair_from_seed_is_deterministic) {
     ts_err e = {0};
     REQUIRE(ts_init(&e) == TS_OK);
-    /* RFC 8032 test 1 */
-    uint8_t seed[32], pk[32];
-    REQUIRE(ts_unhex(seed, 32, "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60") == 0);
-    REQUIRE(ts_unhex(pk, 32, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a") == 0);
-    ts_keypair kp;
-    REQUIRE(ts_keypair_from_seed(&kp, seed) == TS_OK);
+    /* sr25519: the mini-secret of Substrate's development phrase expands to
+     * its well-known root public key (5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV) */
+    uint8_t pk[32];
+    REQUIRE(ts_unhex(pk, 32, "46ebddef8cd9bb167dc30878d7113b7e168e6f0646beffd77d69d39bad76b47a") == 0);
+    ts_keypair kp, kp2;
+    REQUIRE(ts_keypair_from_seed(&kp, SR25519_DEV_MINI) == TS_OK);
     CHECK(memcmp(kp.pk, pk, 32) == 0);
+    char ss[64];
+    ts_ss58(ss, kp.pk);
+    CHECK_STR(ss, "5DfhGyQdFobKM8NsWvEeAKk5EQQgYe9AydgJ7rMB6E1EqRzV");
+    REQUIRE(ts_keypair_from_seed(&kp2, SR25519_DEV_MINI) == TS_OK);
+    CHECK(memcmp(&kp, &kp2, sizeof kp) == 0);
+    /* and signatures are deterministic too (FORMATS section 1) */
+    uint8_t s1[TS_SIG_BYTES], s2[TS_SIG_BYTES];
+    REQUIRE(ts_sign(&kp, "t", "m", 1, s1, &e) == TS_OK);
+    REQUIRE(ts_sign(&kp2, "t", "m", 1, s2, &e) == TS_OK);
+    CHECK(memcmp(s1, s2, sizeof s1) == 0);
+    CHECK_EQ_INT(ts_verify(kp.pk, "t", "m", 1, s1, &e), TS_OK);
+    /* Tessera's context is not Substrate's: the same bytes signed for a
+     * chain extrinsic do not verify as a Tessera object */
+    CHECK(sr25519_verify(s1, kp.pk, "substrate", 9, "m", 1) != 0);
 }
 
 TEST(ss58_round_trip) {
@@ -646,27 +661,122 @@ TEST(ss58_round_trip) {
     CHECK_EQ_INT(ts_ss58_decode(back, "0OIl"), TS_EINVAL);
 }
 
+/* ------------------------------------------------------- wallets and keys
+ * Key files as btcli / bittensor-wallet write them (common.h "Wallets").
+ * No test here runs argon2i (512 MiB, seconds): the encrypted round trips,
+ * with PyNaCl on the other side, are in tests/t_wallet.sh. */
+
+/* btwallet's own test vector (tests/test_keyfile.py): the mnemonic "old
+ * leopard transfer rib spatial phone calm indicate online fire caution
+ * review", its mini-secret (substrate-bip39), its secret key as btwallet
+ * writes privateKey (schnorrkel: scalar || nonce) and as polkadot-js keeps
+ * it (scalar * 8 || nonce), its public key and address. */
+#define BTW_PHRASE "old leopard transfer rib spatial phone calm indicate online fire caution review"
+#define BTW_SEED "0xda3cf5b1e9144931a0f0db65664aab662673b099415a7f8121b7245fb0be4143"
+#define BTW_PRIV                                                                  \
+    "0x1f1995bdf3a17b60626a26cfe6f564b337d46056b7a1281b64c649d592ccda0a"           \
+    "9cffd34d9fb01cae1fba61aeed184c817442a2186d5172416729a4b54dd4b84e"
+#define BTW_PRIV_ED                                                               \
+    "0xf8c8a8ec9d0fdd031353337936af279bbda106b3ba0d45d920334eaa9664d656"           \
+    "9cffd34d9fb01cae1fba61aeed184c817442a2186d5172416729a4b54dd4b84e"
+#define BTW_PK "0xe4359ad3e2716c539a1d663ebd0a51bdc5c98a12e663bb4c4402db47828c9446"
+#define BTW_SS58 "5HDvhV6WDCjCKyrXqGQSDYqQAzkzabNhctmiDYEqgBC66BsX"
+
+static void key_env(void) {
+    setenv("TESSERA_HOME", th_tmpdir(), 1);
+    unsetenv("TESSERA_WALLET_PATH");
+    ts_wallet_set_root(NULL);
+}
+
+/* Writes text as a key file of mode 0600 and loads it. */
+static int load_text(const char *text, ts_keypair *kp, ts_err *e) {
+    char *p = path_in("k.json");
+    unlink(p);
+    write_text(p, text);
+    int rc = chmod(p, 0600) ? TS_EIO : ts_key_load_file(p, kp, e);
+    free(p);
+    return rc;
+}
+
+static cJSON *read_json(const char *path) {
+    uint8_t *buf;
+    size_t n;
+    ts_err e = {0};
+    if (ts_read_file(path, 1 << 16, &buf, &n, &e)) return NULL;
+    cJSON *o = cJSON_ParseWithLength((const char *)buf, n);
+    free(buf);
+    return o;
+}
+
+static const char *jstr(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
 TEST(hotkey_files) {
     ts_err e = {0};
     REQUIRE(ts_init(&e) == TS_OK);
-    setenv("TESSERA_HOME", th_tmpdir(), 1);
+    key_env();
     ts_keypair kp, back;
     char *path = NULL;
     REQUIRE(ts_key_create("w1", "h1", &kp, &path, &e) == TS_OK);
+    char *want = path_in("wallets/w1/hotkeys/h1");
+    CHECK_STR(path, want);
+    free(want);
     struct stat st;
     REQUIRE(stat(path, &st) == 0);
     CHECK_EQ_INT(st.st_mode & 0777, 0600);
-    char *dir = ts_path_join(th_tmpdir(), "wallets/w1/hotkeys");
+    char *dir = path_in("wallets/w1/hotkeys");
     REQUIRE(stat(dir, &st) == 0);
     CHECK_EQ_INT(st.st_mode & 0777, 0700);
     free(dir);
+    /* btcli's members, every value a string: "0x" hex but the address; the
+     * privateKey is the schnorrkel secret, the secretSeed its mini-secret */
+    cJSON *o = read_json(path);
+    REQUIRE(o != NULL);
+    char hex[2 * 64 + 3] = "0x", ss[64];
+    ts_hex(hex + 2, kp.pk, 32);
+    CHECK_STR(jstr(o, "publicKey"), hex);
+    CHECK_STR(jstr(o, "accountId"), hex);
+    ts_ss58(ss, kp.pk);
+    CHECK_STR(jstr(o, "ss58Address"), ss);
+    ts_hex(hex + 2, kp.sk, 64);
+    CHECK_STR(jstr(o, "privateKey"), hex);
+    uint8_t seed[32];
+    REQUIRE(jstr(o, "secretSeed") && ts_unhex(seed, 32, jstr(o, "secretSeed")) == TS_OK);
+    REQUIRE(ts_keypair_from_seed(&back, seed) == TS_OK);
+    CHECK(memcmp(back.pk, kp.pk, 32) == 0 && memcmp(back.sk, kp.sk, 64) == 0);
+    CHECK_EQ_INT(cJSON_GetArraySize(o), 5);
+    for (const cJSON *c = o->child; c; c = c->next) CHECK_MSG(cJSON_IsString(c), "member %s is not a string", c->string);
+    cJSON_Delete(o);
+    /* the public key file beside it: h1pub.txt, public members only */
+    char *pub = path_in("wallets/w1/hotkeys/h1pub.txt");
+    REQUIRE(stat(pub, &st) == 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    o = read_json(pub);
+    REQUIRE(o != NULL);
+    ts_hex(hex + 2, kp.pk, 32);
+    CHECK_STR(jstr(o, "publicKey"), hex);
+    CHECK_STR(jstr(o, "accountId"), hex);
+    CHECK_STR(jstr(o, "ss58Address"), ss);
+    CHECK_EQ_INT(cJSON_GetArraySize(o), 3);
+    cJSON_Delete(o);
+    uint8_t pk[32];
+    REQUIRE(ts_hotkeypub_load("w1", "h1", pk, &e) == TS_OK);
+    CHECK(memcmp(pk, kp.pk, 32) == 0);
     /* refuses to overwrite, and the original key survives */
     CHECK_EQ_INT(ts_key_create("w1", "h1", &back, NULL, &e), TS_EEXIST);
+    CHECK(strstr(e.msg, "refusing to overwrite") != NULL);
     REQUIRE(ts_key_load("w1", "h1", &back, &e) == TS_OK);
     CHECK(memcmp(back.pk, kp.pk, 32) == 0 && memcmp(back.sk, kp.sk, 64) == 0);
+    /* nor a key whose public key file is there */
+    write_text(path_in("wallets/w1/hotkeys/h2pub.txt"), "{}");
+    CHECK_EQ_INT(ts_key_create("w1", "h2", &back, NULL, &e), TS_EEXIST);
+    CHECK(strstr(e.msg, "h2pub.txt") != NULL);
     /* bad names */
     CHECK_EQ_INT(ts_key_create("../x", "h", &back, NULL, &e), TS_EINVAL);
     CHECK_EQ_INT(ts_key_create("w", "a/b", &back, NULL, &e), TS_EINVAL);
+    CHECK_EQ_INT(ts_key_create("w", "hpub.txt", &back, NULL, &e), TS_EINVAL);
     CHECK_EQ_INT(ts_key_load("w1", "missing", &back, &e), TS_ENOTFOUND);
     /* a tampered public key is refused */
     uint8_t *buf;
@@ -676,20 +786,273 @@ TEST(hotkey_files) {
     REQUIRE(pkpos != NULL);
     char *hexpos = strstr(pkpos, "0x") + 2;
     *hexpos = *hexpos == 'a' ? 'b' : 'a';
-    char *bad = path_in("tampered");
-    REQUIRE(ts_write_atomic(bad, buf, n, &e) == TS_OK);
-    REQUIRE(chmod(bad, 0600) == 0); /* else refused for its mode first */
-    CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
+    CHECK_EQ_INT(load_text((char *)buf, &back, &e), TS_EFORMAT);
     CHECK(strstr(e.msg, "does not match") != NULL);
-    write_text(bad, "{\"scheme\": \"sr25519\"}");
-    REQUIRE(chmod(bad, 0600) == 0);
-    CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
-    write_text(bad, "not json");
-    REQUIRE(chmod(bad, 0600) == 0);
-    CHECK_EQ_INT(ts_key_load_file(bad, &back, &e), TS_EFORMAT);
-    free(bad);
     free(buf);
+    free(pub);
     free(path);
+}
+
+TEST(key_files_btwallet_layouts) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    key_env();
+    uint8_t pk[32];
+    REQUIRE(ts_unhex(pk, 32, BTW_PK) == TS_OK);
+    ts_keypair kp, ref;
+    /* a hotkey as btcli writes it (secretPhrase too, which Tessera does not need) */
+    const char *full = "{\"accountId\":\"" BTW_PK "\",\"publicKey\":\"" BTW_PK "\",\"privateKey\":\"" BTW_PRIV
+                       "\",\"secretPhrase\":\"" BTW_PHRASE "\",\"secretSeed\":\"" BTW_SEED
+                       "\",\"ss58Address\":\"" BTW_SS58 "\"}";
+    CHECK_MSG(load_text(full, &ref, &e) == TS_OK, "btcli hotkey: %s", e.msg);
+    CHECK(memcmp(ref.pk, pk, 32) == 0);
+    uint8_t sk[64];
+    REQUIRE(ts_unhex(sk, 64, BTW_PRIV) == TS_OK);
+    CHECK(memcmp(ref.sk, sk, 64) == 0);
+    /* older bittensor wrote nulls and spaces */
+    const char *old = "{\"accountId\": \"" BTW_PK "\", \"publicKey\": \"" BTW_PK "\", \"privateKey\": \"" BTW_PRIV
+                      "\", \"secretPhrase\": null, \"secretSeed\": \"" BTW_SEED "\", \"ss58Address\": \"" BTW_SS58 "\"}";
+    CHECK_MSG(load_text(old, &kp, &e) == TS_OK && !memcmp(kp.sk, ref.sk, 64), "nulls: %s", e.msg);
+    /* each secret alone: the seed, the schnorrkel privateKey, the Ed25519-layout one */
+    CHECK_MSG(load_text("{\"secretSeed\":\"" BTW_SEED "\"}", &kp, &e) == TS_OK && !memcmp(kp.sk, ref.sk, 64),
+              "seed only: %s", e.msg);
+    CHECK_MSG(load_text("{\"privateKey\":\"" BTW_PRIV "\"}", &kp, &e) == TS_OK && !memcmp(kp.sk, ref.sk, 64),
+              "privateKey only: %s", e.msg);
+    CHECK_MSG(load_text("{\"publicKey\":\"" BTW_PK "\",\"privateKey\":\"" BTW_PRIV_ED "\"}", &kp, &e) == TS_OK &&
+                  !memcmp(kp.sk, ref.sk, 64),
+              "Ed25519-layout privateKey: %s", e.msg);
+    CHECK_MSG(load_text("{\"ss58Address\":\"" BTW_SS58 "\",\"privateKey\":\"" BTW_PRIV_ED "\"}", &kp, &e) == TS_OK &&
+                  !memcmp(kp.sk, ref.sk, 64),
+              "Ed25519-layout privateKey, address: %s", e.msg);
+    /* a 64-byte secretSeed is a secret key (btwallet's from_seed_slice) */
+    CHECK_MSG(load_text("{\"secretSeed\":\"" BTW_PRIV "\"}", &kp, &e) == TS_OK && !memcmp(kp.sk, ref.sk, 64),
+              "64-byte secretSeed: %s", e.msg);
+    /* mismatches */
+    const char *other_pk = "0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d";
+    CHECK_EQ_INT(load_text("{\"publicKey\":\"0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d\","
+                           "\"secretSeed\":\"" BTW_SEED "\"}", &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "does not match") != NULL);
+    (void)other_pk;
+    CHECK_EQ_INT(load_text("{\"publicKey\":\"0xd43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d\","
+                           "\"privateKey\":\"" BTW_PRIV "\"}", &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "does not match") != NULL);
+    CHECK_EQ_INT(load_text("{\"ss58Address\":\"5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY\","
+                           "\"secretSeed\":\"" BTW_SEED "\"}", &kp, &e), TS_EFORMAT);
+    CHECK_EQ_INT(load_text("{\"secretSeed\":\"" BTW_SEED "\",\"privateKey\":"
+                           "\"0x00000000000000000000000000000000000000000000000000000000000000009cffd34d9fb01cae1fba61aeed184c817442a2186d5172416729a4b54dd4b84e\"}",
+                           &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "privateKey does not match secretSeed") != NULL);
+    /* no secret, a mnemonic only, malformed members */
+    CHECK_EQ_INT(load_text("{\"accountId\":\"" BTW_PK "\",\"publicKey\":\"" BTW_PK "\",\"ss58Address\":\"" BTW_SS58 "\"}",
+                           &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "no secret key") != NULL);
+    CHECK_EQ_INT(load_text("{\"secretPhrase\":\"" BTW_PHRASE "\"}", &kp, &e), TS_EUNSUPPORTED);
+    CHECK(strstr(e.msg, "mnemonic") != NULL);
+    CHECK_EQ_INT(load_text("{\"secretSeed\":\"0x1234\"}", &kp, &e), TS_EFORMAT);
+    CHECK_EQ_INT(load_text("{\"secretSeed\":42}", &kp, &e), TS_EFORMAT);
+    CHECK_EQ_INT(load_text("[\"" BTW_SEED "\"]", &kp, &e), TS_EFORMAT);
+    CHECK_EQ_INT(load_text("not json", &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "invalid or truncated JSON") != NULL);
+    CHECK_EQ_INT(load_text("{\"secretSeed\":\"" BTW_SEED "\",\"ss58Addr", &kp, &e), TS_EFORMAT);
+    CHECK_EQ_INT(load_text("", &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "empty key file") != NULL);
+}
+
+TEST(key_files_refused_formats) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    key_env();
+    ts_keypair kp;
+    /* an Ed25519 key file of an earlier Tessera */
+    CHECK_EQ_INT(load_text("{\n  \"scheme\": \"ed25519\",\n  \"publicKey\": \"0xd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a\",\n"
+                           "  \"secretSeed\": \"0x9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60\"\n}",
+                           &kp, &e), TS_EUNSUPPORTED);
+    CHECK_MSG(strstr(e.msg, "an Ed25519 key from an earlier Tessera; Tessera now uses sr25519 (Bittensor's scheme): "
+                            "create a new hotkey with tessera wallet new-hotkey") != NULL, "%s", e.msg);
+    /* legacy encryptions, named, with the advice to re-encrypt with btcli */
+    CHECK_EQ_INT(load_text("$ANSIBLE_VAULT;1.1;AES256\n6132\n", &kp, &e), TS_EUNSUPPORTED);
+    CHECK(strstr(e.msg, "Ansible Vault") && strstr(e.msg, "btcli"));
+    CHECK_EQ_INT(load_text("gAAAAABkZ3Fvb29vb29vb29vb29v", &kp, &e), TS_EUNSUPPORTED);
+    CHECK(strstr(e.msg, "Fernet") && strstr(e.msg, "btcli"));
+    /* a truncated NaCl file is named so before any password is asked */
+    setenv(TS_HOTKEY_PASSWORD_ENV, "unused", 1);
+    CHECK_EQ_INT(load_text("$NACL0123456789abcdef0123", &kp, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "truncated encrypted key file") != NULL);
+    unsetenv(TS_HOTKEY_PASSWORD_ENV);
+    /* a bad password is refused when creating a coldkey, before any work */
+    CHECK_EQ_INT(ts_coldkey_create("w", "", NULL, &kp, NULL, &e), TS_EINVAL);
+    CHECK_EQ_INT(ts_coldkey_create("w", " pw", NULL, &kp, NULL, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "white space") != NULL);
+    char *cold = path_in("wallets/w/coldkey");
+    CHECK(!ts_path_exists(cold));
+    free(cold);
+}
+
+TEST(key_wallet_root) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    key_env();
+    char *root, *want;
+    /* TESSERA_HOME set: $TESSERA_HOME/wallets (tests stay in their directory) */
+    REQUIRE(ts_wallet_root(&root, &e) == TS_OK);
+    want = path_in("wallets");
+    CHECK_STR(root, want);
+    free(want);
+    free(root);
+    /* TESSERA_WALLET_PATH wins, "~/" expanded, trailing '/' dropped */
+    char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    setenv("HOME", th_tmpdir(), 1);
+    setenv("TESSERA_WALLET_PATH", "~/bt/wallets/", 1);
+    REQUIRE(ts_wallet_root(&root, &e) == TS_OK);
+    want = path_in("bt/wallets");
+    CHECK_STR(root, want);
+    free(want);
+    free(root);
+    /* the flag (ts_wallet_set_root) wins over both */
+    ts_wallet_set_root("/x/y");
+    REQUIRE(ts_wallet_root(&root, &e) == TS_OK);
+    CHECK_STR(root, "/x/y");
+    free(root);
+    ts_wallet_set_root(NULL);
+    /* neither: btcli's ~/.bittensor/wallets */
+    unsetenv("TESSERA_WALLET_PATH");
+    unsetenv("TESSERA_HOME");
+    REQUIRE(ts_wallet_root(&root, &e) == TS_OK);
+    want = path_in(".bittensor/wallets");
+    CHECK_STR(root, want);
+    free(want);
+    free(root);
+    /* paths follow the root: coldkey and hotkey */
+    setenv("TESSERA_WALLET_PATH", "/r", 1);
+    REQUIRE(ts_coldkey_path("w", &root, &e) == TS_OK);
+    CHECK_STR(root, "/r/w/coldkey");
+    free(root);
+    REQUIRE(ts_key_path("w", "h", &root, &e) == TS_OK);
+    CHECK_STR(root, "/r/w/hotkeys/h");
+    free(root);
+    unsetenv("TESSERA_WALLET_PATH");
+    if (home) setenv("HOME", home, 1);
+    free(home);
+    key_env();
+}
+
+TEST(key_create_from_uri_and_seed) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    key_env();
+    ts_keypair kp, back;
+    char *path = NULL;
+    /* //Alice: Substrate's well-known development key */
+    ts_key_origin alice = {.uri = "//Alice"};
+    REQUIRE(ts_hotkey_create("w", "alice", &alice, &kp, &path, &e) == TS_OK);
+    char ss[64];
+    ts_ss58(ss, kp.pk);
+    CHECK_STR(ss, "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+    /* as btwallet writes a key from a URI: no secretSeed */
+    cJSON *o = read_json(path);
+    REQUIRE(o != NULL);
+    CHECK(jstr(o, "secretSeed") == NULL && jstr(o, "privateKey") != NULL);
+    cJSON_Delete(o);
+    REQUIRE(ts_key_load("w", "alice", &back, &e) == TS_OK);
+    CHECK(memcmp(back.sk, kp.sk, 64) == 0);
+    free(path);
+    /* a seed: written as secretSeed */
+    ts_key_origin seed = {.seed = BTW_SEED};
+    REQUIRE(ts_hotkey_create("w", "s", &seed, &kp, &path, &e) == TS_OK);
+    char hex[67] = "0x";
+    ts_hex(hex + 2, kp.pk, 32);
+    CHECK_STR(hex, BTW_PK);
+    o = read_json(path);
+    REQUIRE(o != NULL);
+    CHECK_STR(jstr(o, "secretSeed"), BTW_SEED);
+    CHECK_STR(jstr(o, "privateKey"), BTW_PRIV);
+    cJSON_Delete(o);
+    free(path);
+    /* a 64-byte seed: a secret key, kept as secretSeed as btwallet does */
+    ts_key_origin seed64 = {.seed = BTW_PRIV};
+    REQUIRE(ts_hotkey_create("w", "s64", &seed64, &kp, &path, &e) == TS_OK);
+    ts_hex(hex + 2, kp.pk, 32);
+    CHECK_STR(hex, BTW_PK);
+    o = read_json(path);
+    REQUIRE(o != NULL);
+    CHECK_STR(jstr(o, "secretSeed"), BTW_PRIV);
+    CHECK_STR(jstr(o, "privateKey"), BTW_PRIV);
+    cJSON_Delete(o);
+    REQUIRE(ts_key_load("w", "s64", &back, &e) == TS_OK);
+    CHECK(memcmp(back.sk, kp.sk, 64) == 0);
+    free(path);
+    /* an unencrypted coldkey from the same seed, and its coldkeypub.txt */
+    REQUIRE(ts_coldkey_create("w", NULL, &seed, &kp, &path, &e) == TS_OK);
+    uint8_t pk[32];
+    REQUIRE(ts_coldkeypub_load("w", pk, &e) == TS_OK);
+    CHECK(memcmp(pk, kp.pk, 32) == 0);
+    REQUIRE(ts_coldkey_load("w", NULL, &back, &e) == TS_OK);
+    CHECK(memcmp(back.sk, kp.sk, 64) == 0);
+    CHECK_EQ_INT(ts_coldkey_create("w", NULL, NULL, &back, NULL, &e), TS_EEXIST);
+    /* a coldkeypub.txt of another key is caught when the coldkey is loaded */
+    char *pubp = path_in("wallets/w/coldkeypub.txt");
+    REQUIRE(unlink(pubp) == 0);
+    write_text(pubp, "{\"ss58Address\":\"5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY\"}");
+    CHECK_EQ_INT(ts_coldkey_load("w", NULL, &back, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "does not match") != NULL);
+    free(pubp);
+    free(path);
+    /* bad origins */
+    ts_key_origin bad = {.uri = "//Alice/soft"};
+    CHECK_EQ_INT(ts_hotkey_create("w", "b1", &bad, &kp, NULL, &e), TS_EINVAL);
+    bad = (ts_key_origin){.seed = "0x1234"};
+    CHECK_EQ_INT(ts_hotkey_create("w", "b2", &bad, &kp, NULL, &e), TS_EINVAL);
+    bad = (ts_key_origin){.uri = "//Alice", .seed = BTW_SEED};
+    CHECK_EQ_INT(ts_hotkey_create("w", "b3", &bad, &kp, NULL, &e), TS_EINVAL);
+    path = path_in("wallets/w/hotkeys/b1");
+    CHECK(!ts_path_exists(path));
+    free(path);
+}
+
+TEST(key_wallet_list) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    key_env();
+    ts_wallet_info *w;
+    int n;
+    REQUIRE(ts_wallet_list(&w, &n, &e) == TS_OK);
+    CHECK_EQ_INT(n, 0);
+    ts_wallet_list_free(w, n);
+    ts_keypair a, b, c;
+    ts_key_origin seed = {.seed = BTW_SEED};
+    REQUIRE(ts_coldkey_create("w2", NULL, &seed, &c, NULL, &e) == TS_OK);
+    REQUIRE(ts_key_create("w2", "hb", &b, NULL, &e) == TS_OK);
+    REQUIRE(ts_key_create("w2", "ha", &a, NULL, &e) == TS_OK);
+    REQUIRE(ts_key_create("w1", "x", &a, NULL, &e) == TS_OK);
+    /* a hotkey of which only the public key file is left */
+    char *p = path_in("wallets/w1/hotkeys/x");
+    char *q = path_in("wallets/w1/hotkeys/gonepub.txt");
+    char *r = path_in("wallets/w1/hotkeys/xpub.txt");
+    REQUIRE(rename(r, q) == 0);
+    REQUIRE(chmod(p, 0644) == 0);
+    REQUIRE(ts_wallet_list(&w, &n, &e) == TS_OK);
+    REQUIRE(n == 2);
+    CHECK_STR(w[0].name, "w1");
+    CHECK_STR(w[1].name, "w2");
+    CHECK_EQ_INT(w[0].coldkey.kind, TS_KEYFILE_MISSING);
+    REQUIRE(w[0].nhotkeys == 2);
+    CHECK_STR(w[0].hotkeys[0].name, "gone");
+    CHECK_EQ_INT(w[0].hotkeys[0].kind, TS_KEYFILE_MISSING);
+    CHECK(w[0].hotkeys[0].has_pk && !memcmp(w[0].hotkeys[0].pk, a.pk, 32));
+    CHECK_STR(w[0].hotkeys[1].name, "x");
+    CHECK(w[0].hotkeys[1].has_pk && !memcmp(w[0].hotkeys[1].pk, a.pk, 32));
+    CHECK_MSG(w[0].hotkeys[1].problem && strstr(w[0].hotkeys[1].problem, "chmod 600"), "mode problem: %s",
+              w[0].hotkeys[1].problem ? w[0].hotkeys[1].problem : "(none)");
+    CHECK_EQ_INT(w[1].coldkey.kind, TS_KEYFILE_PLAIN);
+    CHECK(w[1].coldkey.has_pk && !memcmp(w[1].coldkey.pk, c.pk, 32) && !w[1].coldkey.problem);
+    REQUIRE(w[1].nhotkeys == 2);
+    CHECK_STR(w[1].hotkeys[0].name, "ha");
+    CHECK_STR(w[1].hotkeys[1].name, "hb");
+    CHECK(!memcmp(w[1].hotkeys[1].pk, b.pk, 32) && !w[1].hotkeys[1].problem);
+    ts_wallet_list_free(w, n);
+    free(p);
+    free(q);
+    free(r);
 }
 
 /* Like ssh with a private key: a secret key file that group or others can
@@ -707,7 +1070,7 @@ static void check_mode_refused(const char *what, const char *file, const char *c
 TEST(hotkey_file_modes) {
     ts_err e = {0};
     REQUIRE(ts_init(&e) == TS_OK);
-    setenv("TESSERA_HOME", th_tmpdir(), 1);
+    key_env();
     ts_keypair kp, back;
     char *path = NULL;
     REQUIRE(ts_key_create("w2", "h2", &kp, &path, &e) == TS_OK);

@@ -47,8 +47,11 @@ TEST(object_canonical_text_matches_the_documented_example) {
     char pk[65], want[512];
     ts_hex(pk, kp.pk, 32);
     snprintf(want, sizeof want,
-             "tessera-object-v1\ngather=2,1,3\nkind=peers\nreserve=\nrun_id=demo\nsigner=%s\nwindow=7\n", pk);
+             "tessera-object-v1\ngather=2,1,3\nkind=peers\nreserve=\nrun_id=demo\nscheme=sr25519\nsigner=%s\nwindow=7\n",
+             pk);
     CHECK_STR(text, want);
+    /* the scheme member is written, and signed */
+    CHECK_STR(cJSON_GetObjectItem(o, "scheme")->valuestring, TS_SIG_SCHEME_NAME);
     /* the signature is ts_sign over that text under the object tag */
     const char *sighex = cJSON_GetObjectItem(o, "signature")->valuestring;
     uint8_t sig[64];
@@ -102,6 +105,109 @@ TEST(object_round_trip_and_every_tampering_refused) {
     CHECK(strstr(e.msg, "ratio") != NULL);
     /* garbage and oversize */
     CHECK_EQ_INT(node_obj_parse((const uint8_t *)"not json", 8, "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    free(json);
+    cJSON_Delete(o);
+}
+
+/* Signs obj as node_obj_sign does, but with whatever "scheme" member it has
+ * (or none): how an object of another scheme, or of an earlier Tessera
+ * that wrote none, would look with a valid signature over it. */
+static char *sign_as_is(cJSON *o, const ts_keypair *kp) {
+    char pk[65];
+    ts_hex(pk, kp->pk, 32);
+    cJSON_DeleteItemFromObject(o, "signature");
+    cJSON_DeleteItemFromObject(o, "signer");
+    cJSON_AddStringToObject(o, "signer", pk);
+    ts_err e = {0};
+    char *text = node_obj_canonical(o, &e);
+    if (!text) return NULL;
+    uint8_t sig[64];
+    char hex[129];
+    if (ts_sign(kp, NODE_OBJ_TAG, text, strlen(text), sig, &e)) {
+        free(text);
+        return NULL;
+    }
+    free(text);
+    ts_hex(hex, sig, 64);
+    cJSON_AddStringToObject(o, "signature", hex);
+    return cJSON_Print(o);
+}
+
+/* The "scheme" member (docs/FORMATS.md 11.1): missing or other than
+ * "sr25519" is refused with a message saying so, before the signature is
+ * verified; it is part of the signed text. */
+TEST(object_of_another_signature_scheme_is_refused) {
+    ts_err e = {0};
+    REQUIRE(ts_init(&e) == TS_OK);
+    ts_keypair kp = key_of(1);
+    cJSON *back = NULL;
+    /* none: an object of an earlier Tessera (Ed25519), validly signed */
+    cJSON *o = peer_list();
+    char *t = sign_as_is(o, &kp);
+    REQUIRE(t != NULL);
+    CHECK(cJSON_GetObjectItem(o, "scheme") == NULL);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    CHECK(back == NULL);
+    CHECK_MSG(strstr(e.msg, "scheme") && strstr(e.msg, "earlier Tessera") && strstr(e.msg, "Ed25519"), "message: %s",
+              e.msg);
+    free(t);
+    /* "ed25519", another name, not a string: refused, naming what it read */
+    const char *names[] = {"ed25519", "sr25519-v2", "SR25519"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        cJSON_DeleteItemFromObject(o, "scheme");
+        cJSON_AddStringToObject(o, "scheme", names[i]);
+        t = sign_as_is(o, &kp);
+        REQUIRE(t != NULL);
+        CHECK_EQ_INT(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+        CHECK_MSG(strstr(e.msg, names[i]) && strstr(e.msg, "sr25519"), "message: %s", e.msg);
+        free(t);
+    }
+    CHECK(strstr(e.msg, "earlier Tessera") == NULL);
+    cJSON_DeleteItemFromObject(o, "scheme");
+    cJSON_AddNumberToObject(o, "scheme", 1);
+    t = sign_as_is(o, &kp);
+    REQUIRE(t != NULL);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "scheme") != NULL);
+    free(t);
+    /* "sr25519" signed as is: what node_obj_sign makes, accepted */
+    cJSON_DeleteItemFromObject(o, "scheme");
+    cJSON_AddStringToObject(o, "scheme", "sr25519");
+    t = sign_as_is(o, &kp);
+    REQUIRE(t != NULL);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e), TS_OK);
+    cJSON_Delete(back);
+    back = NULL;
+    free(t);
+    cJSON_Delete(o);
+    /* changed or removed after signing: refused by the scheme check, before
+     * the signature is verified (which would fail as well: see below) */
+    o = peer_list();
+    REQUIRE(node_obj_sign(o, &kp, &e) == TS_OK);
+    char *json = cJSON_Print(o);
+    const char *from = "\"scheme\":\t\"sr25519\"";
+    char *p = strstr(json, from);
+    REQUIRE(p != NULL);
+    size_t n = strlen(json), off = (size_t)(p - json);
+    t = malloc(n + 16);
+    memcpy(t, json, off);
+    strcpy(t + off, "\"scheme\":\t\"ed25519\"");
+    strcat(t, json + off + strlen(from));
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "ed25519") != NULL, "message: %s", e.msg);
+    free(t);
+    cJSON_DeleteItemFromObject(o, "scheme");
+    t = cJSON_Print(o);
+    CHECK_EQ_INT(node_obj_parse((uint8_t *)t, strlen(t), "peers", "demo", kp.pk, &back, &e), TS_EFORMAT);
+    CHECK_MSG(strstr(e.msg, "no \"scheme\"") != NULL, "message: %s", e.msg);
+    free(t);
+    /* the signature covers it: the canonical text without it does not verify */
+    char *text = node_obj_canonical(o, &e);
+    REQUIRE(text != NULL);
+    uint8_t sig[64];
+    REQUIRE(ts_unhex(sig, 64, cJSON_GetObjectItem(o, "signature")->valuestring) == TS_OK);
+    CHECK(ts_verify(kp.pk, NODE_OBJ_TAG, text, strlen(text), sig, NULL) != TS_OK);
+    free(text);
     free(json);
     cJSON_Delete(o);
 }
