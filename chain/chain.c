@@ -15,11 +15,12 @@ struct chain {
     const chain_backend *be;
     void *impl;
     chain_params p;
-    cJSON *run_params;
+    cJSON *run_params;           /* NULL while the run is pending */
+    char *run_text;              /* chain_set_run's parameters */
     pthread_mutex_t mu;
 };
 
-static const chain_backend *const backends[] = {&chain_local_backend};
+static const chain_backend *const backends[] = {&chain_local_backend, &chain_subtensor_backend};
 
 int chain_open(const char *url, chain **out, ts_err *e) {
     *out = NULL;
@@ -33,14 +34,9 @@ int chain_open(const char *url, chain **out, ts_err *e) {
     const chain_backend *be = NULL;
     for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++)
         if (strlen(backends[i]->scheme) == sl && !strncmp(url, backends[i]->scheme, sl)) be = backends[i];
-    if (!be) {
-        if ((sl == 9 && !strncmp(url, "subtensor", 9)) || !strncmp(url, "ws", 2))
-            return ts_fail(e, TS_EUNSUPPORTED,
-                           "chain URL '%s': the subtensor backend is not built yet (docs/CHAIN.md); "
-                           "use local:/path/to/subnet", url);
-        return ts_fail(e, TS_EINVAL, "chain URL '%s': unknown scheme '%.*s' (known: local)", url,
+    if (!be)
+        return ts_fail(e, TS_EINVAL, "chain URL '%s': unknown scheme '%.*s' (known: local, subtensor)", url,
                        (int)sl, url);
-    }
     chain *c = calloc(1, sizeof *c);
     if (!c) return ts_fail(e, TS_ENOMEM, "out of memory");
     c->be = be;
@@ -49,8 +45,10 @@ int chain_open(const char *url, chain **out, ts_err *e) {
         free(c);
         return rc;
     }
-    c->run_params = cJSON_Parse(c->p.run_params_json ? c->p.run_params_json : "{}");
-    if (!cJSON_IsObject(c->run_params)) {
+    /* a subtensor chain without a run in its URL: pending until the owner's
+     * run description is read (chain_set_run) */
+    c->run_params = c->p.run_params_json || be == &chain_local_backend ? cJSON_Parse(c->p.run_params_json ? c->p.run_params_json : "{}") : NULL;
+    if ((c->p.run_params_json || be == &chain_local_backend) && !cJSON_IsObject(c->run_params)) {
         cJSON_Delete(c->run_params);
         be->close(c->impl);
         free(c);
@@ -65,12 +63,42 @@ void chain_close(chain *c) {
     if (!c) return;
     c->be->close(c->impl);
     cJSON_Delete(c->run_params);
+    free(c->run_text);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
 
 const chain_params *chain_get_params(const chain *c) { return &c->p; }
 const struct cJSON *chain_run_params(const chain *c) { return c->run_params; }
+
+bool chain_run_pending(const chain *c) { return c->run_params == NULL; }
+
+int chain_set_run(chain *c, const char *run_id, uint64_t blocks_per_window, const char *params_json,
+                  ts_err *e) {
+    if (c->run_params) return ts_fail(e, TS_ESTATE, "the chain's run is set already (%s)", c->p.run_id);
+    size_t n = run_id ? strlen(run_id) : 0;
+    if (n < 1 || n > CHAIN_RUN_ID_MAX || strspn(run_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n)
+        return ts_fail(e, TS_EINVAL, "run id '%s' is not 1..64 bytes of [A-Za-z0-9._-]", run_id ? run_id : "");
+    if (blocks_per_window < 1 || blocks_per_window > 1000000)
+        return ts_fail(e, TS_EINVAL, "blocks per window %llu is not in 1..1000000", (unsigned long long)blocks_per_window);
+    cJSON *o = cJSON_Parse(params_json ? params_json : "");
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return ts_fail(e, TS_EFORMAT, "run parameters are not a JSON object");
+    }
+    char *t = strdup(params_json);
+    if (!t) {
+        cJSON_Delete(o);
+        return ts_fail(e, TS_ENOMEM, "out of memory");
+    }
+    pthread_mutex_lock(&c->mu);
+    snprintf(c->p.run_id, sizeof c->p.run_id, "%s", run_id);
+    c->p.blocks_per_window = blocks_per_window;
+    c->p.run_params_json = c->run_text = t;
+    c->run_params = o;
+    pthread_mutex_unlock(&c->mu);
+    return TS_OK;
+}
 
 /* ----------------------------------------------------------------- clock */
 
@@ -349,6 +377,43 @@ int chain_stake(chain *c, const ts_keypair *owner, const uint8_t hotkey[TS_PK_BY
                 int64_t delta_rao, ts_err *e) {
     if (delta_rao == 0) return ts_fail(e, TS_EINVAL, "stake change of 0");
     LOCKED(c->be->stake(c->impl, owner, hotkey, delta_rao, e));
+}
+
+int chain_register_burned(chain *c, const ts_keypair *coldkey, const uint8_t hotkey[TS_PK_BYTES],
+                          chain_registration *out, ts_err *e) {
+    chain_registration tmp;
+    if (!out) out = &tmp;
+    memset(out, 0, sizeof *out);
+    if (!c->be->reg_burned)
+        return ts_fail(e, TS_EUNSUPPORTED,
+                       "the %s chain has no burned registration (local subnet: tessera localnet register)",
+                       c->be->scheme);
+    LOCKED(c->be->reg_burned(c->impl, coldkey, hotkey, out, e));
+}
+
+int chain_reveal_pending(chain *c, const ts_keypair *hotkey, uint32_t *revealed, uint32_t *pending,
+                         ts_err *e) {
+    uint32_t r0, p0;
+    if (!revealed) revealed = &r0;
+    if (!pending) pending = &p0;
+    *revealed = *pending = 0;
+    if (!c->be->reveal_pending) return TS_OK;
+    LOCKED(c->be->reveal_pending(c->impl, hotkey, revealed, pending, e));
+}
+
+int chain_encode_call(chain *c, const char *pallet, const char *call, const char *args_json, char **hex,
+                      ts_err *e) {
+    *hex = NULL;
+    if (!c->be->encode_call)
+        return ts_fail(e, TS_EUNSUPPORTED, "the %s chain has no runtime calls to encode", c->be->scheme);
+    LOCKED(c->be->encode_call(c->impl, pallet, call, args_json, hex, e));
+}
+
+int chain_get_info(chain *c, chain_info *out, ts_err *e) {
+    memset(out, 0, sizeof *out);
+    snprintf(out->backend, sizeof out->backend, "%s", c->be->scheme);
+    if (!c->be->info) return TS_OK;
+    LOCKED(c->be->info(c->impl, out, e));
 }
 
 int chain_get_stats(chain *c, chain_stats *out, ts_err *e) {

@@ -11,8 +11,9 @@
  *                           signed transactions; blocks follow the wall clock
  *                           from genesis, so no server runs.  See
  *                           docs/FORMATS.md section 9.
- *   subtensor:wss://...     Bittensor's chain; not built yet.  docs/CHAIN.md
- *                           says how it maps onto these same calls.
+ *   subtensor:URL?netuid=N  Bittensor's chain over a node's JSON-RPC (http://,
+ *                           https://, ws:// or wss://: chain/subtensor.c);
+ *                           docs/CHAIN.md section 4 says how each call maps.
  *
  * Conventions: functions that can fail return 0 or a TS_E* code and fill a
  * ts_err.  Snapshots handed out (metagraph, commitments, weights) are copies
@@ -77,6 +78,19 @@ const chain_params *chain_get_params(const chain *c);
 /* The run parameters parsed (a cJSON object owned by the handle): the node
  * reads model preset, sequence length, codec k, ... from it. */
 const struct cJSON *chain_run_params(const chain *c);
+
+/* The run on a chain that has no Tessera genesis (subtensor): the run id,
+ * the blocks per window and the run parameters come either from the URL (a
+ * private run: run=ID&bpw=B&params=FILE) or from the run description the
+ * subnet owner publishes (docs/CHAIN.md 4.2).  chain_run_pending is true
+ * until one of them is known; chain_run_params is NULL meanwhile.
+ * node_run_fetch (node/) finds and verifies the owner's description and
+ * calls chain_set_run, which sets run_id, blocks_per_window and the run
+ * parameters (a JSON object's text) once: TS_ESTATE when the run is set
+ * already, TS_EINVAL for a malformed value. */
+bool chain_run_pending(const chain *c);
+int chain_set_run(chain *c, const char *run_id, uint64_t blocks_per_window, const char *params_json,
+                  ts_err *e);
 
 /* ----------------------------------------------------------------- clock
  *
@@ -250,6 +264,47 @@ int chain_register(chain *c, const ts_keypair *hotkey, chain_registration *out, 
  * [0, CHAIN_MAX_STAKE_RAO]. */
 int chain_stake(chain *c, const ts_keypair *owner, const uint8_t hotkey[TS_PK_BYTES],
                 int64_t delta_rao, ts_err *e);
+
+/* Bittensor's burned registration (subtensor only): the coldkey pays the
+ * subnet's current burn and registers `hotkey` (burned_register), then the
+ * registration is confirmed by reading the hotkey's uid back.  The local
+ * subnet answers TS_EUNSUPPORTED (there, chain_register). */
+int chain_register_burned(chain *c, const ts_keypair *coldkey, const uint8_t hotkey[TS_PK_BYTES],
+                          chain_registration *out, ts_err *e);
+
+/* Weight commits waiting for their reveal (subtensor subnets with
+ * commit-reveal on): chain_set_weights commits there, and the reveal must
+ * follow one reveal period later.  This reveals every pending commit of
+ * `hotkey` whose reveal period has come; chain_set_weights calls it first,
+ * a validator may also call it between windows.  *revealed / *pending (either
+ * may be NULL) count what was revealed now and what still waits.  The local
+ * subnet has nothing pending (TS_OK, 0 and 0). */
+int chain_reveal_pending(chain *c, const ts_keypair *hotkey, uint32_t *revealed, uint32_t *pending,
+                         ts_err *e);
+
+/* The SCALE encoding of a call as this chain's runtime metadata defines it
+ * (subtensor only): pallet and call by name, args a JSON object keyed by
+ * argument name (chain/metadata.h has the value conventions).  *hex is
+ * "0x..." (malloc'd).  For operators checking what a node would submit, and
+ * for tests comparing with other implementations. */
+int chain_encode_call(chain *c, const char *pallet, const char *call, const char *args_json, char **hex,
+                      ts_err *e);
+
+/* What a backend says about itself, for `tessera chain status`. */
+typedef struct chain_info {
+    char backend[16];            /* "local", "subtensor" */
+    char where[256];             /* the directory, or the node's host:port */
+    char chain_name[64];         /* subtensor: system_chain */
+    uint32_t spec_version;       /* subtensor: the runtime's spec and */
+    uint32_t tx_version;         /* transaction versions (0 on local) */
+    uint64_t tempo;              /* subtensor: blocks per epoch (0 on local) */
+    uint64_t weights_version_key;/* subtensor: WeightsVersionKey */
+    bool commit_reveal;          /* subtensor: commit-reveal of weights on */
+    uint64_t reveal_period_epochs;
+    uint64_t burn_rao;           /* subtensor: the current registration burn */
+    uint32_t pending_reveals;    /* commits waiting to be revealed by this machine */
+} chain_info;
+int chain_get_info(chain *c, chain_info *out, ts_err *e);
 
 /* ------------------------------------------------- health of the record */
 

@@ -33,11 +33,20 @@ typedef struct chain_backend {
     int (*reg)(void *impl, const ts_keypair *kp, chain_registration *out, ts_err *e);
     int (*stake)(void *impl, const ts_keypair *owner, const uint8_t hotkey[TS_PK_BYTES],
                  int64_t delta_rao, ts_err *e);
+    /* optional (NULL: TS_EUNSUPPORTED, or nothing to do for reveal_pending) */
+    int (*reg_burned)(void *impl, const ts_keypair *coldkey, const uint8_t hotkey[TS_PK_BYTES],
+                      chain_registration *out, ts_err *e);
+    int (*reveal_pending)(void *impl, const ts_keypair *kp, uint32_t *revealed, uint32_t *pending,
+                          ts_err *e);
+    int (*info)(void *impl, chain_info *out, ts_err *e);
+    int (*encode_call)(void *impl, const char *pallet, const char *call, const char *args_json, char **hex,
+                       ts_err *e);
     int (*stats)(void *impl, chain_stats *out, ts_err *e);
     uint32_t (*rejections)(void *impl, chain_rejection *out, uint32_t max);
 } chain_backend;
 
 extern const chain_backend chain_local_backend;
+extern const chain_backend chain_subtensor_backend;
 
 /* ----------------------------------------- local subnet transactions */
 

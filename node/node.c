@@ -84,7 +84,20 @@ static int publish_commitment(node *n, ts_err *e) {
     if (!(n->commit_text = strdup(text))) return ts_fail(e, TS_ENOMEM, "out of memory");
     chain_commitment cur;
     ts_err e2 = {0};
-    if (chain_commitment_of(n->ch, n->uid, &cur, &e2) == TS_OK && !strcmp(cur.data, text)) return TS_OK;
+    bool have = chain_commitment_of(n->ch, n->uid, &cur, &e2) == TS_OK;
+    /* the subnet owner's node keeps its run anchor in front of its bucket */
+    if (have && node_commitment_bucket(cur.data) != cur.data) {
+        size_t pl = (size_t)(node_commitment_bucket(cur.data) - cur.data);
+        if (!strcmp(cur.data + pl, text)) return TS_OK;
+        char full[CHAIN_COMMIT_MAX + 1];
+        if (pl + strlen(text) > CHAIN_COMMIT_MAX)
+            return ts_fail(e, TS_ETOOBIG, "the bucket commitment does not fit behind the run anchor");
+        snprintf(full, sizeof full, "%.*s%s", (int)pl, cur.data, text);
+        if (chain_commit(n->ch, &n->kp, full, e)) return ts_wrap(e, "publishing the bucket commitment");
+        TS_INFO("published the bucket commitment for uid %u (behind the run anchor)", n->uid);
+        return TS_OK;
+    }
+    if (have && !strcmp(cur.data, text)) return TS_OK;
     if (chain_commit(n->ch, &n->kp, text, e)) return ts_wrap(e, "publishing the bucket commitment");
     TS_INFO("published the bucket commitment for uid %u", n->uid);
     return TS_OK;
@@ -150,6 +163,8 @@ int node_open(const node_opts *o, node **out, ts_err *e) {
     }
     if ((rc = ts_key_load(n->opts.wallet ? n->opts.wallet : "default", n->opts.hotkey, &n->kp, e))) goto fail;
     if ((rc = chain_open(n->opts.chain_url, &n->ch, e))) goto fail;
+    /* on subtensor: the run the subnet owner committed to, or none */
+    if (chain_run_pending(n->ch) && (rc = node_run_fetch(n->ch, &n->sopts, e))) goto fail;
     n->cp = chain_get_params(n->ch);
     if ((rc = node_run_from_json(&n->run, n->cp->run_id, chain_run_params(n->ch), e))) goto fail;
     model_config_hash(&n->run.model, n->config_hash);
@@ -449,7 +464,7 @@ static int peer_store_locked(node *n, uint32_t uid, store **out, ts_err *e) {
             break;
         }
     store_commitment sc;
-    if (store_commitment_parse(c->data, n->opts.allow_local_peers ? STORE_COMMIT_ANY : STORE_COMMIT_REMOTE, &sc, e))
+    if (store_commitment_parse(node_commitment_bucket(c->data), n->opts.allow_local_peers ? STORE_COMMIT_ANY : STORE_COMMIT_REMOTE, &sc, e))
         return ts_wrap(e, "uid %u's commitment", uid);
     store *s;
     store_opts so = n->sopts;

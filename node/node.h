@@ -82,8 +82,10 @@ static inline uint64_t node_run_pool_size(const node_run *r) {
 
 /* ---------------------------------------------------- signed JSON objects
  *
- * A node object is a JSON object with "kind", "run_id", "signer" (hex
- * public key) and "signature" (hex), signed with ts_sign under the tag
+ * A node object is a JSON object with "kind", "run_id", "scheme" (the
+ * signature scheme, TS_SIG_SCHEME_NAME; a reader refuses any other, or none,
+ * before it verifies the signature), "signer" (hex public key) and
+ * "signature" (hex), signed with ts_sign under the tag
  * "tessera/object/v1" over its canonical text (docs/FORMATS.md 11.1): every
  * key but "signature" sorted, one "key=value\n" line each; strings, integers,
  * booleans, arrays of integers and nested objects (dotted keys) only.  A
@@ -92,16 +94,31 @@ static inline uint64_t node_run_pool_size(const node_run *r) {
 #define NODE_OBJ_TAG "tessera/object/v1"
 #define NODE_OBJ_MAX (4u << 20)
 
-/* Adds "signer" and "signature" to obj (replacing any). */
+/* Adds "scheme", "signer" and "signature" to obj (replacing any). */
 int node_obj_sign(struct cJSON *obj, const ts_keypair *kp, ts_err *e);
-/* Parses and verifies an object: its kind and run id must be as expected and
- * its signature must verify with pk (the hotkey the chain lists for the
- * publisher; NULL accepts the object's own "signer", for tools only).  *out
- * (cJSON, cJSON_Delete) on success. */
+/* Parses and verifies an object: its kind, scheme and run id must be as
+ * expected and its signature must verify with pk (the hotkey the chain lists
+ * for the publisher; NULL accepts the object's own "signer", for tools
+ * only).  *out (cJSON, cJSON_Delete) on success. */
 int node_obj_parse(const uint8_t *buf, size_t len, const char *kind, const char *run_id,
                    const uint8_t *pk, struct cJSON **out, ts_err *e);
 /* The canonical text that is signed (malloc'd), for docs and tests. */
 char *node_obj_canonical(const struct cJSON *obj, ts_err *e);
+
+/* ------------------------------------------- the run on subtensor (runpub.c)
+ * The subnet owner publishes the run description (run.json, a signed object
+ * of kind "run") in its bucket and anchors its hash in its hotkey's
+ * commitment: "run1 <64 hex> <bucket commitment>" (docs/FORMATS.md
+ * 11.3).  node_run_publish writes both; node_run_fetch finds the owner's
+ * anchor, fetches run.json, checks its hash and the owner's signature and
+ * calls chain_set_run.  node_commitment_bucket strips the anchor from a
+ * commitment (the bucket commitment that follows it); node_run_anchor reads
+ * the committed hash (TS_ENOTFOUND when there is none). */
+int node_run_publish(chain *ch, const ts_keypair *owner, store *own, const char *bucket_commitment,
+                     const char *run_id, uint64_t blocks_per_window, const char *params_json, ts_err *e);
+int node_run_fetch(chain *ch, const store_opts *so, ts_err *e);
+const char *node_commitment_bucket(const char *text);
+int node_run_anchor(const char *text, uint8_t hash[TS_HASH_BYTES]);
 
 /* ------------------------------------------------------------- the node */
 

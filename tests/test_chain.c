@@ -272,7 +272,7 @@ TEST(genesis_init_and_validation) {
     size_t len;
     REQUIRE(ts_read_file(gp, 1 << 20, &buf, &len, &e) == TS_OK);
     cJSON *j = cJSON_Parse((char *)buf);
-    free(buf);
+    char *orig = (char *)buf; /* kept: put back at the end */
     cJSON_AddNumberToObject(j, "surprise", 1);
     char *txt = cJSON_Print(j);
     REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
@@ -288,6 +288,56 @@ TEST(genesis_init_and_validation) {
     CHECK_ERR(chain_open(url, &bad, &e), TS_EFORMAT);
     CHECK(strstr(e.msg, "block_time") != NULL);
     cJSON_Delete(j);
+
+    /* version 2 records the signature scheme its log is signed in
+     * (docs/FORMATS.md 9.1); a version 1 genesis (an earlier Tessera's,
+     * Ed25519 keys) or another scheme is refused, saying so */
+    j = cJSON_Parse(orig);
+    REQUIRE(j);
+    CHECK_EQ_INT(cJSON_GetObjectItem(j, "version")->valueint, 2);
+    REQUIRE(cJSON_IsString(cJSON_GetObjectItem(j, "signature_scheme")));
+    CHECK_STR(cJSON_GetObjectItem(j, "signature_scheme")->valuestring, "sr25519");
+    CHECK_STR(cJSON_GetObjectItem(j, "signature_scheme")->valuestring, TS_SIG_SCHEME_NAME);
+    struct {
+        int version;            /* 0: leave */
+        const char *scheme;     /* NULL: remove the key; "#": the number 1 */
+        const char *want[3];
+    } cases[] = {
+        {1, NULL, {"version 1", "earlier Tessera with Ed25519 keys", "tessera localnet init"}},
+        {1, "sr25519", {"version 1", "Ed25519", "localnet init"}},
+        {3, "sr25519", {"version 3", "not supported", NULL}},
+        {0, NULL, {"signature_scheme", "missing", NULL}},
+        {0, "ed25519", {"\"ed25519\"", "earlier Tessera", "localnet init"}},
+        {0, "schnorr", {"\"schnorr\"", "sr25519", NULL}},
+        {0, "#", {"signature_scheme", "string", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cJSON *v = cJSON_Duplicate(j, 1);
+        if (cases[i].version) cJSON_ReplaceItemInObject(v, "version", cJSON_CreateNumber(cases[i].version));
+        cJSON_DeleteItemFromObject(v, "signature_scheme");
+        if (cases[i].scheme && !strcmp(cases[i].scheme, "#"))
+            cJSON_AddNumberToObject(v, "signature_scheme", 1);
+        else if (cases[i].scheme)
+            cJSON_AddStringToObject(v, "signature_scheme", cases[i].scheme);
+        txt = cJSON_Print(v);
+        cJSON_Delete(v);
+        REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
+        free(txt);
+        bad = NULL;
+        CHECK_MSG(chain_open(url, &bad, &e) == TS_EFORMAT, "case %zu opened", i);
+        CHECK(bad == NULL);
+        for (int k = 0; k < 3; k++)
+            if (cases[i].want[k])
+                CHECK_MSG(strstr(e.msg, cases[i].want[k]) != NULL, "case %zu: '%s' not in: %s", i, cases[i].want[k],
+                          e.msg);
+    }
+    cJSON_Delete(j);
+    /* the genesis as written opens again */
+    REQUIRE(ts_write_atomic(gp, orig, len, &e) == TS_OK);
+    c = open_ok(url);
+    CHECK(c != NULL);
+    if (c) chain_close(c);
+    free(orig);
     free(gp);
 }
 
@@ -297,8 +347,13 @@ TEST(open_errors_name_the_problem) {
     CHECK_ERR(chain_open("", &c, &e), TS_EINVAL);
     CHECK_ERR(chain_open("/no/scheme", &c, &e), TS_EINVAL);
     CHECK_ERR(chain_open("ftp:/x", &c, &e), TS_EINVAL);
-    CHECK_ERR(chain_open("subtensor:wss://entrypoint-finney.opentensor.ai:443", &c, &e), TS_EUNSUPPORTED);
-    CHECK(strstr(e.msg, "CHAIN.md") != NULL);
+    /* subtensor: the subnet is required, and checked before anything is sent */
+    CHECK_ERR(chain_open("subtensor:wss://entrypoint-finney.opentensor.ai:443", &c, &e), TS_EINVAL);
+    CHECK(strstr(e.msg, "netuid") != NULL);
+    CHECK_ERR(chain_open("subtensor:http://127.0.0.1:1?netuid=70000", &c, &e), TS_EINVAL);
+    /* a dead node: a clear network error naming it, after the retries */
+    CHECK_ERR(chain_open("subtensor:http://127.0.0.1:1?netuid=1", &c, &e), TS_ENET);
+    CHECK(strstr(e.msg, "127.0.0.1:1") != NULL);
     char u[600];
     snprintf(u, sizeof u, "local:%s/nothing-here", th_tmpdir());
     CHECK_ERR(chain_open(u, &c, &e), TS_ENOTFOUND);
@@ -1830,7 +1885,9 @@ TEST(localnet_command_and_status_table) {
     ts_err e = {0};
     setenv("TESSERA_HOME", home, 1);
     ts_keypair k2;
-    REQUIRE(ts_key_load("w", "h2", &k2, &e) == TS_OK);
+    int krc = ts_key_load("w", "h2", &k2, &e);
+    CHECK_MSG(krc == TS_OK, "ts_key_load: %s", e.msg);
+    if (krc) return;
     char ss[64];
     ts_ss58(ss, k2.pk);
     CLI_OK("localnet stake --dir '%s' --hotkey %s --amount 2.5", dir, ss);

@@ -80,6 +80,10 @@ static int cmd_ckpt_verify(int argc, char **argv) {
     if (chain_url) {
         chain *ch;
         if ((rc = chain_open(chain_url, &ch, &e))) goto out;
+        if (chain_run_pending(ch) && (rc = node_run_fetch(ch, NULL, &e))) {
+            chain_close(ch);
+            goto out;
+        }
         chain_metagraph mg;
         if ((rc = chain_metagraph_get(ch, &mg, &e))) {
             chain_close(ch);

@@ -435,7 +435,7 @@ typedef struct {
 static void commit_describe(const chain_commitment *cm, commit_view *v) {
     store_commitment c;
     v->store[0] = 0;
-    if (strlen(cm->data) != cm->len || store_commitment_parse(cm->data, STORE_COMMIT_ANY, &c, NULL)) {
+    if (strlen(cm->data) != cm->len || store_commitment_parse(node_commitment_bucket(cm->data), STORE_COMMIT_ANY, &c, NULL)) {
         v->kind = "unparsable";
         snprintf(v->desc, sizeof v->desc, "unparsable (%u bytes)", cm->len);
         explicit_bzero(&c, sizeof c);
