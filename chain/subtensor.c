@@ -81,6 +81,7 @@ typedef struct st {
     const char *stake_item;       /* "TotalHotkeyAlpha" or "TotalHotkeyStake" */
     bool stake_by_netuid;         /* its keys are (hotkey, netuid) */
     double block_time;            /* measured from recent blocks (12 s nominal) */
+    uint64_t min_stake;           /* StakeThreshold / WeightsMinStake (rao) */
     char *pending_path;           /* pending reveals of this machine */
     pending_reveal *pending;
     uint32_t npending;
@@ -433,7 +434,13 @@ static int metagraph_read(st *s, const char *at, chain_metagraph *mg, ts_err *e)
         if (json_hex32(hot[u], x->hotkey)) rc = bad_answer(s, e, "Keys");
         else if (json_u64(stake[u], &x->stake)) rc = bad_answer(s, e, s->stake_item);
         else if (json_u64(reg[u], &x->registered_block)) rc = bad_answer(s, e, "BlockAtRegistration");
-        x->validator_permit = cJSON_IsTrue(cJSON_GetArrayItem(permits, (int)u));
+        /* A validator, as on the local subnet: the chain's permit and stake
+         * above the subnet's threshold (any stake when it is 0).  Subtensor
+         * hands permits to the top MaxAllowedValidators uids by stake, so on
+         * a subnet with fewer uids every miner holds one too (and runtimes
+         * whose epoch is a mock give every uid one): a permit with no stake
+         * is not a validator Tessera can follow. */
+        x->validator_permit = cJSON_IsTrue(cJSON_GetArrayItem(permits, (int)u)) && x->stake > s->min_stake;
         x->last_active = CHAIN_BLOCK_NONE;
         /* subtensor stamps LastUpdate at registration too; only a later
          * block is a sign of life (weights set) */
@@ -1333,6 +1340,16 @@ static int st_open(const char *where, void **impl, chain_params *p, ts_err *e) {
         !hyper_u64(s, "MaxAllowedValidators", &x, NULL))
         p->max_validators = (uint32_t)x;
     if ((rc = hyper_u64(s, "ImmunityPeriod", &p->immunity_period, e))) goto fail;
+    /* the stake a validator needs (a plain value; named per runtime) */
+    static const char *const thresholds[] = {"StakeThreshold", "WeightsMinStake"};
+    for (size_t i = 0; i < 2; i++) {
+        if (md_storage_find(s->md, ST_PALLET, thresholds[i], NULL, NULL, NULL) != TS_OK) continue;
+        cJSON *th = NULL;
+        if (!storage_get(s, ST_PALLET, thresholds[i], NULL, NULL, &th, NULL)) json_u64(th, &s->min_stake);
+        cJSON_Delete(th);
+        break;
+    }
+    p->min_validator_stake = s->min_stake;
     if (md_storage_find(s->md, ST_PALLET, "WeightsSetRateLimit", NULL, NULL, NULL) == TS_OK)
         hyper_u64(s, "WeightsSetRateLimit", &p->weights_rate_limit, NULL);
     memcpy(p->genesis_hash, s->genesis, 32);

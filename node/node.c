@@ -403,7 +403,8 @@ int node_refresh(node *n, ts_err *e) {
             const chain_commitment *mine = NULL;
             for (uint32_t i = 0; i < n->ncommits; i++)
                 if (n->commits[i].uid == n->uid) mine = &n->commits[i];
-            if (mine && strcmp(mine->data, n->commit_text))
+            /* (the subnet owner's run anchor in front of it is not part of it) */
+            if (mine && strcmp(node_commitment_bucket(mine->data), n->commit_text))
                 why = "has a commitment (bucket) that this node did not publish: another process runs with this "
                       "hotkey";
         }

@@ -9,7 +9,12 @@
 # final score, weight and penalties, and the verification of the validator's
 # checkpoints; then it stops every process it started.
 #
-#   bash tools/demo.sh [--windows N] [--s3] [--model tiny|small] [--dir DIR] [--quiet]
+# With --chain-spec FILE (a raw subtensor chain spec, e.g. opentensor/subtensor's
+# scripts/specs/raonet.json) the subnet runs on Bittensor's chain instead: a
+# subtensor runtime run by chopsticks (see tools/subnet_lib.sh), and the demo
+# ends by reading the validator's weights back from subtensor's storage.
+#
+#   bash tools/demo.sh [--windows N] [--s3] [--chain-spec FILE] [--model tiny|small] [--dir DIR] [--quiet]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD=${BUILD:-build}
@@ -20,10 +25,11 @@ while [ $# -gt 0 ]; do
   case $1 in
     --windows) WINDOWS=$2; shift 2 ;;
     --s3) SUBNET_S3=1; shift ;;
+    --chain-spec) SUBNET_CHAIN_SPEC=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
     --model) MODEL=$2; shift 2 ;;
     --dir) DIR=$2; shift 2 ;;
     --quiet) SUBNET_QUIET=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +46,7 @@ subnet_start validator --max-windows "$WINDOWS"
 subnet_start honest1
 subnet_start honest2
 subnet_start honest3
-subnet_start copycat --adversary copycat --copy-uid 1
+subnet_start copycat --adversary copycat --copy-uid "$(subnet_uid honest1)"
 subnet_start garbage --adversary garbage
 
 # Run until the validator has processed its windows, showing each one.
@@ -71,19 +77,47 @@ if ! wait "$VPID"; then
   exit 1
 fi
 unset "SUBNET_PID[validator]"
-s3=$SUBNET_S3_STARTED
-SUBNET_S3_STARTED=0 # keep the S3 server up to read the checkpoints
+s3=$SUBNET_S3_STARTED cs=$SUBNET_CHAIN_STARTED
+SUBNET_S3_STARTED=0 SUBNET_CHAIN_STARTED=0 # keep the S3 server and the chain up to read the results
 subnet_stop_all
-SUBNET_S3_STARTED=$s3
+SUBNET_S3_STARTED=$s3 SUBNET_CHAIN_STARTED=$cs
 
 echo
-echo "uids: 0 validator, 1-3 honest miners, 4 copycat (copies uid 1), 5 garbage sender"
+if [ -n "${SUBNET_CHAIN_SPEC:-}" ]; then
+  echo "uids on netuid 1 follow registration order after the genesis' own (see tessera chain metagraph)"
+else
+  echo "uids: 0 validator, 1-3 honest miners, 4 copycat (copies uid 1), 5 garbage sender"
+fi
 echo
-"$SUBNET_BIN/tessera" report --state-dir "$DIR/state/validator" --chain "local:$DIR/subnet" --wallet demo --hotkey validator --svg "$DIR/report.svg"
+"$SUBNET_BIN/tessera" report --state-dir "$DIR/state/validator" --chain "$SUBNET_CHAIN" --wallet demo --hotkey validator --svg "$DIR/report.svg"
 echo
 echo "Checkpoint verification (the leader's store):"
 url=$(subnet_store_url validator)
 [ "$SUBNET_S3" = 1 ] || url=$DIR/stores/validator
-"$SUBNET_BIN/tessera" ckpt verify "$url" --chain "local:$DIR/subnet" | sed 's/^/  /'
+"$SUBNET_BIN/tessera" ckpt verify "$url" --chain "$SUBNET_CHAIN" | sed 's/^/  /'
+if [ -n "${SUBNET_CHAIN_SPEC:-}" ]; then
+  echo
+  echo "The validator's weights as subtensor stores them (SubtensorModule.Weights, netuid 1):"
+  wj=$("$SUBNET_BIN/tessera" chain weights --chain "$SUBNET_CHAIN" --json)
+  "$SUBNET_BIN/tessera" chain weights --chain "$SUBNET_CHAIN" | sed 's/^/  /'
+  # uids: registration order on netuid 1 (the genesis holds uid 0)
+  verdict=$(/usr/bin/python3 - "$wj" "$("$SUBNET_BIN/tessera" chain metagraph --chain "$SUBNET_CHAIN" --json)" \
+    "$(for k in "${NAMES[@]}"; do "$SUBNET_BIN/tessera" keys show --wallet demo --hotkey "$k" --json; done)" <<'EOF'
+import json, sys
+rows, mg = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+keys = [json.loads(l) for l in sys.argv[3].splitlines() if l.strip()]
+uid = {n["hotkey"]: n["uid"] for n in mg["neurons"]}
+names = {uid[k["public_key"]]: k["hotkey"] for k in keys if k["public_key"] in uid}
+v = [r for r in rows if names.get(r["uid"]) == "validator"]
+w = {names.get(int(u), u): x for u, x in v[0]["u16"].items()} if v else {}
+honest = all(w.get(h, 0) > 0 for h in ("honest1", "honest2", "honest3"))
+cheats = sum(w.get(c, 0) for c in ("copycat", "garbage"))
+print("  %s: honest miners weighted %s, copycat and garbage sender %s" % (
+    "yes" if honest and cheats == 0 else "NO", {h: w.get(h, 0) for h in ("honest1", "honest2", "honest3")},
+    {c: w.get(c, 0) for c in ("copycat", "garbage")}))
+EOF
+)
+  echo "$verdict"
+fi
 echo
 echo "demo: done in $((SECONDS - T0))s; everything is in $DIR"

@@ -20,6 +20,17 @@
 #
 # Set SUBNET_S3=1 before subnet_setup to use a prefix per participant in the
 # suite's S3 server (Swift's S3 layer) instead of local directories.
+#
+# Set SUBNET_CHAIN_SPEC=FILE (a raw subtensor chain spec) to run the subnet on
+# Bittensor's chain instead of a local one: a subtensor runtime run by
+# chopsticks (tests/chopsticks.sh), blocks made every SUBNET_BLOCK_MS ms
+# (1000) with wall-clock timestamps (tools/devchain.py), netuid 1.  The
+# participants' hotkeys are registered with `tessera chain register` (paid by
+# the demo wallet's coldkey, funded by dev_setStorage), the validator is made
+# the subnet owner and given stake (dev_setStorage: what governance and
+# staking do on a real chain), and it publishes the run with `tessera chain
+# publish-run`; every node then reads the run from the chain.  SUBNET_CHAIN is
+# the nodes' --chain URL either way.
 
 : "${BUILD:=build}"
 SUBNET_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,6 +41,8 @@ SUBNET_SIGMA=${SUBNET_SIGMA:-4}
 declare -A SUBNET_PID
 declare -A SUBNET_ENV
 SUBNET_S3_STARTED=0
+SUBNET_CHAIN_STARTED=0
+SUBNET_BLOCK_MS=${SUBNET_BLOCK_MS:-1000}
 
 subnet_say() { [ "${SUBNET_QUIET:-0}" = 1 ] || echo "demo: $*"; }
 
@@ -98,6 +111,15 @@ subnet_setup() { # dir model names...
                "eval_samples": ${SUBNET_EVAL_SAMPLES:-32}}
 }
 EOF
+  if [ -n "${SUBNET_CHAIN_SPEC:-}" ]; then
+    subnet_chain_setup || return 1
+    if [ "$SUBNET_S3" = 1 ]; then
+      subnet_say "starting the S3 server (Swift's S3 layer) on loopback"
+      subnet_s3_up || return 1
+    fi
+    return 0
+  fi
+  SUBNET_CHAIN="local:$SUBNET_DIR/subnet"
   subnet_say "creating a local subnet in $SUBNET_DIR/subnet"
   "$SUBNET_BIN/tessera" localnet init --dir "$SUBNET_DIR/subnet" --run-id demo --block-time 1 \
     --blocks-per-window "$SUBNET_BLOCKS" --params "$SUBNET_DIR/params.json" >"$SUBNET_DIR/logs/init.log" || return 1
@@ -122,6 +144,55 @@ EOF
     subnet_say "starting the S3 server (Swift's S3 layer) on loopback"
     subnet_s3_up || return 1
   fi
+}
+
+# The subnet on a subtensor runtime (see the top of this file).
+subnet_chain_setup() {
+  local log=$SUBNET_DIR/logs/init.log out k amount ck
+  subnet_say "starting a subtensor runtime from $(basename "$SUBNET_CHAIN_SPEC") (chopsticks; blocks every $SUBNET_BLOCK_MS ms)"
+  out=$(TESSERA_TEST_CHAINSPEC=$SUBNET_CHAIN_SPEC bash "$SUBNET_REPO/tests/chopsticks.sh" start "$SUBNET_DIR/chain" 2>&1) ||
+    { echo "demo: the subtensor runtime did not start: $out" >&2; return 1; }
+  SUBNET_CHAIN_STARTED=1
+  SUBNET_CHAIN_URL=$(sed -n 's/^CHOPSTICKS_URL=//p' <<<"$out")
+  /usr/bin/python3 "$SUBNET_REPO/tools/devchain.py" "$SUBNET_CHAIN_URL" drive "$SUBNET_BLOCK_MS" \
+    >"$SUBNET_DIR/logs/blocks.log" 2>&1 &
+  SUBNET_DRIVER_PID=$!
+  local dev=(/usr/bin/python3 "$SUBNET_REPO/tools/devchain.py" "$SUBNET_CHAIN_URL" set)
+  local C=(--chain "subtensor:$SUBNET_CHAIN_URL" --netuid 1)
+  "$SUBNET_BIN/tessera" wallet new-coldkey --wallet demo --no-password >"$log" 2>&1 || return 1
+  ck=$(sed -n 's/^ss58 *//p' "$log" | head -n 1)
+  # what a real subnet has by governance and money: funds, no weights rate
+  # limit, room for registrations
+  "${dev[@]}" "{\"System\": {\"Account\": [[[\"$ck\"], {\"providers\": 1, \"data\": {\"free\": \"1000000000000000\"}}]]},
+    \"SubtensorModule\": {\"WeightsSetRateLimit\": [[[1], 1]], \"MaxRegistrationsPerBlock\": [[[1], 64]],
+    \"TargetRegistrationsPerInterval\": [[[1], 64]]}}" >>"$log" 2>&1 || return 1
+  subnet_say "registering ${#SUBNET_NAMES[@]} hotkeys on netuid 1 (burned_register, paid by the demo coldkey)"
+  for k in "${SUBNET_NAMES[@]}"; do
+    "$SUBNET_BIN/tessera" keygen --wallet demo --hotkey "$k" >>"$log" 2>&1 &&
+      "$SUBNET_BIN/tessera" chain register "${C[@]}" --wallet demo --hotkey "$k" >>"$log" 2>&1 ||
+      { echo "demo: registering $k failed; see $log" >&2; return 1; }
+  done
+  # the validator (the first name) owns the subnet and holds the most stake;
+  # SUBNET_VALIDATORS get 500, 250, ... TAO
+  local vss
+  vss=$("$SUBNET_BIN/tessera" keys show --wallet demo --hotkey "${SUBNET_NAMES[0]}" --json | sed 's/.*"ss58": "\([^"]*\)".*/\1/')
+  local alpha="[[\"$vss\", 1], \"1000000000000\"]"
+  amount=500
+  for k in ${SUBNET_VALIDATORS:-}; do
+    [ "$k" = "${SUBNET_NAMES[0]}" ] && continue
+    local kss
+    kss=$("$SUBNET_BIN/tessera" keys show --wallet demo --hotkey "$k" --json | sed 's/.*"ss58": "\([^"]*\)".*/\1/')
+    alpha+=", [[\"$kss\", 1], \"${amount}000000000\"]"
+    amount=$((amount / 2))
+  done
+  "${dev[@]}" "{\"SubtensorModule\": {\"SubnetOwnerHotkey\": [[[1], \"$vss\"]], \"TotalHotkeyAlpha\": [$alpha]}}" \
+    >>"$log" 2>&1 || return 1
+  subnet_say "the subnet owner publishes the run (run.json in its bucket, its hash in its commitment)"
+  mkdir -p "$SUBNET_DIR/stores/${SUBNET_NAMES[0]}"
+  "$SUBNET_BIN/tessera" chain publish-run "${C[@]}" --wallet demo --hotkey "${SUBNET_NAMES[0]}" \
+    --store-url "$(subnet_store_url "${SUBNET_NAMES[0]}")" --run-id demo --blocks-per-window "$SUBNET_BLOCKS" \
+    --params "$SUBNET_DIR/params.json" >>"$log" 2>&1 || { echo "demo: publishing the run failed; see $log" >&2; return 1; }
+  SUBNET_CHAIN="subtensor:$SUBNET_CHAIN_URL?netuid=1"
 }
 
 subnet_s3_up() {
@@ -158,9 +229,12 @@ subnet_start() { # name, extra args...
     text=$("$SUBNET_BIN/tessera" store commitment "$store") || return 1
     commit=(--store-commitment "$text")
   fi
+  # on a subtensor runtime on this machine, peers' buckets are local
+  # directories too (a local: chain allows them by default)
+  [ -n "${SUBNET_CHAIN_SPEC:-}" ] && [ "$SUBNET_S3" != 1 ] && commit+=(--allow-local-peers)
   local envs=()
   [ -n "${SUBNET_ENV[$name]:-}" ] && read -ra envs <<<"${SUBNET_ENV[$name]}"
-  env "${envs[@]}" "$SUBNET_BIN/$role" --chain "local:$SUBNET_DIR/subnet" --wallet demo --hotkey "$name" \
+  env "${envs[@]}" "$SUBNET_BIN/$role" --chain "$SUBNET_CHAIN" --wallet demo --hotkey "$name" \
     --store-url "$store" "${commit[@]}" --state-dir "$SUBNET_DIR/state/$name" "$@" >>"$SUBNET_DIR/logs/$name.log" 2>&1 &
   SUBNET_PID[$name]=$!
 }
@@ -182,6 +256,24 @@ subnet_stop_all() {
     bash "$SUBNET_REPO/tests/servers/s3.sh" stop "$SUBNET_DIR/s3" >/dev/null 2>&1 || true
     SUBNET_S3_STARTED=0
   fi
+  subnet_chain_stop
+}
+
+subnet_chain_stop() {
+  if [ "$SUBNET_CHAIN_STARTED" = 1 ]; then
+    kill "$SUBNET_DRIVER_PID" 2>/dev/null || true
+    bash "$SUBNET_REPO/tests/chopsticks.sh" stop "$SUBNET_DIR/chain" >/dev/null 2>&1 || true
+    SUBNET_CHAIN_STARTED=0
+  fi
+}
+
+# The uid a participant holds (on a local subnet: its place in NAMES; on
+# subtensor after the genesis' own uids).
+subnet_uid() {
+  local pk
+  pk=$("$SUBNET_BIN/tessera" keys show --wallet demo --hotkey "$1" --json | sed 's/.*"public_key": "\([^"]*\)".*/\1/')
+  "$SUBNET_BIN/tessera" chain metagraph --chain "$SUBNET_CHAIN" --json |
+    /usr/bin/python3 -c 'import json,sys; print([n["uid"] for n in json.load(sys.stdin)["neurons"] if n["hotkey"] == sys.argv[1]][0])' "$pk"
 }
 
 # The number of windows the validator has processed (lines of its log).
