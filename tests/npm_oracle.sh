@@ -34,7 +34,7 @@ if [ -f "$dir/.installed" ] && [ "$(cat "$dir/.installed")" = "$want" ]; then
 fi
 rm -f "$dir/.installed"
 [ -f "$dir/package.json" ] || echo '{"private": true}' >"$dir/package.json"
-if ! (cd "$dir" && timeout 600 npm install --no-audit --no-fund --loglevel=error --save-exact "$@" >"$dir/npm.log" 2>&1); then
+if ! (cd "$dir" && timeout 300 npm install --no-audit --no-fund --loglevel=error --save-exact --fetch-retries=1 --fetch-retry-maxtimeout=10000 --fetch-timeout=60000 "$@" >"$dir/npm.log" 2>&1); then
   echo "npm install $* failed (registry unreachable?); see $dir/npm.log" >&2
   exit 1
 fi
