@@ -824,6 +824,28 @@ static int st_commit(void *impl, const ts_keypair *kp, const char *data, size_t 
     if (len > max_fields * 128)
         return ts_fail(e, TS_ETOOBIG, "a commitment of %zu bytes does not fit in %llu fields of 128 bytes", len,
                        (unsigned long long)max_fields);
+    /* The pallet allows one commitment per RateLimit blocks per hotkey; a
+     * commitment it would refuse is not sent (a refused extrinsic still
+     * costs its fee). */
+    uint64_t limit = 0, last = 0, cur = 0;
+    const md_constant *rl;
+    if (!md_constant_find(s->md, ST_COMMITMENTS, "RateLimit", &rl, NULL) &&
+        md_storage_find(s->md, ST_COMMITMENTS, "LastCommitment", NULL, NULL, NULL) == TS_OK) {
+        cJSON *v = NULL, *k = keys1(s->netuid), *r = NULL;
+        if (!md_decode(s->md, rl->type, rl->value, rl->nvalue, &v, NULL)) json_u64(v, &limit);
+        cJSON_Delete(v);
+        cJSON_AddItemToArray(k, key_hex(kp->pk));
+        if (!storage_get(s, ST_COMMITMENTS, "LastCommitment", k, NULL, &r, NULL)) json_u64(r, &last);
+        cJSON_Delete(k);
+        cJSON_Delete(r);
+        if (limit && last && (rc = head(s, "chain_getHeader", &cur, NULL, e))) return rc;
+        if (limit && last && cur < last + limit)
+            return ts_fail(e, TS_EDENIED,
+                           "commitments are limited to one per %llu blocks: this hotkey's last was at block %llu, the "
+                           "next may be at block %llu (now %llu)",
+                           (unsigned long long)limit, (unsigned long long)last, (unsigned long long)(last + limit),
+                           (unsigned long long)cur);
+    }
     cJSON *args = cJSON_CreateObject();
     cJSON_AddNumberToObject(args, "netuid", s->netuid);
     cJSON *info = cJSON_AddObjectToObject(args, "info");

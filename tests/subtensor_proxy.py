@@ -9,6 +9,8 @@ misbehaves the way a broken or upgraded node would, chosen by MODE:
     garbage       answers every request with an HTML page
     slow          answers every request after 5 s
     truncate      answers with half of the real answer
+    file:PATH     the mode written in PATH, read at each request ("pass"
+                  forwards unchanged): a node that breaks and recovers
 
   subtensor_proxy.py UPSTREAM_URL MODE PORTFILE
 Listens on a free loopback port and writes it to PORTFILE.
@@ -36,21 +38,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         req = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if MODE == "garbage":
+        mode = MODE
+        if mode.startswith("file:"):
+            try:
+                with open(mode[5:]) as f:
+                    mode = f.read().strip()
+            except OSError:
+                mode = "pass"
+        if mode == "garbage":
             return self.reply(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
-        if MODE == "slow":
+        if mode == "slow":
             time.sleep(5)
         up = urllib.request.Request(UPSTREAM, req, {"Content-Type": "application/json"})
         with urllib.request.urlopen(up, timeout=60) as r:
             body = r.read()
-        if MODE == "rename_call" and json.loads(req).get("method") == "state_getMetadata":
+        if mode == "rename_call" and json.loads(req).get("method") == "state_getMetadata":
             ans = json.loads(body)
             old = b"set_weights".hex()
             new = b"set_weightz".hex()
             # the name as SCALE writes it: compact length 11 (0x2c), then the bytes
             ans["result"] = ans["result"].replace("2c" + old, "2c" + new)
             body = json.dumps(ans).encode()
-        if MODE == "truncate":
+        if mode == "truncate":
             body = body[: len(body) // 2]
         self.reply(200, body)
 

@@ -194,7 +194,9 @@ dev "{\"SubtensorModule\": {\"CommitRevealWeightsEnabled\": [[[$NETUID], false]]
 vss=$(tessera keys show --wallet o --hotkey v --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["ss58"])')
 dev "{\"SubtensorModule\": {\"SubnetOwnerHotkey\": [[[$NETUID], \"$vss\"]]}}"
 mkdir -p "$T/ownerstore"
-printf '{"model": "tiny", "seq_len": 32, "codec": {"k": 16}}\n' >"$T/params.json"
+"$BIN/tessera" data synth --out "$T/corpus" --tokens 20000 --seed 1 --val-fraction 0.1 >/dev/null 2>&1
+printf '{"model": "tiny", "seq_len": 32, "codec": {"k": 16}, "data": "%s", "val_data": "%s"}\n' "$T/corpus/train" \
+  "$T/corpus/val" >"$T/params.json"
 o1=$(tessera chain publish-run "${C[@]}" --wallet o --hotkey m1 --store-url "file://$T/ownerstore" --run-id r1 \
   --blocks-per-window 20 --params "$T/params.json" 2>&1)
 o2=$(tessera chain publish-run "${C[@]}" --wallet o --hotkey v --store-url "file://$T/ownerstore" --run-id r1 \
@@ -206,19 +208,22 @@ if grep -q "not the subnet owner" <<<"$o1" && grep -q "published run r1" <<<"$o2
 else fail run_description_published_and_verified "$o1" "$o2" "$o3"; fi
 run_json=$(find "$T/ownerstore" -name run.json | head -n 1)
 if [ -n "$run_json" ]; then
+  cp "$run_json" "$T/run.json.orig"
   sed -i 's/tiny/tinz/' "$run_json"
   one_line_error run_description_tampered_is_refused "did not commit to" tessera chain run "${C[@]}"
+  cp "$T/run.json.orig" "$run_json"
 else fail run_description_tampered_is_refused "no run.json in $T/ownerstore"; fi
 
 # --- bad nodes and runtimes --------------------------------------------------
 one_line_error unknown_netuid "no subnet with netuid 77" tessera chain status --chain "subtensor:$URL" --netuid 77
 one_line_error dead_node "127.0.0.1:1" tessera chain status --chain "subtensor:http://127.0.0.1:1?timeout=2&retries=1" --netuid 1
-proxy() { # mode: starts a proxy in that mode; its port in P
-  rm -f "$T/port.$1"
-  /usr/bin/python3 tests/subtensor_proxy.py "$URL" "$1" "$T/port.$1" >"$T/proxy.$1.log" 2>&1 &
+proxy() { # mode [name]: starts a proxy in that mode; its port in P
+  local name=${2:-$1}
+  rm -f "$T/port.$name"
+  /usr/bin/python3 tests/subtensor_proxy.py "$URL" "$1" "$T/port.$name" >"$T/proxy.$name.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 50); do [ -s "$T/port.$1" ] && break; sleep 0.1; done
-  P=$(cat "$T/port.$1")
+  for _ in $(seq 50); do [ -s "$T/port.$name" ] && break; sleep 0.1; done
+  P=$(cat "$T/port.$name")
 }
 proxy rename_call
 one_line_error runtime_lacks_a_call "set_weights" tessera chain status --chain "subtensor:http://127.0.0.1:$P" --netuid 1
@@ -228,3 +233,42 @@ proxy slow
 one_line_error node_times_out "127.0.0.1:$P" tessera chain status --chain "subtensor:http://127.0.0.1:$P?timeout=1&retries=1" --netuid 1
 proxy truncate
 one_line_error node_truncates_answers "127.0.0.1:$P" tessera chain status --chain "subtensor:http://127.0.0.1:$P?timeout=2&retries=1" --netuid 1
+
+# --- a running node keeps going while its chain node misbehaves ------------
+# A miner of the published run (r1) talks to the chain through a proxy that
+# answers garbage for a while, then recovers: the miner logs each failed tick
+# naming the node, keeps its state and goes on.
+echo pass >"$T/mode"
+proxy "file:$T/mode" switch
+mkdir -p "$T/st/m2"
+"$BIN/tessera-miner" --chain "subtensor:http://127.0.0.1:$P?netuid=$NETUID&timeout=2&retries=1" --wallet o --hotkey m2 \
+  --store-url "file://$T/st/m2" --state-dir "$T/state/m2" --allow-local-peers --threads 1 >"$T/miner.log" 2>&1 &
+MPID=$!
+PIDS+=($MPID)
+up=0
+for _ in $(seq 120); do
+  grep -q "waiting for the run's start window\|window [0-9]" "$T/miner.log" && { up=1; break; }
+  kill -0 "$MPID" 2>/dev/null || break
+  sleep 0.5
+done
+if [ "$up" = 1 ]; then
+  echo garbage >"$T/mode"
+  sleep 8
+  echo pass >"$T/mode"
+  n0=$(wc -l <"$T/miner.log")
+  sleep 8
+  warned=$(grep -c "warn .*chain: .*127.0.0.1:$P" "$T/miner.log")
+  after=$(tail -n +"$((n0 + 1))" "$T/miner.log" | grep -c "waiting for the run's start window\|window [0-9]")
+  if kill -0 "$MPID" 2>/dev/null && [ "$warned" -ge 1 ] && [ "$after" -ge 1 ] && [ -d "$T/state/m2" ]; then
+    kill -TERM "$MPID"
+    wait "$MPID"
+    rc=$?
+    if [ "$rc" = 0 ]; then ok "miner_rides_out_a_broken_chain_node ($warned failed ticks logged, then back)"
+    else fail miner_rides_out_a_broken_chain_node "exit $rc after TERM" "$(tail -n 5 "$T/miner.log")"; fi
+  else
+    fail miner_rides_out_a_broken_chain_node "alive: $(kill -0 "$MPID" 2>/dev/null && echo yes || echo no), warnings $warned, lines after recovery $after" \
+      "$(tail -n 8 "$T/miner.log")"
+  fi
+else
+  fail miner_rides_out_a_broken_chain_node "the miner did not start:" "$(tail -n 8 "$T/miner.log")"
+fi

@@ -80,7 +80,8 @@ static int cmd_status(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "spec_version", in.spec_version);
         cJSON_AddNumberToObject(o, "transaction_version", in.tx_version);
         cJSON_AddNumberToObject(o, "netuid", p->netuid);
-        cJSON_AddStringToObject(o, "run_id", p->run_id);
+        if (chain_run_pending(ch)) cJSON_AddNullToObject(o, "run_id");
+        else cJSON_AddStringToObject(o, "run_id", p->run_id);
         cJSON_AddNumberToObject(o, "block", (double)ck.block);
         cJSON_AddNumberToObject(o, "block_timestamp", ck.block_timestamp);
         cJSON_AddNumberToObject(o, "block_time", p->block_time);
@@ -108,9 +109,13 @@ static int cmd_status(int argc, char **argv) {
                in.tx_version);
     else
         printf("local subnet %s\n", url + 6);
-    printf("netuid %u  run %s  block %llu  window %llu (%llu blocks each, %.3g s blocks)\n", p->netuid, p->run_id,
-           (unsigned long long)ck.block, (unsigned long long)ck.window, (unsigned long long)p->blocks_per_window,
-           p->block_time);
+    if (chain_run_pending(ch))
+        printf("netuid %u  block %llu  (%.3g s blocks; the run: tessera chain run)\n", p->netuid,
+               (unsigned long long)ck.block, p->block_time);
+    else
+        printf("netuid %u  run %s  block %llu  window %llu (%llu blocks each, %.3g s blocks)\n", p->netuid, p->run_id,
+               (unsigned long long)ck.block, (unsigned long long)ck.window, (unsigned long long)p->blocks_per_window,
+               p->block_time);
     printf("%u of %u uids, %u validator permits, immunity %llu blocks, weights rate limit %llu blocks\n", mg.n,
            p->max_uids, permits, (unsigned long long)p->immunity_period, (unsigned long long)p->weights_rate_limit);
     if (!strcmp(in.backend, "subtensor")) {
