@@ -145,6 +145,9 @@ typedef struct chain_neuron {
      * in the snapshot (for chain_metagraph_at: strictly before its block), or
      * CHAIN_BLOCK_NONE.  Reset when the uid is replaced by a new registration. */
     uint64_t last_active;
+    /* subtensor: the coldkey that owns the hotkey (SubtensorModule.Owner);
+     * all zero on the local subnet, which has no coldkeys */
+    uint8_t coldkey[TS_PK_BYTES];
 } chain_neuron;
 
 typedef struct chain_metagraph {

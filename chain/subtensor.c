@@ -381,7 +381,7 @@ static void measure_block_time(st *s) {
 
 static int metagraph_read(st *s, const char *at, chain_metagraph *mg, ts_err *e) {
     cJSON *k = keys1(s->netuid), *r = NULL;
-    cJSON **hot = NULL, **stake = NULL, **reg = NULL, **cm = NULL;
+    cJSON **hot = NULL, **stake = NULL, **reg = NULL, **cm = NULL, **own = NULL;
     cJSON *permits = NULL, *last = NULL, *kk = NULL;
     uint64_t n = 0, maxu = 0;
     int rc = storage_get(s, ST_PALLET, "SubnetworkN", k, at, &r, e);
@@ -402,9 +402,11 @@ static int metagraph_read(st *s, const char *at, chain_metagraph *mg, ts_err *e)
     if ((rc = storage_multi(s, ST_PALLET, "BlockAtRegistration", kk, at, &reg, e))) goto out;
     cJSON_Delete(kk);
     kk = cJSON_CreateArray();
-    cJSON *ck = cJSON_CreateArray();
+    cJSON *ck = cJSON_CreateArray(), *ok = cJSON_CreateArray();
     for (uint64_t u = 0; u < n; u++) {
-        cJSON *a = cJSON_CreateArray(), *b = cJSON_CreateArray();
+        cJSON *a = cJSON_CreateArray(), *b = cJSON_CreateArray(), *o = cJSON_CreateArray();
+        cJSON_AddItemToArray(o, cJSON_Duplicate(hot[u], 1));
+        cJSON_AddItemToArray(ok, o);
         if (s->stake_by_netuid) {
             cJSON_AddItemToArray(a, cJSON_Duplicate(hot[u], 1));
             cJSON_AddItemToArray(a, cJSON_CreateNumber(s->netuid));
@@ -418,7 +420,9 @@ static int metagraph_read(st *s, const char *at, chain_metagraph *mg, ts_err *e)
     }
     rc = storage_multi(s, ST_PALLET, s->stake_item, kk, at, &stake, e);
     if (!rc) rc = storage_multi(s, ST_COMMITMENTS, "CommitmentOf", ck, at, &cm, e);
+    if (!rc) rc = storage_multi(s, ST_PALLET, "Owner", ok, at, &own, e);
     cJSON_Delete(ck);
+    cJSON_Delete(ok);
     if (rc) goto out;
     mg->n = (uint32_t)n;
     mg->max_uids = (uint32_t)(maxu ? maxu : n);
@@ -434,6 +438,7 @@ static int metagraph_read(st *s, const char *at, chain_metagraph *mg, ts_err *e)
         if (json_hex32(hot[u], x->hotkey)) rc = bad_answer(s, e, "Keys");
         else if (json_u64(stake[u], &x->stake)) rc = bad_answer(s, e, s->stake_item);
         else if (json_u64(reg[u], &x->registered_block)) rc = bad_answer(s, e, "BlockAtRegistration");
+        else if (json_hex32(own[u], x->coldkey)) rc = bad_answer(s, e, "Owner");
         /* A validator, as on the local subnet: the chain's permit and stake
          * above the subnet's threshold (any stake when it is 0).  Subtensor
          * hands permits to the top MaxAllowedValidators uids by stake, so on
@@ -459,6 +464,7 @@ out:
     free_vals(stake, (int)n);
     free_vals(reg, (int)n);
     free_vals(cm, (int)n);
+    free_vals(own, (int)n);
     if (rc) chain_metagraph_free(mg);
     return rc;
 }
@@ -1052,6 +1058,22 @@ static int st_set_weights(void *impl, const ts_keypair *kp, const chain_weight *
         cJSON_AddStringToObject(args, "version_key", vks);
         rc = submit(s, kp, ST_PALLET, "set_weights", args, NULL, e);
         cJSON_Delete(args);
+        if (rc) return rc;
+        /* read back: the row the chain stores is exactly what was sent */
+        cJSON *k = keys2n(s->netuid, uid), *r = NULL;
+        rc = storage_get(s, ST_PALLET, "Weights", k, NULL, &r, e);
+        cJSON_Delete(k);
+        bool same = !rc && cJSON_GetArraySize(r) == (int)n;
+        for (uint32_t i = 0; same && i < n; i++) {
+            const cJSON *pair = cJSON_GetArrayItem(r, (int)i);
+            uint64_t dst, val;
+            same = !json_u64(cJSON_GetArrayItem(pair, 0), &dst) && !json_u64(cJSON_GetArrayItem(pair, 1), &val) &&
+                   dst == w[i].uid && val == w[i].weight;
+        }
+        cJSON_Delete(r);
+        if (!rc && !same)
+            rc = ts_fail(e, TS_ESTATE, "SubtensorModule.set_weights succeeded but Weights(%u, %u) does not hold what was sent",
+                         s->netuid, uid);
         return rc;
     }
     /* Commit-reveal with hash commits ("v2": commit_weights, then
@@ -1237,7 +1259,7 @@ static int check_runtime(st *s, ts_err *e) {
                                calls[i].pallet, calls[i].call, calls[i].args[j]);
         }
     }
-    static const char *items[] = {"SubnetworkN", "Keys", "Uids", "ValidatorPermit", "BlockAtRegistration", "LastUpdate",
+    static const char *items[] = {"SubnetworkN", "Keys", "Uids", "Owner", "ValidatorPermit", "BlockAtRegistration", "LastUpdate",
                                   "Weights", "Tempo", "MaxAllowedUids", "ImmunityPeriod", "WeightsVersionKey",
                                   "NetworksAdded"};
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++)

@@ -99,14 +99,20 @@ for k in v m1 m2; do
 done
 mg=$(tessera chain metagraph "${C[@]}" --json 2>&1)
 orc=$(oracle state 2>&1)
-cmp=$(python3 - "$mg" "$orc" <<'EOF'
+cmp=$(python3 - "$mg" "$orc" "$ck" "${UID_OF[v]}" "${UID_OF[m1]}" "${UID_OF[m2]}" <<'EOF'
 import json, sys
-mg, orc = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+mg, orc, ck = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 ours = [n["ss58"] for n in mg["neurons"]]
-print("same" if ours == orc["uids"] and mg["n"] == orc["n"] else "differ: %s vs %s" % (ours, orc["uids"]))
+cold = [mg["neurons"][int(u)]["coldkey"] for u in sys.argv[4:7] if u]
+if ours != orc["uids"] or mg["n"] != orc["n"]:
+    print("differ: %s vs %s" % (ours, orc["uids"]))
+elif cold != [ck] * 3:
+    print("coldkeys %s, want %s" % (cold, ck))
+else:
+    print("same")
 EOF
 )
-if [ "$reg_ok" = 1 ] && [ "$cmp" = same ]; then ok "register_burned_with_an_encrypted_coldkey (uids ${UID_OF[v]} ${UID_OF[m1]} ${UID_OF[m2]}; metagraph equals polkadot's)"
+if [ "$reg_ok" = 1 ] && [ "$cmp" = same ]; then ok "register_burned_with_an_encrypted_coldkey (uids ${UID_OF[v]} ${UID_OF[m1]} ${UID_OF[m2]}, owned by the coldkey; metagraph equals polkadot's)"
 else fail register_burned_with_an_encrypted_coldkey "$cmp" "$(cat "$T/reg.log" 2>/dev/null)"; fi
 one_line_error register_twice_is_refused "already registered" tessera chain register "${C[@]}" --wallet o --hotkey v
 TESSERA_COLDKEY_PASSWORD=wrong one_line_error wrong_coldkey_password "wrong password" \

@@ -177,6 +177,14 @@ static int cmd_metagraph(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "uid", u);
             cJSON_AddStringToObject(j, "hotkey", hex);
             cJSON_AddStringToObject(j, "ss58", ss);
+            static const uint8_t none[TS_PK_BYTES];
+            if (memcmp(x->coldkey, none, sizeof none)) {
+                char cs[64];
+                ts_ss58(cs, x->coldkey);
+                cJSON_AddStringToObject(j, "coldkey", cs);
+            } else {
+                cJSON_AddNullToObject(j, "coldkey");
+            }
             cJSON_AddNumberToObject(j, "stake_rao", (double)x->stake);
             cJSON_AddBoolToObject(j, "validator_permit", x->validator_permit);
             cJSON_AddNumberToObject(j, "registered_block", (double)x->registered_block);
@@ -197,16 +205,21 @@ static int cmd_metagraph(int argc, char **argv) {
     }
     printf("netuid %u at block %llu: %u of %u uids\n", chain_get_params(ch)->netuid, (unsigned long long)mg.block,
            mg.n, mg.max_uids);
-    printf("UID  %-48s  %14s  VALIDATOR  REG.BLOCK  %9s  COMMITMENT\n", "HOTKEY", "STAKE (TAO)", "ACTIVE");
+    printf("UID  %-48s  %-16s  %14s  VALIDATOR  REG.BLOCK  %9s  COMMITMENT\n", "HOTKEY", "COLDKEY", "STAKE (TAO)", "ACTIVE");
     for (uint32_t u = 0; u < mg.n; u++) {
         const chain_neuron *x = &mg.neurons[u];
-        char ss[64], tao[40], act[24] = "-", com[32] = "-";
+        char ss[64], cs[64] = "-", tao[40], act[24] = "-", com[32] = "-";
+        static const uint8_t none[TS_PK_BYTES];
         ts_ss58(ss, x->hotkey);
+        if (memcmp(x->coldkey, none, sizeof none)) {
+            ts_ss58(cs, x->coldkey);
+            memcpy(cs + 6, "...", 4); /* short: the first six characters */
+        }
         chain_fmt_tao(tao, sizeof tao, x->stake, 0);
         if (x->last_active != CHAIN_BLOCK_NONE) snprintf(act, sizeof act, "%llu", (unsigned long long)x->last_active);
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) snprintf(com, sizeof com, "%u bytes @%llu", cm[i].len, (unsigned long long)cm[i].block);
-        printf("%3u  %-48s  %14s  %-9s  %9llu  %9s  %s\n", u, ss, tao, x->validator_permit ? "permit" : "-",
+        printf("%3u  %-48s  %-16s  %14s  %-9s  %9llu  %9s  %s\n", u, ss, cs, tao, x->validator_permit ? "permit" : "-",
                (unsigned long long)x->registered_block, act, com);
     }
 out:
