@@ -30,9 +30,11 @@
  * out or answers garbage gives TS_ENET / TS_ETIMEOUT / TS_EFORMAT, never a
  * crash, and the caller (a miner or validator) retries in a later window.
  *
- * Run parameters: a subtensor subnet has no genesis of Tessera's; the run id,
- * the blocks per window and the run parameters come from the URL (a private
- * run: run=, bpw=, params=FILE).  docs/CHAIN.md 4.2 says what else is planned.
+ * Run parameters: a subtensor subnet has no genesis of Tessera's.  The run
+ * id, the blocks per window and the run parameters come from the URL (a
+ * private run: run=, bpw=, params=FILE); otherwise the run stays pending
+ * (chain_run_pending) until node_run_fetch (node/runpub.c) has read and
+ * checked the description the subnet owner published (docs/CHAIN.md 4.2).
  */
 #include <errno.h>
 #include <math.h>

@@ -298,7 +298,7 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
     uint8_t *garbage = NULL;
     double open = node_window_time(n, w + 1);
     if (m->adv == ADV_COPYCAT) {
-        if (!node_sleep_until(n, open + r->upload_delay_s)) return TS_OK;
+        if (!node_sleep_past_window_start(n, w + 1, r->upload_delay_s)) return TS_OK;
         ts_err ce = {0};
         if (copy_upload(m, w, &wire, &len, &ce)) {
             TS_WARN("window %llu: copycat found nothing to copy: %s", (unsigned long long)w, ce.msg);
@@ -322,9 +322,8 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
             return ts_wrap(e, "compressing window %llu", (unsigned long long)w);
     }
     /* upload inside [T(w+1), T(w+1) + grace] */
-    double at = open + r->upload_delay_s;
-    if (m->adv == ADV_LATE) at = open + r->upload_grace_s + 1.0;
-    if (wire && node_sleep_until(n, at)) {
+    if (wire && (m->adv == ADV_LATE ? node_sleep_until(n, open + r->upload_grace_s + 1.0)
+                                    : node_sleep_past_window_start(n, w + 1, r->upload_delay_s))) {
         char key[STORE_LAYOUT_KEY_MAX];
         store_key_gradient(key, w, node_uid(n));
         double t0 = ts_now();
@@ -339,7 +338,7 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
             char sz[32];
             ts_fmt_bytes(sz, sizeof sz, (double)len);
             TS_INFO("window %llu: uploaded %s in %.2fs (%.1fs into the acceptance window)", (unsigned long long)w, sz,
-                    dt, ts_now() - open);
+                    dt, ts_now() - node_window_time(n, w + 1));
             node_daemon_metric(&m->d, "tessera_upload_bytes", NULL, (double)len);
             node_daemon_metric(&m->d, "tessera_upload_seconds", NULL, dt);
         }

@@ -505,6 +505,24 @@ double node_window_time(node *n, uint64_t window) {
     return t;
 }
 
+bool node_sleep_past_window_start(node *n, uint64_t window, double delay) {
+    uint64_t start = chain_window_start_block(n->cp, window);
+    for (;;) {
+        double t = node_window_time(n, window);
+        if (!isfinite(t)) t = ts_now() + 1.0 - delay; /* the chain did not answer: ask again in a second */
+        if (!node_sleep_until(n, t + delay)) return false;
+        uint64_t b;
+        ts_err e = {0};
+        if (chain_block(n->ch, &b, NULL, &e) == TS_OK && b >= start) {
+            double final = node_window_time(n, window);
+            if (isfinite(final) && final + delay <= ts_now()) return true;
+            if (isfinite(final)) continue; /* later than projected: sleep on to it */
+        }
+        /* the block is not there yet (or the chain did not answer) */
+        if (!node_sleep_until(n, ts_now() + 0.2)) return false;
+    }
+}
+
 void node_stop(node *n) { n->stop = 1; }
 bool node_stopping(const node *n) { return n->stop != 0; }
 

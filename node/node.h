@@ -229,6 +229,13 @@ int node_peer_store(node *n, uint32_t uid, store **out, ts_err *e);
 double node_window_time(node *n, uint64_t window);
 /* Sleeps until wall clock t (or until node_stop was called: returns false). */
 bool node_sleep_until(node *n, double t);
+/* Sleeps until delay seconds after T(window), the timestamp of the window's
+ * first block.  Until that block exists, T(window) is a projection (exact on
+ * a local subnet, an estimate on subtensor, whose blocks come when they
+ * come); once it exists its timestamp is final and the sleep is extended to
+ * it, so what a node does "after T(window)" never happens before it by the
+ * chain's own record.  false when the node is stopping. */
+bool node_sleep_past_window_start(node *n, uint64_t window, double delay);
 /* Asks a node's loops to stop (signal handlers call it). */
 void node_stop(node *n);
 bool node_stopping(const node *n);
