@@ -40,22 +40,6 @@ struct rpc_client {
     int too_big;
 };
 
-/* ------------------------------------------------------------ libcurl once */
-
-static pthread_once_t rpc_curl_once = PTHREAD_ONCE_INIT;
-static CURLcode rpc_curl_rc;
-
-static void rpc_curl_init(void) {
-    rpc_curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    /* Transfers use CURLOPT_NOSIGNAL; a node closing the connection must not
-     * kill the process with SIGPIPE. */
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-        sa.sa_handler = SIG_IGN;
-        sigaction(SIGPIPE, &sa, NULL);
-    }
-}
-
 /* ----------------------------------------------------------------- helpers */
 
 /* Copies at most max bytes of untrusted text, with anything unprintable
@@ -152,9 +136,9 @@ static char *map_scheme(const char *url) {
 int rpc_open(const char *url, const rpc_opts *opts, rpc_client **out, ts_err *e) {
     *out = NULL;
     if (!url || !*url) return ts_fail(e, TS_EINVAL, "rpc: empty node URL");
-    pthread_once(&rpc_curl_once, rpc_curl_init);
-    if (rpc_curl_rc != CURLE_OK)
-        return ts_fail(e, TS_ENET, "rpc: libcurl failed to initialise: %s", curl_easy_strerror(rpc_curl_rc));
+    int crc = ts_curl_init();
+    if (crc != CURLE_OK)
+        return ts_fail(e, TS_ENET, "rpc: libcurl failed to initialise: %s", curl_easy_strerror((CURLcode)crc));
     for (const char *p = url; *p; p++)
         if ((unsigned char)*p <= 0x20 || *p == 0x7f)
             return ts_fail(e, TS_EINVAL, "rpc: node URL contains a space or control character");

@@ -83,6 +83,9 @@ void ts_vlog(ts_log_level lvl, const char *fmt, va_list ap);
 
 /* Seconds since the epoch, wall clock and monotonic. */
 double ts_now(void);
+/* libcurl's global initialisation, once per process (SIGPIPE ignored too):
+ * 0, or the CURLcode it failed with. */
+int ts_curl_init(void);
 double ts_mono(void);
 
 /* ------------------------------------------------- configuration and flags

@@ -1410,20 +1410,6 @@ static const store_backend s3_backend = {
     .close = s3_close,
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void) {
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-    /* Transfers run with CURLOPT_NOSIGNAL (threads); a peer closing a
-     * connection must not kill the process with SIGPIPE. */
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-        sa.sa_handler = SIG_IGN;
-        sigaction(SIGPIPE, &sa, NULL);
-    }
-}
-
 static bool cred_ok(const char *c) {
     for (; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f) return false;
@@ -1432,8 +1418,7 @@ static bool cred_ok(const char *c) {
 
 int store_s3_open(store *s, const store_s3_url *u, const char *access, const char *secret, const char *token,
                   ts_err *e) {
-    pthread_once(&curl_once, curl_init_once);
-    if (curl_init_rc) return ts_fail(e, TS_EIO, "libcurl failed to initialise");
+    if (ts_curl_init()) return ts_fail(e, TS_EIO, "libcurl failed to initialise");
     if (!cred_ok(access) || !cred_ok(secret) || (token && !cred_ok(token)) || strlen(access) >= STORE_CRED_MAX ||
         strlen(secret) >= STORE_CRED_MAX)
         return ts_fail(e, TS_EINVAL, "%s: credentials contain control characters or are too long", s->url);
