@@ -381,7 +381,10 @@ static void measure_block_time(st *s) {
 
 /* ------------------------------------------------------------ metagraph */
 
-static int metagraph_read(st *s, const char *at, chain_metagraph *mg, ts_err *e) {
+/* The metagraph at block hash `at`.  cm_out (optional) receives the
+ * CommitmentOf values it read, one per uid (free_vals(.., mg->n)), so that
+ * st_commitments does not read them a second time. */
+static int metagraph_read(st *s, const char *at, chain_metagraph *mg, cJSON ***cm_out, ts_err *e) {
     cJSON *k = keys1(s->netuid), *r = NULL;
     cJSON **hot = NULL, **stake = NULL, **reg = NULL, **cm = NULL, **own = NULL;
     cJSON *permits = NULL, *last = NULL, *kk = NULL;
@@ -465,7 +468,8 @@ out:
     free_vals(hot, (int)n);
     free_vals(stake, (int)n);
     free_vals(reg, (int)n);
-    free_vals(cm, (int)n);
+    if (!rc && cm_out) *cm_out = cm;
+    else free_vals(cm, (int)n);
     free_vals(own, (int)n);
     if (rc) chain_metagraph_free(mg);
     return rc;
@@ -476,7 +480,7 @@ static int st_metagraph(void *impl, chain_metagraph *mg, ts_err *e) {
     char h[67];
     uint64_t b;
     int rc = head(s, "chain_getHeader", &b, h, e);
-    if (!rc) rc = metagraph_read(s, h, mg, e);
+    if (!rc) rc = metagraph_read(s, h, mg, NULL, e);
     if (!rc) mg->block = b;
     return rc;
 }
@@ -493,7 +497,7 @@ static int st_metagraph_at(void *impl, uint64_t block, chain_metagraph *mg, ts_e
         return ts_fail(e, TS_ESTATE, "block %llu is not final yet (finalized: %llu)", (unsigned long long)block,
                        (unsigned long long)fin);
     if ((rc = block_hash(s, block - 1, h, e))) return rc;
-    if (!(rc = metagraph_read(s, h, mg, e))) mg->block = block;
+    if (!(rc = metagraph_read(s, h, mg, NULL, e))) mg->block = block;
     return rc;
 }
 
@@ -531,18 +535,13 @@ static int st_commitments(void *impl, chain_commitment **out, uint32_t *nout, ts
     *out = NULL;
     *nout = 0;
     chain_metagraph mg = {0};
-    int rc = st_metagraph(s, &mg, e);
-    if (rc) return rc;
-    cJSON *ck = cJSON_CreateArray();
-    for (uint32_t u = 0; u < mg.n; u++) {
-        cJSON *b = cJSON_CreateArray();
-        cJSON_AddItemToArray(b, cJSON_CreateNumber(s->netuid));
-        cJSON_AddItemToArray(b, key_hex(mg.neurons[u].hotkey));
-        cJSON_AddItemToArray(ck, b);
-    }
     cJSON **cm = NULL;
-    rc = storage_multi(s, ST_COMMITMENTS, "CommitmentOf", ck, NULL, &cm, e);
-    cJSON_Delete(ck);
+    char h[67];
+    uint64_t blk;
+    /* the metagraph's read brings every uid's CommitmentOf, at the same block */
+    int rc = head(s, "chain_getHeader", &blk, h, e);
+    if (!rc) rc = metagraph_read(s, h, &mg, &cm, e);
+    if (rc) return rc;
     chain_commitment *res = NULL;
     uint32_t n = 0;
     if (!rc && mg.n && !(res = calloc(mg.n, sizeof *res))) rc = ts_fail(e, TS_ENOMEM, "out of memory");
