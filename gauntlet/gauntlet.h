@@ -127,11 +127,20 @@ typedef struct gauntlet_params {
     int64_t eval_samples;         /* 8: samples summed for each loss */
     /* binary indicator moving average: bma <- (1-a) bma + a ind */
     double binary_ma_alpha;       /* 0.05 */
-    /* sync score = max(0, 1 - min(x, cap)/cap)^exponent */
-    double sync_cap_steps;        /* 5 */
+    /* after the first bma_warmup_windows windows of the state, a binary
+     * moving average below bma_threshold counts as 0 in the final score */
+    double bma_threshold;         /* 0.10 */
+    int64_t bma_warmup_windows;   /* 10 */
+    /* the gradient score (relative random-data improvement) entering the
+     * match is capped at this (0: no cap) */
+    double gradient_cap;          /* 0.02 */
+    /* sync score = max(0, 1 - min(x, cap)/cap)^exponent, x the validator's
+     * interquartile mean of |theirs - ours| / EMA(per-step change) */
+    double sync_cap_steps;        /* 3 */
     double sync_exponent;         /* 2.5 */
-    double sync_poor_steps;       /* 3: more steps behind than this is poor sync */
+    double sync_poor_steps;       /* 2: more steps behind than this is poor sync */
     double sync_poor_factor;      /* 0.75 */
+    double sync_ema_alpha;        /* 0.2: EMA of each parameter's per-step change (validator) */
     /* OpenSkill */
     char openskill_version[8];    /* "6.1.3" */
     double openskill_mu;          /* 25 */
@@ -147,8 +156,31 @@ typedef struct gauntlet_params {
     double copycat_slash_factor;  /* 0.5 */
     double copycat_reset_overlap; /* 0.5 -> reset */
     double copycat_ban_overlap;   /* 0.6 -> reset and ban */
-    int64_t copycat_ban_windows;  /* 200 */
+    int64_t copycat_ban_windows;  /* 20 */
+    int64_t copycat_start_windows;/* 20: no copycat charge in the state's first windows */
     double score_floor;           /* 1e-4: a positive score below becomes 0 */
+    /* missing or invalid uploads enter the window's match with this score */
+    bool missing_in_match;        /* true */
+    double missing_score;         /* -99 */
+    /* gather reliability: a gather peer whose upload is missing or invalid */
+    double gather_miss_factor_1;  /* 0.75: first consecutive miss */
+    double gather_miss_factor_2;  /* 0.5: second */
+    double gather_miss_factor_3;  /* 0: third and later */
+    double gather_success_min;    /* 0.4: success rate over its recorded gather windows below: x 0 */
+    int64_t gather_history;       /* 8: gather windows remembered per uid */
+    double gather_ban_share;      /* 0.5: missing at least this share of a full history: reset and ban */
+    int64_t gather_ban_windows;   /* 20 */
+    /* negative evaluations (gradient score < 0) */
+    int64_t negative_history;     /* 8: evaluations remembered per uid */
+    int64_t negative_slash_count; /* 4: more negatives than this in a full history ... */
+    double negative_slash_factor; /* 0.25: ... multiply positive scores by this */
+    int64_t negative_exclude_consecutive; /* 3: this many in a row: out of the peer list */
+    int64_t negative_field_rank;  /* 5: no negative penalty when the window's n-th best is negative */
+    /* newcomers */
+    int64_t newcomer_windows;     /* 50: a uid is a newcomer this many windows after it appears */
+    int64_t newcomer_evals;       /* 3: newcomers with fewer evaluations get ... */
+    int64_t newcomer_eval_slots;  /* 5: ... up to this many of each window's evaluations first */
+    int64_t newcomer_slots;       /* 5: reserve-tier places kept for newcomers */
     /* weights */
     int64_t gather_peers;         /* 20 */
     int64_t reserve_peers;        /* 10 */
@@ -158,7 +190,7 @@ typedef struct gauntlet_params {
     bool reserve_cap;             /* false: Templar's guard keeping reserve <= gather */
     double burn_share;            /* 0 */
     int64_t burn_uid;             /* 0 */
-    int64_t weights_interval;     /* 2 windows */
+    int64_t weights_interval;     /* 3 windows */
     int64_t peers_interval;       /* 5 windows */
     int64_t peers_delay;          /* 1: a peer list takes effect this many windows later */
 } gauntlet_params;
@@ -193,6 +225,11 @@ enum {
     GAUNTLET_PEN_COPY_BAN = 1u << 9,
     GAUNTLET_PEN_FLOOR = 1u << 10,
     GAUNTLET_PEN_REREGISTERED = 1u << 11,
+    GAUNTLET_PEN_GATHER_MISS = 1u << 12,   /* a gather peer's upload missing or invalid */
+    GAUNTLET_PEN_GATHER_BAN = 1u << 13,    /* missing half of its recent gather windows */
+    GAUNTLET_PEN_NEG_SLASH = 1u << 14,     /* too many negative evaluations */
+    GAUNTLET_PEN_NEG_EXCLUDE = 1u << 15,   /* consecutive negatives: out of the peer list */
+    GAUNTLET_PEN_BMA_THRESHOLD = 1u << 16, /* binary moving average below the threshold */
 };
 
 /* Penalty counters (gauntlet_uid.counts[]). */
@@ -200,8 +237,13 @@ enum {
     GAUNTLET_CNT_EVALS, GAUNTLET_CNT_MISSING, GAUNTLET_CNT_EARLY, GAUNTLET_CNT_LATE,
     GAUNTLET_CNT_INVALID, GAUNTLET_CNT_POOR_SYNC, GAUNTLET_CNT_INACTIVE,
     GAUNTLET_CNT_INACTIVE_RESET, GAUNTLET_CNT_COPY_SLASH, GAUNTLET_CNT_COPY_RESET,
-    GAUNTLET_CNT_COPY_BAN, GAUNTLET_CNT_COUNT
+    GAUNTLET_CNT_COPY_BAN,
+    /* format version 2 */
+    GAUNTLET_CNT_GATHER_MISS, GAUNTLET_CNT_GATHER_BAN, GAUNTLET_CNT_NEG_SLASH,
+    GAUNTLET_CNT_NEG_EXCLUDE, GAUNTLET_CNT_COUNT
 };
+#define GAUNTLET_CNT_COUNT_V1 (GAUNTLET_CNT_COPY_BAN + 1)
+#define GAUNTLET_HISTORY_MAX 32 /* gather_history and negative_history at most */
 
 typedef struct gauntlet_uid {
     uint32_t uid;
@@ -221,10 +263,20 @@ typedef struct gauntlet_uid {
     uint32_t last_penalties;   /* GAUNTLET_PEN_* bits of last_penalty_window */
     uint32_t inactive_windows; /* consecutive windows without an upload */
     uint32_t counts[GAUNTLET_CNT_COUNT];
+    /* version 2: the recent history behind the reliability rules.  Bit i of
+     * a history is the i-th most recent entry (bit 0 the latest); *_n how
+     * many entries it holds (at most the parameter's length). */
+    uint32_t neg_hist;         /* 1: that evaluation's gradient score was negative */
+    uint32_t gather_hist;      /* 1: missing or invalid as a gather peer that window */
+    uint8_t neg_n, gather_n;
+    bool excluded;             /* out of the peer list until a non-negative evaluation */
+    uint32_t neg_consecutive;  /* negative evaluations in a row */
+    uint32_t gather_consecutive; /* gather windows missed in a row */
 } gauntlet_uid;
 
 typedef struct gauntlet_state {
     uint64_t window;       /* last window applied (GAUNTLET_NEVER: none yet) */
+    uint64_t first_window; /* first window applied (warm-ups count from it; 0 for a version-1 file) */
     size_t n, cap;
     gauntlet_uid *uids;    /* sorted by uid */
 } gauntlet_state;
@@ -294,6 +346,13 @@ typedef struct gauntlet_window_input {
     size_t n_overlaps;
     const gauntlet_reg *registered;  /* every registered uid, any order */
     size_t n_registered;
+    /* the gather of the window: the gather-tier peers whose uploads were
+     * used, and those whose uploads were missing or invalid (reserves that
+     * stood in count as used; unused reserves as neither) */
+    const uint32_t *gather_ok;
+    size_t n_gather_ok;
+    const uint32_t *gather_missed;
+    size_t n_gather_missed;
 } gauntlet_window_input;
 
 /* Applies one window: registrations (a new hotkey resets the uid and clears
@@ -344,6 +403,13 @@ void gauntlet_sim_free(gauntlet_sim_result *r);
 /* The table of shares over time, newcomer times and rank correlation
  * (FILE *). */
 void gauntlet_sim_print(const gauntlet_sim_result *r, void *fp);
+/* For each rule of Templar's final release and Tessera's newcomer rules: the
+ * emission share of the population group it aims at (by name: spiky, lazy,
+ * stale-sync, flaky, regressing, early-copy, copycat, missing, honest,
+ * newcomer, burn) with the rule on (p) and off (p with the rule's
+ * parameters turned off), as a table (FILE *). */
+int gauntlet_sim_rules(const gauntlet_params *p, const void *population_json, uint64_t windows, uint64_t seed,
+                       void *fp, ts_err *e);
 /* The SVG plot (emission share and mean ordinal per behaviour over windows). */
 int gauntlet_sim_svg(const gauntlet_sim_result *r, const char *path, ts_err *e);
 
@@ -358,6 +424,10 @@ double gauntlet_sim_rank_corr(const gauntlet_sim_result *r);
 /* Median windows from joining to first weight among the newcomers that
  * earned (-1 if none did); *earned / *total count them. */
 double gauntlet_sim_newcomer_windows(const gauntlet_sim_result *r, int *earned, int *total);
+/* How many newcomers earned within `windows` of joining; *median_all (may be
+ * NULL): the median time over all newcomers, those that never earned
+ * counting as infinite. */
+int gauntlet_sim_newcomers_within(const gauntlet_sim_result *r, uint64_t windows, double *median_all);
 double gauntlet_sim_seconds(const gauntlet_sim_result *r);
 
 #ifdef __cplusplus

@@ -36,6 +36,9 @@ typedef struct sim_group {
     double p_missing, p_early, p_late, p_nan;
     double lag;
     double overlap;
+    bool smart;              /* copycat that also trains on its own pages (its indicator looks honest) */
+    double p_regress;        /* a window's update makes the random-data loss worse */
+    double p_spike, spike;   /* a window's update is `spike` times its usual size */
     int64_t join, leave; /* leave < 0: never */
 } sim_group;
 
@@ -61,7 +64,9 @@ struct gauntlet_sim_result {
     float *ordinal; /* [ngroups * windows], NaN when the group has nobody */
     double seconds;
     uint64_t evals, bans;
+    uint64_t *fired; /* [ngroups * 32]: windows a GAUNTLET_PEN_* bit was set, per group; bit 31: capped */
 };
+#define SIM_CAPPED 31
 
 /* ------------------------------------------------------------ randomness */
 
@@ -128,7 +133,8 @@ static int parse_population(const cJSON *pop, sim_group **gout, int *ng, loss_mo
     static const char *const top[] = {"groups", "model", "_comment", NULL};
     static const char *const gk[] = {"name", "behaviour", "count", "quality", "missing_prob",
                                      "early_prob", "late_prob", "nan_prob", "steps_behind",
-                                     "overlap", "join_window", "leave_window", "_comment", NULL};
+                                     "overlap", "join_window", "leave_window", "regress_prob",
+                                     "spike_prob", "spike_factor", "smart", "_comment", NULL};
     static const char *const mk[] = {"loss_start", "loss_floor", "loss_decay_windows", "improvement",
                                      "noise", "own_bonus", "steps_behind", "_comment", NULL};
     if (!cJSON_IsObject(pop)) return ts_fail(e, TS_ECONFIG, "population must be a JSON object");
@@ -187,6 +193,13 @@ static int parse_population(const cJSON *pop, sim_group **gout, int *ng, loss_mo
         g[i].q_hi = 1.5;
         g[i].lag = lm->lag;
         g[i].overlap = 0.8;
+        g[i].spike = 10;
+        const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "smart");
+        if (sm && !cJSON_IsBool(sm)) {
+            rc = ts_fail(e, TS_ECONFIG, "population %s key 'smart': expected true or false", ctx);
+            goto fail;
+        }
+        g[i].smart = cJSON_IsTrue(sm);
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "quality");
         if (q) {
             if (!cJSON_IsArray(q) || cJSON_GetArraySize(q) != 2 ||
@@ -209,7 +222,10 @@ static int parse_population(const cJSON *pop, sim_group **gout, int *ng, loss_mo
             (rc = num_key(o, "steps_behind", 0, 1000, &g[i].lag, ctx, e)) ||
             (rc = num_key(o, "overlap", 0, 1, &g[i].overlap, ctx, e)) ||
             (rc = num_key(o, "join_window", 0, 1e12, &join, ctx, e)) ||
-            (rc = num_key(o, "leave_window", 0, 1e12, &leave, ctx, e)))
+            (rc = num_key(o, "leave_window", 0, 1e12, &leave, ctx, e)) ||
+            (rc = num_key(o, "regress_prob", 0, 1, &g[i].p_regress, ctx, e)) ||
+            (rc = num_key(o, "spike_prob", 0, 1, &g[i].p_spike, ctx, e)) ||
+            (rc = num_key(o, "spike_factor", 1, 1000, &g[i].spike, ctx, e)))
             goto fail;
         if (cnt != floor(cnt) || join != floor(join) || (leave >= 0 && leave != floor(leave))) {
             rc = ts_fail(e, TS_ECONFIG, "population %s: count and windows must be integers", ctx);
@@ -263,6 +279,7 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
     R->miners = calloc((size_t)nm, sizeof *R->miners);
     R->share = calloc((size_t)(R->ngroups + 1) * windows, sizeof(float));
     R->ordinal = calloc((size_t)R->ngroups * windows, sizeof(float));
+    R->fired = calloc((size_t)R->ngroups * 32, sizeof(uint64_t));
     gauntlet_reg *reg = calloc((size_t)nm, sizeof *reg);
     gauntlet_eval *ev = calloc((size_t)p->uids_per_window, sizeof *ev);
     uint32_t *sel = calloc((size_t)p->uids_per_window, sizeof *sel);
@@ -273,16 +290,19 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
     size_t pcap = (size_t)(p->gather_peers + p->reserve_peers);
     uint32_t *gather = calloc(pcap + 1, sizeof *gather), *posted = calloc(pcap + 1, sizeof *posted);
     uint32_t *reserve = calloc(pcap + 1, sizeof *reserve);
+    uint32_t *gok = calloc(pcap + 1, sizeof *gok), *gmiss = calloc(pcap + 1, sizeof *gmiss);
     size_t n_gather = 0, n_posted = 0;
     uint64_t posted_effective = GAUNTLET_NEVER;
-    gauntlet_overlap *ov = calloc(pcap * pcap + 1, sizeof *ov);
+    size_t ocap = pcap + (size_t)p->uids_per_window;
+    gauntlet_overlap *ov = calloc(ocap * ocap / 2 + 1, sizeof *ov);
+    uint32_t *opool = calloc(ocap + 1, sizeof *opool);
     int *by_uid = malloc(((size_t)nm + 2) * sizeof(int));
     double *ordsum = calloc((size_t)R->ngroups, sizeof(double));
     int *ordcnt = calloc((size_t)R->ngroups, sizeof(int));
     gauntlet_state st;
     gauntlet_state_init(&st);
-    if (!R->miners || !R->share || !R->ordinal || !reg || !ev || !sel || !wu || !chain_u || !ww ||
-        !chain_w || !gather || !posted || !reserve || !ov || !by_uid || !ordsum || !ordcnt) {
+    if (!R->miners || !R->share || !R->ordinal || !R->fired || !reg || !ev || !sel || !wu || !chain_u || !ww ||
+        !chain_w || !gather || !posted || !reserve || !gok || !gmiss || !ov || !opool || !by_uid || !ordsum || !ordcnt) {
         rc = ts_fail(e, TS_ENOMEM, "out of memory");
         goto done;
     }
@@ -332,6 +352,12 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
                 m->status = GAUNTLET_UPLOAD_INVALID;
             }
             m->r_now = lm.improvement * m->quality * (1 + lm.noise * rng_n(&r));
+            /* a regressing update hurts by about half a good one; a spike is
+             * an outsized one (drawn even when the group has none, so adding
+             * such a group changes no other miner's draws) */
+            double ur = rng_u(&r), us = rng_u(&r);
+            if (ur < g->p_regress) m->r_now = -0.5 * fabs(m->r_now);
+            else if (us < g->p_spike) m->r_now *= g->spike;
             reg[nreg].uid = m->uid;
             memset(reg[nreg].hotkey, 0, 32);
             memcpy(reg[nreg].hotkey, &m->uid, sizeof m->uid);
@@ -358,6 +384,7 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
                 rr = victim_r * (1 + 0.05 * rng_n(&r));
                 own = lm.improvement * m->quality * (1 + lm.noise * rng_n(&r));
                 own = own < rr ? own : rr * (1 + 0.02 * rng_n(&r)); /* its own pages are unseen */
+                if (g->smart) own = rr + fabs(rr) * lm.own_bonus * (1 + lm.noise * rng_n(&r));
             } else if (g->behaviour == BEH_LAZY) {
                 own = lm.improvement * m->quality * (1 + lm.noise * rng_n(&r));
             } else {
@@ -368,16 +395,27 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
             x->loss_own_before = samples * l * (1 + 0.02 * rng_n(&r));
             x->loss_own_after = x->loss_own_before * (1 - own);
             x->steps_behind = fabs(g->lag * rng_n(&r));
+            if (p->gradient_cap > 0 && m->status == GAUNTLET_UPLOAD_OK && rr > p->gradient_cap)
+                R->fired[(size_t)m->group * 32 + SIM_CAPPED]++;
             if (m->status == GAUNTLET_UPLOAD_INVALID) x->loss_rand_after = NAN;
         }
         R->evals += nsel;
-        /* copycat overlaps among the gathered peers that uploaded */
-        size_t nov = 0;
-        for (size_t a = 0; a < n_gather; a++)
-            for (size_t b = a + 1; b < n_gather; b++) {
-                const sim_miner *ma = &R->miners[by_uid[gather[a]]], *mb = &R->miners[by_uid[gather[b]]];
-                if (w < ma->join || w >= ma->leave || w < mb->join || w >= mb->leave) continue;
-                if (!ma->uploaded || !mb->uploaded) continue;
+        /* copycat overlaps among the valid uploads the validator holds, as
+         * it checks them: the gathered peers' and the evaluated miners' */
+        size_t nov = 0, npool = 0;
+        for (size_t a = 0; a < n_gather; a++) {
+            const sim_miner *ma = &R->miners[by_uid[gather[a]]];
+            if (w >= ma->join && w < ma->leave && ma->status == GAUNTLET_UPLOAD_OK) opool[npool++] = ma->uid;
+        }
+        for (size_t k = 0; k < nsel; k++) {
+            const sim_miner *ma = &R->miners[by_uid[sel[k]]];
+            bool dup = false;
+            for (size_t a = 0; a < npool; a++) dup |= opool[a] == ma->uid;
+            if (!dup && ma->status == GAUNTLET_UPLOAD_OK) opool[npool++] = ma->uid;
+        }
+        for (size_t a = 0; a < npool; a++)
+            for (size_t b = a + 1; b < npool; b++) {
+                const sim_miner *ma = &R->miners[by_uid[opool[a]]], *mb = &R->miners[by_uid[opool[b]]];
                 bool ca = R->groups[ma->group].behaviour == BEH_COPYCAT;
                 bool cb = R->groups[mb->group].behaviour == BEH_COPYCAT;
                 double o = 0.02 + 0.06 * rng_u(&r);
@@ -393,9 +431,29 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
                 if (o < 0) o = 0;
                 ov[nov++] = (gauntlet_overlap){ma->uid, mb->uid, o, later};
             }
+        /* the gather's outcome: the gather tier's peers that uploaded in
+         * time are used, the others missed (reserves stand in for them) */
+        size_t nok = 0, nmiss = 0;
+        for (size_t a = 0; a < n_gather; a++) {
+            const sim_miner *ma = &R->miners[by_uid[gather[a]]];
+            if (w < ma->join || w >= ma->leave) continue;
+            if (ma->status == GAUNTLET_UPLOAD_OK) gok[nok++] = ma->uid;
+            else gmiss[nmiss++] = ma->uid;
+        }
         gauntlet_window_input in = {.window = w, .evals = ev, .n_evals = nsel, .overlaps = ov,
-                                    .n_overlaps = nov, .registered = reg, .n_registered = nreg};
+                                    .n_overlaps = nov, .registered = reg, .n_registered = nreg,
+                                    .gather_ok = gok, .n_gather_ok = nok, .gather_missed = gmiss,
+                                    .n_gather_missed = nmiss};
         if ((rc = gauntlet_update(&st, p, &in, e))) goto done;
+        if (getenv("TS_SIM_DEBUG_W") && w >= (uint64_t)atoi(getenv("TS_SIM_DEBUG_W")) && w < (uint64_t)atoi(getenv("TS_SIM_DEBUG_W")) + 25)
+            for (int i = 0; i < nm; i++) {
+                sim_miner *m = &R->miners[i];
+                if (m->join == 0 || m->join > w) continue;
+                gauntlet_uid *u = gauntlet_state_find(&st, m->uid);
+                if (u && u->last_eval_window == w)
+                    fprintf(stderr, "w %llu uid %u q %.3f ev %u gs %.5f final %.3f mu %.2f sig %.2f bma %.3f\n", (unsigned long long)w, m->uid, m->quality,
+                            u->counts[0], u->gradient_score, u->final_score, u->rating.mu, u->rating.sigma, u->binary_ma);
+            }
         /* weights on chain every weights_interval windows */
         if (gauntlet_is_weights_window(p, w) || chain_n == 0) {
             if ((rc = gauntlet_weights(&st, p, wu, ww, wcap, &chain_n, e))) goto done;
@@ -427,6 +485,13 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
             if (chain_w[k] > 0 && m->first_paid < 0) m->first_paid = (int64_t)w;
             if (w >= quarter) m->wsum += chain_w[k];
         }
+        for (size_t k = 0; k < st.n; k++) {
+            const gauntlet_uid *u = &st.uids[k];
+            if (u->uid == 0 || u->uid > (uint32_t)nm || u->last_penalty_window != w) continue;
+            int g = R->miners[by_uid[u->uid]].group;
+            for (int b = 0; b < 31; b++)
+                if (u->last_penalties & (1u << b)) R->fired[(size_t)g * 32 + (size_t)b]++;
+        }
         memset(ordsum, 0, (size_t)R->ngroups * sizeof(double));
         memset(ordcnt, 0, (size_t)R->ngroups * sizeof(int));
         for (size_t k = 0; k < st.n; k++) {
@@ -444,6 +509,15 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
     }
     for (size_t k = 0; k < st.n; k++)
         if (st.uids[k].counts[GAUNTLET_CNT_COPY_BAN]) R->bans += st.uids[k].counts[GAUNTLET_CNT_COPY_BAN];
+    if (getenv("TS_SIM_DEBUG"))
+        for (int i = 0; i < nm; i++) {
+            sim_miner *m = &R->miners[i];
+            if (m->join == 0) continue;
+            gauntlet_uid *u = gauntlet_state_find(&st, m->uid);
+            fprintf(stderr, "uid %u q %.3f join %llu paid %lld evals %u final %g ord %g bma %g\n", m->uid, m->quality,
+                    (unsigned long long)m->join, (long long)m->first_paid, u ? u->counts[0] : 0, u ? u->final_score : 0,
+                    u ? os_ordinal(u->rating) : 0, u ? u->binary_ma : 0);
+        }
     if (progress) ts_progress_done();
     R->seconds = ts_mono() - t0;
     rc = TS_OK;
@@ -459,7 +533,10 @@ done:
     free(gather);
     free(posted);
     free(reserve);
+    free(gok);
+    free(gmiss);
     free(ov);
+    free(opool);
     free(by_uid);
     free(ordsum);
     free(ordcnt);
@@ -477,6 +554,7 @@ void gauntlet_sim_free(gauntlet_sim_result *r) {
     free(r->miners);
     free(r->share);
     free(r->ordinal);
+    free(r->fired);
     free(r);
 }
 
@@ -569,6 +647,27 @@ double gauntlet_sim_newcomer_windows(const gauntlet_sim_result *r, int *earned, 
     return med;
 }
 
+int gauntlet_sim_newcomers_within(const gauntlet_sim_result *r, uint64_t windows, double *median_all) {
+    double *t = malloc(((size_t)r->nminers + 1) * sizeof *t);
+    int n = 0, within = 0;
+    for (int i = 0; i < r->nminers; i++) {
+        const sim_miner *m = &r->miners[i];
+        if (m->join == 0 || m->join >= r->windows) continue;
+        double d = m->first_paid >= 0 ? (double)((uint64_t)m->first_paid - m->join) : INFINITY;
+        within += d <= (double)windows;
+        t[n++] = d;
+    }
+    if (median_all) {
+        *median_all = NAN;
+        if (n) {
+            qsort(t, (size_t)n, sizeof *t, cmp_double);
+            *median_all = n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+        }
+    }
+    free(t);
+    return within;
+}
+
 double gauntlet_sim_seconds(const gauntlet_sim_result *r) { return r->seconds; }
 
 void gauntlet_sim_print(const gauntlet_sim_result *r, void *fpv) {
@@ -602,11 +701,100 @@ void gauntlet_sim_print(const gauntlet_sim_result *r, void *fpv) {
     double med = gauntlet_sim_newcomer_windows(r, &earned, &total);
     if (total == 0) fprintf(fp, "newcomers: none in this population\n");
     else if (earned == 0) fprintf(fp, "newcomers: %d joined, none earned yet\n", total);
-    else fprintf(fp, "newcomers: %d of %d earned; median %.1f windows from joining to first weight\n",
-                 earned, total, med);
+    else {
+        double all;
+        int w20 = gauntlet_sim_newcomers_within(r, 20, &all);
+        fprintf(fp, "newcomers: %d of %d earned; median %.1f windows from joining to first weight\n", earned,
+                total, med);
+        fprintf(fp, "newcomers earning within 20 windows: %d of %d; median over all newcomers: %.1f windows\n",
+                w20, total, all);
+    }
     double rho = gauntlet_sim_rank_corr(r);
     if (isnan(rho)) fprintf(fp, "rank correlation of true quality and weight: undefined\n");
     else fprintf(fp, "rank correlation of true quality and weight (honest miners, last quarter): %.3f\n", rho);
+}
+
+/* ------------------------------------------------------------ rules on and off */
+
+/* Each rule of the final release (and Tessera's newcomer rules): the
+ * parameters that turn it off (or back to Tessera's earlier value) and the
+ * population group it aims at. */
+static const struct {
+    const char *rule, *off, *group;
+    uint32_t bits; /* what counts as the rule acting (0: nothing to count) */
+} rules[] = {
+    {"gradient cap 2 %", "{\"gradient_cap\": 0}", "spiky", 1u << SIM_CAPPED},
+    {"binary MA threshold 0.10", "{\"bma_threshold\": 0}", "lazy", GAUNTLET_PEN_BMA_THRESHOLD},
+    {"sync: cap 3 steps, poor beyond 2", "{\"sync_cap_steps\": 5, \"sync_poor_steps\": 3}", "stale-sync",
+     GAUNTLET_PEN_POOR_SYNC},
+    {"gather reliability", "{\"gather_miss_factor_1\": 1, \"gather_miss_factor_2\": 1, \"gather_miss_factor_3\": 1, "
+                           "\"gather_success_min\": 0, \"gather_ban_share\": 1.5}", "flaky",
+     GAUNTLET_PEN_GATHER_MISS | GAUNTLET_PEN_GATHER_BAN},
+    {"negative evaluations", "{\"negative_slash_count\": 8, \"negative_exclude_consecutive\": 0}", "regressing",
+     GAUNTLET_PEN_NEG_SLASH | GAUNTLET_PEN_NEG_EXCLUDE},
+    {"copycat checks from window 20", "{\"copycat_start_windows\": 0}", "early-copy",
+     GAUNTLET_PEN_COPY_SLASH | GAUNTLET_PEN_COPY_RESET | GAUNTLET_PEN_COPY_BAN},
+    {"copycat ban 20 windows (off: 200)", "{\"copycat_ban_windows\": 200}", "copycat", GAUNTLET_PEN_COPY_BAN},
+    {"missing uploads play at -99", "{\"missing_in_match\": false}", "missing", GAUNTLET_PEN_MISSING},
+    {"weights every 3 windows (off: 2)", "{\"weights_interval\": 2}", "honest", 0},
+    {"newcomer priority and places", "{\"newcomer_eval_slots\": 0, \"newcomer_slots\": 0}", "newcomer", 0},
+    {"burn share 0 (off: Templar's 0.5)", "{\"burn_share\": 0.5, \"burn_uid\": 0}", "burn", 0},
+};
+
+/* Windows in which any of `bits` was set on a uid of group g. */
+static uint64_t fired(const gauntlet_sim_result *r, int g, uint32_t bits) {
+    uint64_t n = 0;
+    for (int b = 0; b < 32; b++)
+        if (bits & (1u << b)) n += r->fired[(size_t)g * 32 + (size_t)b];
+    return n;
+}
+
+static int group_index(const gauntlet_sim_result *r, const char *name) {
+    for (int g = 0; g <= r->ngroups; g++)
+        if (!strcmp(gauntlet_sim_group_name(r, g), name)) return g;
+    return -1;
+}
+
+int gauntlet_sim_rules(const gauntlet_params *p, const void *population_json, uint64_t windows, uint64_t seed,
+                       void *fpv, ts_err *e) {
+    FILE *fp = fpv;
+    gauntlet_sim_result *on = NULL;
+    int rc = gauntlet_sim_run(p, population_json, windows, seed, false, &on, e);
+    if (rc) return rc;
+    uint64_t from = 0; /* the whole run: some rules act in its first windows */
+    fprintf(fp, "emission share of the targeted group, mean over all %llu windows, seed %llu\n",
+            (unsigned long long)windows, (unsigned long long)seed);
+    fprintf(fp, "%-36s %-11s %9s %9s %7s   %s\n", "rule", "group", "rule on", "rule off", "acted",
+            "newcomers earning within 20 windows (on, off)");
+    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
+        int g = group_index(on, rules[i].group);
+        if (g < 0) {
+            fprintf(fp, "%-36s %-11s %9s %9s\n", rules[i].rule, rules[i].group, "-", "-");
+            continue;
+        }
+        gauntlet_params q = *p;
+        cJSON *j = cJSON_Parse(rules[i].off);
+        rc = j ? gauntlet_params_from_json(&q, j, e) : ts_fail(e, TS_ENOMEM, "out of memory");
+        cJSON_Delete(j);
+        gauntlet_sim_result *off = NULL;
+        if (!rc) rc = gauntlet_sim_run(&q, population_json, windows, seed, false, &off, e);
+        if (rc) {
+            gauntlet_sim_free(on);
+            return rc;
+        }
+        int total = 0;
+        gauntlet_sim_newcomer_windows(on, NULL, &total);
+        char acted[24] = "-";
+        if (rules[i].bits && g < on->ngroups)
+            snprintf(acted, sizeof acted, "%llu", (unsigned long long)fired(on, g, rules[i].bits));
+        fprintf(fp, "%-36s %-11s %9.4f %9.4f %7s   %d/%d, %d/%d\n", rules[i].rule, rules[i].group,
+                gauntlet_sim_share(on, g, from, windows), gauntlet_sim_share(off, g, from, windows), acted,
+                gauntlet_sim_newcomers_within(on, 20, NULL), total, gauntlet_sim_newcomers_within(off, 20, NULL),
+                total);
+        gauntlet_sim_free(off);
+    }
+    gauntlet_sim_free(on);
+    return TS_OK;
 }
 
 /* ------------------------------------------------------------ SVG */

@@ -325,10 +325,20 @@ void node_sync_make(node *n, uint64_t window, node_sync *s);
 int node_publish_sync(node *n, const node_sync *s, ts_err *e);
 /* Reads and verifies uid's record for a window. */
 int node_fetch_sync(node *n, uint32_t uid, uint64_t window, node_sync *s, ts_err *e);
-/* Steps behind: the median over positions of |theirs - ours| divided by the
- * mean |ours - ours_prev| (the per-step change); 0 when identical, a large
- * number when the model did not move at all but theirs differs. */
-double node_steps_behind(const node_sync *theirs, const node_sync *ours, const node_sync *prev);
+/* Steps behind (Templar's final rule): per sampled position i the ratio
+ * |theirs_i - ours_i| / max(step_i, 1e-9), step_i an EMA of that position's
+ * per-step change |ours_i(w) - ours_i(w - 1)| (node_sync_step_ema); the
+ * result is the interquartile mean of the ratios (the mean of those between
+ * the first and third quartiles, quantiles interpolated linearly as
+ * torch.quantile does).  0 when the hashes are equal; +inf when the records
+ * do not match in size or theirs holds a non-finite value; NaN when step is
+ * NULL (no per-step change known yet: not measurable). */
+double node_steps_behind(const node_sync *theirs, const node_sync *ours, const double *step);
+/* Folds one window's change (ours now against ours one window before) into
+ * the per-position EMA: step_i = (1 - alpha) step_i + alpha |now_i - before_i|,
+ * or |now_i - before_i| when *have is false (then *have becomes true).
+ * Records of different sizes leave it unchanged. */
+void node_sync_step_ema(double *step, bool *have, const node_sync *now, const node_sync *before, double alpha);
 
 /* ------------------------------------------------------------ local state */
 

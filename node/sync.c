@@ -106,26 +106,43 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-double node_steps_behind(const node_sync *theirs, const node_sync *ours, const node_sync *prev) {
+/* torch.quantile's linear interpolation on sorted values. */
+static double quantile_sorted(const double *v, uint32_t n, double q) {
+    double pos = q * (double)(n - 1);
+    uint32_t lo = (uint32_t)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
+    return v[lo] + (v[hi] - v[lo]) * (pos - (double)lo);
+}
+
+double node_steps_behind(const node_sync *theirs, const node_sync *ours, const double *step) {
     uint32_t n = ours->n;
     if (theirs->n != n || n == 0) return INFINITY;
     if (!memcmp(theirs->model_hash, ours->model_hash, TS_HASH_BYTES)) return 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!isfinite(theirs->values[i])) return INFINITY;
+    if (!step) return NAN;
     double *d = malloc(sizeof *d * n);
-    if (!d) return INFINITY;
-    double step = 0;
-    int finite = 1;
+    if (!d) return NAN;
     for (uint32_t i = 0; i < n; i++) {
-        double t = theirs->values[i], o = ours->values[i];
-        finite &= isfinite(t);
-        d[i] = fabs(t - o);
-        if (prev && prev->n == n) step += fabs(o - (double)prev->values[i]);
+        double s = step[i] > 1e-9 ? step[i] : 1e-9;
+        d[i] = fabs((double)theirs->values[i] - (double)ours->values[i]) / s;
     }
     qsort(d, n, sizeof *d, cmp_double);
-    double median = d[(n - 1) / 2];
+    double q1 = quantile_sorted(d, n, 0.25), q3 = quantile_sorted(d, n, 0.75), sum = 0;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (d[i] >= q1 && d[i] <= q3) {
+            sum += d[i];
+            k++;
+        }
     free(d);
-    if (!finite) return INFINITY;
-    step /= n;
-    if (median == 0) return 0;
-    if (!(step > 0)) return INFINITY; /* our model did not move but theirs differs */
-    return median / step;
+    return k ? sum / k : 0;
+}
+
+void node_sync_step_ema(double *step, bool *have, const node_sync *now, const node_sync *before, double alpha) {
+    if (now->n != before->n || now->n == 0) return;
+    for (uint32_t i = 0; i < now->n; i++) {
+        double delta = fabs((double)now->values[i] - (double)before->values[i]);
+        step[i] = *have ? (1 - alpha) * step[i] + alpha * delta : delta;
+    }
+    *have = true;
 }

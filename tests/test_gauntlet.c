@@ -18,7 +18,29 @@
 
 /* ------------------------------------------------------------ helpers */
 
+/* The rules before Templar's final release, for the hand-worked tests
+ * written for them (each rule they leave out has its own test below, under
+ * the defaults: PF()). */
 static gauntlet_params P(void) {
+    gauntlet_params p;
+    gauntlet_params_default(&p);
+    p.sync_cap_steps = 5;
+    p.sync_poor_steps = 3;
+    p.copycat_ban_windows = 200;
+    p.copycat_start_windows = 0;
+    p.gradient_cap = 0;
+    p.bma_threshold = 0;
+    p.missing_in_match = false;
+    p.weights_interval = 2;
+    p.negative_slash_count = p.negative_history; /* never */
+    p.negative_exclude_consecutive = 0;
+    p.newcomer_eval_slots = 0;
+    p.newcomer_slots = 0;
+    return p;
+}
+
+/* The defaults: Templar's final rules and Tessera's newcomer rules. */
+static gauntlet_params PF(void) {
     gauntlet_params p;
     gauntlet_params_default(&p);
     return p;
@@ -545,6 +567,288 @@ TEST(gauntlet_params_defaults_and_errors) {
     cJSON_Delete(ok);
 }
 
+/* ------------------------------------------------------------ Templar's final rules */
+
+/* Applies one window with the gather's outcome: uids 1..n registered (all
+ * active), ok / missed the gather peers whose uploads were used / missing. */
+static int apply_gather(gauntlet_state *s, const gauntlet_params *p, uint64_t w, uint32_t n,
+                        const gauntlet_eval *ev, size_t nev, const uint32_t *ok, size_t nok,
+                        const uint32_t *missed, size_t nmissed) {
+    gauntlet_reg reg[64];
+    for (uint32_t i = 0; i < n; i++) reg[i] = reg_of(i + 1, true);
+    gauntlet_window_input in = {.window = w, .evals = ev, .n_evals = nev, .registered = reg,
+                                .n_registered = n, .gather_ok = ok, .n_gather_ok = nok,
+                                .gather_missed = missed, .n_gather_missed = nmissed};
+    ts_err e = {0};
+    int rc = gauntlet_update(s, p, &in, &e);
+    if (rc) fprintf(stderr, "update: %s\n", e.msg);
+    return rc;
+}
+
+TEST(gauntlet_rule_gradient_cap) {
+    /* uid 1 improves the random loss by 5 %, uid 2 by 3 %: both are capped at
+     * 2 % (float32 0.02), so they tie: equal ratings after the match.  Without
+     * the cap uid 1 wins. */
+    gauntlet_params p = PF();
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    gauntlet_eval ev[2] = {ev_of(1, 0.05, 0.06, 0), ev_of(2, 0.03, 0.04, 0)};
+    REQUIRE(apply(&s, &p, 1, 2, ev, 2, NULL, 0, NULL) == TS_OK);
+    CHECK(U(&s, 1)->gradient_score == (double)0.02f && U(&s, 2)->gradient_score == (double)0.02f);
+    CHECK(U(&s, 1)->rating.mu == U(&s, 2)->rating.mu && U(&s, 1)->rating.sigma == U(&s, 2)->rating.sigma);
+    gauntlet_state_free(&s);
+    gauntlet_state_init(&s);
+    p.gradient_cap = 0;
+    REQUIRE(apply(&s, &p, 1, 2, ev, 2, NULL, 0, NULL) == TS_OK);
+    CHECK_NEAR(U(&s, 1)->gradient_score, 0.05, 1e-7);
+    CHECK(U(&s, 1)->rating.mu > U(&s, 2)->rating.mu);
+    gauntlet_state_free(&s);
+}
+
+TEST(gauntlet_rule_bma_threshold_after_warmup) {
+    /* The state starts at window 100.  During the warm-up (windows 100..109)
+     * a first +1 indicator (bma 0.05) gives a positive final score; from
+     * window 110 a bma below 0.10 counts as 0: 0.05 and 0.0975 do, 0.142625
+     * (the third +1) does not. */
+    gauntlet_params p = PF();
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    gauntlet_eval ev[2] = {ev_of(1, 0.01, 0.02, 0), ev_of(2, 0.005, 0.01, 0)};
+    REQUIRE(apply(&s, &p, 100, 3, ev, 2, NULL, 0, NULL) == TS_OK);
+    CHECK(s.first_window == 100);
+    CHECK_NEAR(U(&s, 1)->binary_ma, 0.05, 1e-15);
+    CHECK(U(&s, 1)->final_score > 0);
+    /* uid 3 evaluated for the first time after the warm-up */
+    gauntlet_eval e3[2] = {ev_of(3, 0.01, 0.02, 0), ev_of(2, 0.005, 0.01, 0)};
+    REQUIRE(apply(&s, &p, 110, 3, e3, 2, NULL, 0, NULL) == TS_OK);
+    CHECK_NEAR(U(&s, 3)->binary_ma, 0.05, 1e-15);
+    CHECK(U(&s, 3)->final_score == 0);
+    CHECK(U(&s, 3)->last_penalties & GAUNTLET_PEN_BMA_THRESHOLD);
+    REQUIRE(apply(&s, &p, 111, 3, e3, 2, NULL, 0, NULL) == TS_OK);
+    CHECK_NEAR(U(&s, 3)->binary_ma, 0.0975, 1e-15);
+    CHECK(U(&s, 3)->final_score == 0);
+    REQUIRE(apply(&s, &p, 112, 3, e3, 2, NULL, 0, NULL) == TS_OK);
+    CHECK_NEAR(U(&s, 3)->binary_ma, 0.142625, 1e-15);
+    double bma = U(&s, 3)->binary_ma;
+    CHECK(U(&s, 3)->final_score == (double)(float)(os_ordinal(U(&s, 3)->rating) * bma * 1.0));
+    CHECK(U(&s, 3)->final_score > 0);
+    gauntlet_state_free(&s);
+}
+
+TEST(gauntlet_rule_missing_plays_the_match_at_minus_99) {
+    /* uid 3 did not upload: it enters the match with -99 and loses, as
+     * os_rate rates teams [1, 2, 3] with scores [g1, g2, -99]. */
+    gauntlet_params p = PF();
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    gauntlet_eval ev[3] = {ev_of(1, 0.01, 0.02, 0), ev_of(2, 0.005, 0.01, 0), ev_status(3, GAUNTLET_UPLOAD_MISSING)};
+    REQUIRE(apply(&s, &p, 1, 3, ev, 3, NULL, 0, NULL) == TS_OK);
+    os_model m;
+    gauntlet_params_model(&p, &m);
+    os_rating in[3] = {{25, 25.0 / 3}, {25, 25.0 / 3}, {25, 25.0 / 3}}, out[3];
+    int sizes[3] = {1, 1, 1};
+    double scores[3] = {(double)(float)0.01, (double)(float)0.005, -99};
+    /* the stored gradient scores are float32 of the measured improvements */
+    scores[0] = U(&s, 1)->gradient_score;
+    scores[1] = U(&s, 2)->gradient_score;
+    os_match mt = {.nteams = 3, .team_sizes = sizes, .ratings = in, .scores = scores, .limit_sigma = -1};
+    ts_err e = {0};
+    REQUIRE(os_rate(&m, &mt, out, &e) == TS_OK);
+    CHECK(U(&s, 3)->rating.mu == out[2].mu && U(&s, 3)->rating.sigma == out[2].sigma);
+    CHECK(U(&s, 1)->rating.mu == out[0].mu);
+    CHECK(out[2].mu < 25 && U(&s, 3)->final_score == 0);
+    CHECK(U(&s, 3)->counts[GAUNTLET_CNT_EVALS] == 0);
+    /* an invalid upload plays too; with missing_in_match off neither does */
+    gauntlet_state_free(&s);
+    gauntlet_state_init(&s);
+    p.missing_in_match = false;
+    REQUIRE(apply(&s, &p, 1, 3, ev, 3, NULL, 0, NULL) == TS_OK);
+    CHECK(U(&s, 3)->rating.mu == 25);
+    gauntlet_state_free(&s);
+    gauntlet_state_init(&s);
+    p.missing_in_match = true;
+    ev[2] = ev_status(3, GAUNTLET_UPLOAD_INVALID);
+    REQUIRE(apply(&s, &p, 1, 3, ev, 3, NULL, 0, NULL) == TS_OK);
+    CHECK(U(&s, 3)->rating.mu == out[2].mu);
+    gauntlet_state_free(&s);
+}
+
+/* One window where uids 2..6 improve (0.01) and uid 1 scores `g1`; the
+ * others score `others` instead when it is given (a regressing field). */
+static int neg_window(gauntlet_state *s, const gauntlet_params *p, uint64_t w, double g1, double others) {
+    gauntlet_eval ev[6];
+    ev[0] = ev_of(1, g1, g1 + 0.01, 0);
+    for (int i = 1; i < 6; i++) ev[i] = ev_of((uint32_t)i + 1, others, others + 0.01, 0);
+    return apply(s, p, w, 6, ev, 6, NULL, 0, NULL);
+}
+
+TEST(gauntlet_rule_negative_evaluations) {
+    gauntlet_params p = PF();
+    p.bma_threshold = 0; /* keep uid 1's score positive to watch the slash */
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    /* eight evaluations of uid 1: + - + - + - - (3 positive, 4 negative so
+     * far: no slash with 4 of 7, nor with 4 of 8 after another +) */
+    const double g[8] = {0.01, -0.002, 0.01, -0.002, 0.01, -0.002, -0.002, 0.01};
+    for (int i = 0; i < 8; i++) REQUIRE(neg_window(&s, &p, (uint64_t)i, g[i], 0.01) == TS_OK);
+    gauntlet_uid *u = U(&s, 1);
+    CHECK_EQ_INT(u->neg_n, 8);
+    CHECK_EQ_INT(u->neg_hist, 0x56); /* bit 0 the latest: + - - + - + - + -> 0b01010110 */
+    CHECK_EQ_INT(u->counts[GAUNTLET_CNT_NEG_SLASH], 0);
+    /* a fifth negative (5 of the last 8: - - + - + - - then -, dropping the
+     * first +): slashed x 0.25, after the match */
+    REQUIRE(neg_window(&s, &p, 8, -0.002, 0.01) == TS_OK);
+    u = U(&s, 1);
+    CHECK_EQ_INT(__builtin_popcount(u->neg_hist), 5);
+    CHECK(u->last_penalties & GAUNTLET_PEN_NEG_SLASH);
+    double bma = u->binary_ma / 0.25;
+    CHECK(u->final_score == (double)(float)(os_ordinal(u->rating) * bma * 1.0) * 0.25);
+    /* ... and again the next window while the history says so, evaluated or not */
+    double before = u->final_score;
+    gauntlet_eval none[1] = {ev_of(2, 0.01, 0.02, 0)};
+    REQUIRE(apply(&s, &p, 9, 6, none, 1, NULL, 0, NULL) == TS_OK);
+    CHECK(U(&s, 1)->final_score == before * 0.25 || U(&s, 1)->final_score == 0);
+    /* three negatives in a row (windows 6, 7 were -, +; now 8 -, then 10, 11 -):
+     * out of the peer list, not out of the weights */
+    REQUIRE(neg_window(&s, &p, 10, -0.002, 0.01) == TS_OK);
+    CHECK(!U(&s, 1)->excluded);
+    REQUIRE(neg_window(&s, &p, 11, -0.002, 0.01) == TS_OK);
+    CHECK(U(&s, 1)->excluded && U(&s, 1)->neg_consecutive == 3);
+    CHECK(U(&s, 1)->counts[GAUNTLET_CNT_NEG_EXCLUDE] == 1);
+    U(&s, 1)->final_score = 100; /* the best score: still not a peer */
+    uint32_t gl[32], rl[32], wu[64];
+    double wt[64];
+    size_t ng, nr, nw;
+    ts_err e = {0};
+    REQUIRE(gauntlet_peers(&s, &p, gl, &ng, rl, &nr, &e) == TS_OK);
+    for (size_t i = 0; i < ng; i++) CHECK(gl[i] != 1);
+    for (size_t i = 0; i < nr; i++) CHECK(rl[i] != 1);
+    REQUIRE(gauntlet_weights(&s, &p, wu, wt, 64, &nw, &e) == TS_OK);
+    CHECK(weight_of(wu, wt, nw, 1) > 0);
+    /* a non-negative evaluation ends the exclusion */
+    REQUIRE(neg_window(&s, &p, 12, 0.01, 0.01) == TS_OK);
+    CHECK(!U(&s, 1)->excluded && U(&s, 1)->neg_consecutive == 0);
+    gauntlet_state_free(&s);
+
+    /* the whole field regressed (the 5th best of the window is negative):
+     * neither the slash nor the exclusion applies */
+    gauntlet_state_init(&s);
+    for (int i = 0; i < 8; i++) REQUIRE(neg_window(&s, &p, (uint64_t)i, -0.002, -0.001) == TS_OK);
+    CHECK_EQ_INT(U(&s, 1)->neg_n, 8);
+    CHECK_EQ_INT(U(&s, 1)->neg_hist, 0xff);
+    CHECK(!U(&s, 1)->excluded && U(&s, 1)->counts[GAUNTLET_CNT_NEG_SLASH] == 0);
+    gauntlet_state_free(&s);
+}
+
+TEST(gauntlet_rule_gather_reliability) {
+    gauntlet_params p = PF();
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    REQUIRE(apply(&s, &p, 0, 4, NULL, 0, NULL, 0, NULL) == TS_OK);
+    seed_scores(&s, 1, 1.0, 1.0);
+    uint32_t one = 1, others[2] = {2, 3};
+    /* consecutive misses: x 0.75, then x 0.5 */
+    REQUIRE(apply_gather(&s, &p, 1, 4, NULL, 0, others, 2, &one, 1) == TS_OK);
+    CHECK_NEAR(U(&s, 1)->final_score, 0.75, 1e-15);
+    CHECK_NEAR(U(&s, 1)->binary_ma, 0.75, 1e-15);
+    REQUIRE(apply_gather(&s, &p, 2, 4, NULL, 0, others, 2, &one, 1) == TS_OK);
+    CHECK_NEAR(U(&s, 1)->final_score, 0.375, 1e-15);
+    /* a delivered window ends the run of misses */
+    uint32_t all[3] = {1, 2, 3};
+    REQUIRE(apply_gather(&s, &p, 3, 4, NULL, 0, all, 3, NULL, 0) == TS_OK);
+    CHECK_EQ_INT(U(&s, 1)->gather_consecutive, 0);
+    CHECK_EQ_INT(U(&s, 1)->gather_hist, 0x6); /* latest first: ok, miss, miss */
+    /* the next miss is a first miss (x 0.75) by the run, but its success
+     * rate over 4 recorded windows (half the history) is 1/4 < 0.4: x 0 */
+    REQUIRE(apply_gather(&s, &p, 4, 4, NULL, 0, others, 2, &one, 1) == TS_OK);
+    CHECK(U(&s, 1)->final_score == 0 && U(&s, 1)->binary_ma == 0);
+    CHECK_EQ_INT(U(&s, 1)->counts[GAUNTLET_CNT_GATHER_MISS], 3);
+    gauntlet_state_free(&s);
+
+    /* a third consecutive miss multiplies by 0 */
+    gauntlet_state_init(&s);
+    REQUIRE(apply(&s, &p, 0, 4, NULL, 0, NULL, 0, NULL) == TS_OK);
+    for (uint64_t w = 1; w <= 5; w++) REQUIRE(apply_gather(&s, &p, w, 4, NULL, 0, &one, 1, NULL, 0) == TS_OK);
+    seed_scores(&s, 1, 1.0, 1.0);
+    for (uint64_t w = 6; w <= 8; w++) REQUIRE(apply_gather(&s, &p, w, 4, NULL, 0, NULL, 0, &one, 1) == TS_OK);
+    CHECK(U(&s, 1)->final_score == 0); /* 1 x 0.75 x 0.5 x 0 */
+    CHECK(!gauntlet_is_banned(U(&s, 1), 9)); /* 3 of 8 missed: no ban */
+    /* the fourth miss of the last 8: reset and banned for 20 windows */
+    REQUIRE(apply_gather(&s, &p, 9, 4, NULL, 0, NULL, 0, &one, 1) == TS_OK);
+    CHECK(U(&s, 1)->last_penalties & GAUNTLET_PEN_GATHER_BAN);
+    CHECK(U(&s, 1)->ban_until == 9 + 1 + 20);
+    CHECK(gauntlet_is_banned(U(&s, 1), 29) && !gauntlet_is_banned(U(&s, 1), 30));
+    CHECK(U(&s, 1)->rating.mu == 25 && U(&s, 1)->gather_n == 0);
+    gauntlet_state_free(&s);
+}
+
+TEST(gauntlet_rule_copycat_starts_after_warmup) {
+    gauntlet_params p = PF();
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    REQUIRE(apply(&s, &p, 100, 4, NULL, 0, NULL, 0, NULL) == TS_OK);
+    gauntlet_overlap ov[1] = {{1, 2, 0.7, 2}};
+    REQUIRE(apply(&s, &p, 119, 4, NULL, 0, ov, 1, NULL) == TS_OK); /* 19 windows in: not yet */
+    CHECK(!gauntlet_is_banned(U(&s, 2), 120) && U(&s, 2)->counts[GAUNTLET_CNT_COPY_BAN] == 0);
+    REQUIRE(apply(&s, &p, 120, 4, NULL, 0, ov, 1, NULL) == TS_OK);
+    CHECK(U(&s, 2)->ban_until == 120 + 1 + 20);
+    gauntlet_state_free(&s);
+}
+
+TEST(gauntlet_rule_newcomers_evaluated_first_and_reserve_slot) {
+    gauntlet_params p = PF();
+    gauntlet_state s;
+    gauntlet_state_init(&s);
+    /* 60 incumbents, evaluated often, with scores 60..1; at window 200 three
+     * newcomers (61..63) register */
+    gauntlet_reg reg[64];
+    for (uint32_t i = 0; i < 60; i++) reg[i] = reg_of(i + 1, true);
+    gauntlet_window_input in = {.window = 100, .registered = reg, .n_registered = 60};
+    ts_err e = {0};
+    REQUIRE(gauntlet_update(&s, &p, &in, &e) == TS_OK);
+    for (uint32_t i = 0; i < 60; i++) {
+        s.uids[i].counts[GAUNTLET_CNT_EVALS] = 10;
+        s.uids[i].last_eval_window = 99;
+        s.uids[i].final_score = 60 - i;
+    }
+    for (uint32_t i = 60; i < 63; i++) reg[i] = reg_of(i + 1, true);
+    in = (gauntlet_window_input){.window = 200, .registered = reg, .n_registered = 63};
+    REQUIRE(gauntlet_update(&s, &p, &in, &e) == TS_OK);
+    for (uint64_t w = 201; w < 211; w++) {
+        uint32_t sel[32];
+        size_t nsel;
+        REQUIRE(gauntlet_select(&s, &p, reg, 63, w, 7, sel, &nsel, &e) == TS_OK);
+        CHECK_EQ_INT(nsel, 15);
+        int news = 0;
+        for (size_t i = 0; i < nsel; i++) news += sel[i] > 60;
+        CHECK_EQ_INT(news, 3); /* every newcomer, every window, until it has 3 evaluations */
+    }
+    /* a newcomer with a small positive score (below all 30 tiers' worth of
+     * incumbents) takes one of the two reserve places kept for newcomers */
+    U(&s, 62)->final_score = 0.5;
+    uint32_t gl[32], rl[32], wu[64];
+    double wt[64];
+    size_t ng, nr, nw;
+    REQUIRE(gauntlet_peers(&s, &p, gl, &ng, rl, &nr, &e) == TS_OK);
+    CHECK(ng == 20 && nr == 10 && rl[9] == 62 && rl[8] == 29);
+    REQUIRE(gauntlet_weights(&s, &p, wu, wt, 64, &nw, &e) == TS_OK);
+    CHECK(weight_of(wu, wt, nw, 62) > 0 && weight_of(wu, wt, nw, 30) == 0);
+    /* with newcomer_slots 0 there is no such place */
+    p.newcomer_slots = 0;
+    REQUIRE(gauntlet_peers(&s, &p, gl, &ng, rl, &nr, &e) == TS_OK);
+    CHECK(nr == 10 && rl[9] == 30);
+    p.newcomer_slots = 2;
+    /* past newcomer_windows it competes like anyone */
+    gauntlet_reg reg2[64];
+    memcpy(reg2, reg, sizeof reg);
+    in = (gauntlet_window_input){.window = 250, .registered = reg2, .n_registered = 63};
+    REQUIRE(gauntlet_update(&s, &p, &in, &e) == TS_OK);
+    U(&s, 62)->final_score = 0.5;
+    REQUIRE(gauntlet_peers(&s, &p, gl, &ng, rl, &nr, &e) == TS_OK);
+    CHECK(nr == 10 && rl[9] == 30);
+    gauntlet_state_free(&s);
+}
+
 /* ------------------------------------------------------------ state file */
 
 /* A deterministic run: window w's input depends only on w. */
@@ -638,6 +942,56 @@ TEST(gauntlet_state_round_trip_and_corruption) {
         CHECK(gauntlet_state_parse(a, n, &x, &e) != TS_OK);
         gauntlet_state_free(&x);
     }
+    {
+        /* the new fields round-trip, and a version-1 file (the same record
+         * layout, no first window, zeros where version 2 keeps its
+         * histories) still loads, as a state past every warm-up */
+        gauntlet_state u, v1;
+        gauntlet_state_init(&u);
+        gauntlet_state_init(&v1);
+        REQUIRE(gauntlet_state_parse(a, la, &u, &e) == TS_OK);
+        u.first_window = 3;
+        u.uids[2].neg_hist = 0x5;
+        u.uids[2].neg_n = 3;
+        u.uids[2].gather_hist = 0x1;
+        u.uids[2].gather_n = 8;
+        u.uids[2].excluded = true;
+        u.uids[2].neg_consecutive = 1;
+        u.uids[2].gather_consecutive = 1;
+        u.uids[2].counts[GAUNTLET_CNT_NEG_EXCLUDE] = 7;
+        uint8_t *x;
+        size_t lx;
+        REQUIRE(gauntlet_state_serialize(&u, &x, &lx, &e) == TS_OK);
+        REQUIRE(gauntlet_state_parse(x, lx, &v1, &e) == TS_OK);
+        CHECK(v1.first_window == 3 && v1.uids[2].neg_hist == 0x5 && v1.uids[2].gather_n == 8 &&
+              v1.uids[2].excluded && v1.uids[2].counts[GAUNTLET_CNT_NEG_EXCLUDE] == 7);
+        gauntlet_state_free(&v1);
+        gauntlet_state_init(&v1);
+        /* a history with bits beyond its count is refused */
+        u.uids[2].neg_n = 2;
+        free(x);
+        REQUIRE(gauntlet_state_serialize(&u, &x, &lx, &e) == TS_OK);
+        CHECK_EQ_INT(gauntlet_state_parse(x, lx, &v1, &e), TS_EFORMAT);
+        free(x);
+        /* version 1 */
+        uint8_t *o = malloc(la);
+        memcpy(o, a, la);
+        ts_put_u32(o + 8, 1);
+        memset(o + 32, 0, 8);
+        for (size_t i = 0; i < u.n; i++) memset(o + 48 + 256 * i + 196, 0, 256 - 196);
+        ts_blake2b(o + la - 32, 32, o, la - 32);
+        REQUIRE(gauntlet_state_parse(o, la, &v1, &e) == TS_OK);
+        CHECK(v1.first_window == 0 && v1.window == u.window && v1.n == u.n);
+        for (size_t i = 0; i < v1.n; i++)
+            CHECK(v1.uids[i].final_score == u.uids[i].final_score && v1.uids[i].neg_n == 0);
+        /* a version-1 file with a version-2 field set is damaged */
+        o[48 + 196] = 1;
+        ts_blake2b(o + la - 32, 32, o, la - 32);
+        CHECK_EQ_INT(gauntlet_state_parse(o, la, &v1, &e), TS_EFORMAT);
+        free(o);
+        gauntlet_state_free(&u);
+        gauntlet_state_free(&v1);
+    }
     /* a huge count in the header fails on the size check, before allocating */
     uint8_t hdr[80];
     memcpy(hdr, a, 80);
@@ -647,7 +1001,7 @@ TEST(gauntlet_state_round_trip_and_corruption) {
     CHECK_EQ_INT(gauntlet_state_parse(hdr, 80, &t, &e), TS_EFORMAT);
     CHECK(strstr(e.msg, "bytes") != NULL);
     memcpy(hdr, a, 80);
-    ts_put_u32(hdr + 8, 2);
+    ts_put_u32(hdr + 8, 3);
     CHECK_EQ_INT(gauntlet_state_parse(hdr, 80, &t, &e), TS_EUNSUPPORTED);
     /* a well-formed file (valid checksum) with a value out of range */
     {

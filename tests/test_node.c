@@ -287,30 +287,57 @@ TEST(steps_behind_measure) {
         ours.values[i] = (float)i + 0.5f; /* each value moved 0.5 in one step */
     }
     memset(ours.model_hash, 1, 32);
+    /* the per-step change: the first window's change, then an EMA (0.2) */
+    double step[100];
+    bool have = false;
+    node_sync_step_ema(step, &have, &ours, &prev, 0.2);
+    CHECK(have && step[0] == 0.5 && step[99] == 0.5);
     /* identical model: 0 */
     theirs = ours;
-    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 0, 0);
-    /* one step behind: their values are our previous ones */
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, step), 0, 0);
+    /* nothing known of the per-step change: not measurable */
     theirs = prev;
     memset(theirs.model_hash, 2, 32);
-    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 1.0, 1e-9);
+    CHECK(isnan(node_steps_behind(&theirs, &ours, NULL)));
+    /* one step behind: their values are our previous ones */
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, step), 1.0, 1e-9);
     /* three steps the other way */
     for (int i = 0; i < 100; i++) theirs.values[i] = ours.values[i] + 1.5f;
-    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 3.0, 1e-9);
-    /* the median ignores a few wild values */
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, step), 3.0, 1e-9);
+    /* the interquartile mean ignores a few wild values */
     for (int i = 0; i < 10; i++) theirs.values[i] = 1e6f;
-    CHECK_NEAR(node_steps_behind(&theirs, &ours, &prev), 3.0, 1e-9);
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, step), 3.0, 1e-9);
+    /* hand-worked: ratios 0, 1, ..., 99 (position i i/2 away, step 0.5):
+     * q1 = 24.75, q3 = 74.25, the mean of 25..74 is 49.5 */
+    for (int i = 0; i < 100; i++) theirs.values[i] = ours.values[i] + 0.5f * (float)i;
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, step), 49.5, 1e-3);
+    /* per-position units: a position that moves 10 times more per step
+     * counts its distance in its own steps */
+    for (int i = 0; i < 100; i++) {
+        step[i] = i < 50 ? 0.5 : 5.0;
+        theirs.values[i] = ours.values[i] + (i < 50 ? 1.0f : 10.0f); /* two steps everywhere */
+    }
+    CHECK_NEAR(node_steps_behind(&theirs, &ours, step), 2.0, 1e-6);
+    /* the EMA: a window that moved 1.0 after one that moved 0.5 */
+    node_sync next = ours;
+    for (int i = 0; i < 100; i++) next.values[i] = ours.values[i] + 1.0f;
+    for (int i = 0; i < 100; i++) step[i] = 0.5;
+    node_sync_step_ema(step, &have, &next, &ours, 0.2);
+    CHECK_NEAR(step[7], 0.8 * 0.5 + 0.2 * 1.0, 1e-6);
     /* non-finite values, or a different count: infinitely behind */
-    theirs.values[50] = NAN;
-    CHECK(isinf(node_steps_behind(&theirs, &ours, &prev)));
-    theirs = ours;
-    theirs.n = 99;
-    CHECK(isinf(node_steps_behind(&theirs, &ours, &prev)));
-    /* our model did not move but theirs differs: infinitely behind */
     theirs = prev;
     memset(theirs.model_hash, 2, 32);
-    for (int i = 0; i < 100; i++) theirs.values[i] += 1;
-    CHECK(isinf(node_steps_behind(&theirs, &prev, &prev)));
+    theirs.values[50] = NAN;
+    CHECK(isinf(node_steps_behind(&theirs, &ours, step)));
+    theirs = ours;
+    theirs.n = 99;
+    CHECK(isinf(node_steps_behind(&theirs, &ours, step)));
+    /* our model did not move (step 0) but theirs differs: far behind (the
+     * step floor of 1e-9 makes it ~1e9 steps) */
+    theirs = prev;
+    memset(theirs.model_hash, 2, 32);
+    for (int i = 0; i < 100; i++) step[i] = 0;
+    CHECK(node_steps_behind(&theirs, &ours, step) > 1e8);
 }
 
 static char *http_get(int port, const char *path) {

@@ -328,12 +328,14 @@ static int cmd_params(int argc, char **argv) {
 static int cmd_sim(int argc, char **argv) {
     char *params = NULL, *pop = NULL, *plot = NULL;
     int64_t windows = 0, seed = 0;
+    bool rules_table = false;
     const ts_opt opts[] = {
         {"params", TS_OPT_STR, &params, NULL, "scoring parameter file (default: the defaults)", TS_OPT_NOENV, 'p'},
         {"population", TS_OPT_STR, &pop, NULL, "population file (see gauntlet/population.json)", TS_OPT_REQUIRED | TS_OPT_NOENV, 0},
         {"windows", TS_OPT_INT, &windows, "200", "windows to simulate", TS_OPT_NOENV, 'n'},
         {"seed", TS_OPT_INT, &seed, "1", "seed of every random draw", TS_OPT_NOENV, 's'},
         {"plot", TS_OPT_STR, &plot, NULL, "write an SVG of emission shares and ratings here", TS_OPT_NOENV, 0},
+        {"rules", TS_OPT_BOOL, &rules_table, "false", "instead: each rule on and off, the share of the group it targets", TS_OPT_NOENV, 0},
     };
     const ts_opt_range ranges[] = {
         {"windows", 1, 10000000, 0},
@@ -341,13 +343,13 @@ static int cmd_sim(int argc, char **argv) {
     };
     const ts_cmdline c = {
         .prog = "tessera gauntlet sim",
-        .usage = "--population POP.json [--params P.json] [--windows N] [--seed S] [--plot FILE.svg]",
+        .usage = "--population POP.json [--params P.json] [--windows N] [--seed S] [--plot FILE.svg] [--rules]",
         .summary = "Runs the scoring (selection, window update, weights, peer list: the\n"
                    "validator's code) over a synthetic population and prints, per behaviour, the\n"
                    "share of emission over time, the time a newcomer needs to earn and the rank\n"
                    "correlation between true quality and weight.",
         .opts = opts,
-        .nopts = 5,
+        .nopts = 6,
         .ranges = ranges,
         .nranges = (int)(sizeof ranges / sizeof *ranges),
         .max_pos = 0,
@@ -372,6 +374,10 @@ static int cmd_sim(int argc, char **argv) {
         rc = ts_fail(&e, TS_ECONFIG, "%s: not valid JSON", pop);
         goto out;
     }
+    if (rules_table) {
+        if ((rc = gauntlet_sim_rules(&p, j, (uint64_t)windows, (uint64_t)seed, stdout, &e))) ts_wrap(&e, "%s", pop);
+        goto out;
+    }
     if ((rc = gauntlet_sim_run(&p, j, (uint64_t)windows, (uint64_t)seed, isatty(2), &r, &e))) {
         ts_wrap(&e, "%s", pop);
         goto out;
@@ -385,7 +391,7 @@ out:
     gauntlet_sim_free(r);
     cJSON_Delete(j);
     free(buf);
-    ts_opts_free(opts, 5);
+    ts_opts_free(opts, 6);
     return rc ? tool_error(&e) : 0;
 }
 
@@ -410,21 +416,25 @@ static int cmd_state(int argc, char **argv) {
     if (s.window == GAUNTLET_NEVER) printf("window     none\n");
     else printf("window     %llu\n", (unsigned long long)s.window);
     printf("uids       %zu\n", s.n);
+    printf("started    window %llu\n", (unsigned long long)s.first_window);
     printf("%6s %10s %8s %7s %6s %9s %8s %9s %6s %s\n", "uid", "final", "gradient", "bma", "sync",
-           "mu", "sigma", "last_eval", "banned", "penalties (miss/early/late/inv/sync/inact/slash/reset/ban)");
+           "mu", "sigma", "last_eval", "banned",
+           "penalties (miss/early/late/inv/sync/inact/slash/reset/ban gather-miss/gather-ban/neg-slash/neg-excl)");
     for (size_t i = 0; i < s.n; i++) {
         const gauntlet_uid *u = &s.uids[i];
         char le[24];
         if (u->last_eval_window == GAUNTLET_NEVER) snprintf(le, sizeof le, "never");
         else snprintf(le, sizeof le, "%llu", (unsigned long long)u->last_eval_window);
-        printf("%6u %10.6f %8.5f %7.4f %6.3f %9.4f %8.4f %9s %6s %u/%u/%u/%u/%u/%u/%u/%u/%u\n", u->uid,
-               u->final_score, u->gradient_score, u->binary_ma, u->sync_score, u->rating.mu,
+        printf("%6u %10.6f %8.5f %7.4f %6.3f %9.4f %8.4f %9s %6s %u/%u/%u/%u/%u/%u/%u/%u/%u %u/%u/%u/%u%s\n",
+               u->uid, u->final_score, u->gradient_score, u->binary_ma, u->sync_score, u->rating.mu,
                u->rating.sigma, le, gauntlet_is_banned(u, s.window) ? "yes" : "no",
                u->counts[GAUNTLET_CNT_MISSING], u->counts[GAUNTLET_CNT_EARLY],
                u->counts[GAUNTLET_CNT_LATE], u->counts[GAUNTLET_CNT_INVALID],
                u->counts[GAUNTLET_CNT_POOR_SYNC], u->counts[GAUNTLET_CNT_INACTIVE],
                u->counts[GAUNTLET_CNT_COPY_SLASH], u->counts[GAUNTLET_CNT_COPY_RESET],
-               u->counts[GAUNTLET_CNT_COPY_BAN]);
+               u->counts[GAUNTLET_CNT_COPY_BAN], u->counts[GAUNTLET_CNT_GATHER_MISS],
+               u->counts[GAUNTLET_CNT_GATHER_BAN], u->counts[GAUNTLET_CNT_NEG_SLASH],
+               u->counts[GAUNTLET_CNT_NEG_EXCLUDE], u->excluded ? " (out of the peer list)" : "");
     }
     gauntlet_state_free(&s);
     return 0;

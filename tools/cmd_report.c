@@ -90,6 +90,11 @@ static const char *penalty_text(const gauntlet_uid *u, const char *last_reason, 
         (unsigned long long)u->ban_until);
     ADD(u->counts[GAUNTLET_CNT_COPY_RESET], "copycat resets %u", u->counts[GAUNTLET_CNT_COPY_RESET]);
     ADD(u->counts[GAUNTLET_CNT_COPY_SLASH], "copycat slashes %u", u->counts[GAUNTLET_CNT_COPY_SLASH]);
+    ADD(u->ban_until > 0 && u->counts[GAUNTLET_CNT_GATHER_BAN] && !u->counts[GAUNTLET_CNT_COPY_BAN],
+        "missed half its gathers: banned until window %llu", (unsigned long long)u->ban_until);
+    ADD(u->counts[GAUNTLET_CNT_GATHER_MISS], "gather misses %u", u->counts[GAUNTLET_CNT_GATHER_MISS]);
+    ADD(u->excluded, "out of the peer list (%u negative evaluations in a row)", u->neg_consecutive);
+    ADD(u->counts[GAUNTLET_CNT_NEG_SLASH], "negative-evaluation slashes %u", u->counts[GAUNTLET_CNT_NEG_SLASH]);
     ADD(u->counts[GAUNTLET_CNT_INVALID], "invalid uploads %u", u->counts[GAUNTLET_CNT_INVALID]);
     ADD(u->counts[GAUNTLET_CNT_MISSING], "missing %u", u->counts[GAUNTLET_CNT_MISSING]);
     ADD(u->counts[GAUNTLET_CNT_LATE], "late %u", u->counts[GAUNTLET_CNT_LATE]);

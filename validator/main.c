@@ -67,6 +67,11 @@ typedef struct validator {
     /* our own sync records of the last windows (window -> record) */
     node_sync sync[3];
     bool sync_valid[3];
+    /* per sampled position, the EMA of our model's per-step change (the
+     * unit of steps behind), folded in once per window */
+    double sync_step[NODE_SYNC_MAX];
+    bool sync_step_have;
+    uint64_t sync_step_window;
     int windows_done;
     watch wt;
 } validator;
@@ -460,6 +465,10 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     node_sync ours_now;
     node_sync_make(n, w - 1, &ours_now); /* the model before w's step is the one after w - 1's */
     const node_sync *ours = &ours_now, *prev = w >= 2 ? own_sync(v, w - 2) : NULL;
+    if (prev && (!v->sync_step_have || v->sync_step_window < w - 1)) {
+        node_sync_step_ema(v->sync_step, &v->sync_step_have, ours, prev, gp->sync_ema_alpha);
+        v->sync_step_window = w - 1;
+    }
     node_ref ref;
     ts_err rfe = {0};
     bool have_ref = w > v->start && node_reference(n, w - 1, &ref, NULL, NULL, &rfe) == TS_OK;
@@ -478,8 +487,8 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
         } else if ((have_ref && !memcmp(theirs->model_hash, ref.model, TS_HASH_BYTES)) ||
                    !memcmp(theirs->model_hash, ours->model_hash, TS_HASH_BYTES)) {
             x->ev.steps_behind = 0;
-        } else if (prev) {
-            x->ev.steps_behind = node_steps_behind(theirs, ours, prev);
+        } else if (v->sync_step_have) {
+            x->ev.steps_behind = node_steps_behind(theirs, ours, v->sync_step);
         }
         if (x->f->status != GAUNTLET_UPLOAD_OK) continue;
         const spl_meta *meta = spl_upload_meta(x->f->upload);
@@ -563,8 +572,26 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     if (!rc && scored) {
         gauntlet_eval evs[MAX_EVAL];
         for (int i = 0; i < nev; i++) evs[i] = ev[i].ev;
+        /* the gather's outcome: peers whose uploads were used (reserves that
+         * stood in included) and gather-tier peers whose uploads were
+         * missing or invalid */
+        uint32_t gok[NODE_MAX_PEERS], gmiss[NODE_MAX_PEERS];
+        size_t nok = 0, nmiss = 0;
+        for (int j = 0; j < g.n; j++) gok[nok++] = g.f[j].uid;
+        for (uint32_t k = 0; prc == TS_OK && k < peers.n_gather; k++) {
+            bool used = false; /* (or already listed: a list never names a uid twice, but be sure) */
+            for (int j = 0; j < g.n; j++) used |= g.f[j].uid == peers.gather[k];
+            for (size_t j = 0; j < nmiss; j++) used |= gmiss[j] == peers.gather[k];
+            if (!used) {
+                gmiss[nmiss++] = peers.gather[k];
+                TS_INFO("window %llu: gather peer %u's upload was missing or invalid", (unsigned long long)w,
+                        peers.gather[k]);
+            }
+        }
         gauntlet_window_input in = {.window = w, .evals = evs, .n_evals = (size_t)nev, .overlaps = ov,
-                                    .n_overlaps = nov, .registered = regs, .n_registered = nregs};
+                                    .n_overlaps = nov, .registered = regs, .n_registered = nregs,
+                                    .gather_ok = gok, .n_gather_ok = nok, .gather_missed = gmiss,
+                                    .n_gather_missed = nmiss};
         rc = gauntlet_update(&v->gs, gp, &in, e);
         if (!rc) rc = gauntlet_state_save(&v->gs, v->gs_path, e);
     }
