@@ -187,7 +187,7 @@ typedef struct gauntlet_params {
     double gather_share;          /* 0.75 of the non-burned emission; reserve the rest */
     double gather_ramp_top;       /* 2: first gather weight / last */
     double reserve_decay;         /* 0.5 */
-    bool reserve_cap;             /* false: Templar's guard keeping reserve <= gather */
+    bool reserve_cap;             /* true: Templar's guard keeping reserve <= gather */
     double burn_share;            /* 0 */
     int64_t burn_uid;             /* 0 */
     int64_t weights_interval;     /* 3 windows */
@@ -407,9 +407,10 @@ void gauntlet_sim_print(const gauntlet_sim_result *r, void *fp);
  * emission share of the population group it aims at (by name: spiky, lazy,
  * stale-sync, flaky, regressing, early-copy, copycat, missing, honest,
  * newcomer, burn) with the rule on (p) and off (p with the rule's
- * parameters turned off), as a table (FILE *). */
+ * parameters turned off), averaged over seeds seed .. seed + nseeds - 1, as
+ * a table (FILE *). */
 int gauntlet_sim_rules(const gauntlet_params *p, const void *population_json, uint64_t windows, uint64_t seed,
-                       void *fp, ts_err *e);
+                       uint64_t nseeds, void *fp, ts_err *e);
 /* The SVG plot (emission share and mean ordinal per behaviour over windows). */
 int gauntlet_sim_svg(const gauntlet_sim_result *r, const char *path, ts_err *e);
 
@@ -429,6 +430,15 @@ double gauntlet_sim_newcomer_windows(const gauntlet_sim_result *r, int *earned, 
  * counting as infinite. */
 int gauntlet_sim_newcomers_within(const gauntlet_sim_result *r, uint64_t windows, double *median_all);
 double gauntlet_sim_seconds(const gauntlet_sim_result *r);
+/* After Yuma consensus over every validator's weights (every tempo_windows,
+ * from window 20): group g's share of the miners' emission (g == groups:
+ * the burn uid and departed miners); NaN before any epoch. */
+double gauntlet_sim_yuma_share(const gauntlet_sim_result *r, int g);
+int gauntlet_sim_validators(const gauntlet_sim_result *r);
+/* Validator v's name, share of the validators' emission (dividends) and mean
+ * validator trust; TS_EINVAL when v is out of range or nothing was counted. */
+int gauntlet_sim_validator(const gauntlet_sim_result *r, int v, const char **name, double *dividends,
+                           double *vtrust);
 
 #ifdef __cplusplus
 }

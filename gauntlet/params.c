@@ -70,7 +70,7 @@ static int param_table(gauntlet_params *p, char **ver, ts_opt *t) {
         {"gather_share", TS_OPT_F64, &p->gather_share, "0.75", "gather tier share of the non-burned emission (reserve gets the rest)", 0, 0},
         {"gather_ramp_top", TS_OPT_F64, &p->gather_ramp_top, "2", "gather ramp: first weight / last weight", 0, 0},
         {"reserve_decay", TS_OPT_F64, &p->reserve_decay, "0.5", "reserve tier geometric decay", 0, 0},
-        {"reserve_cap", TS_OPT_BOOL, &p->reserve_cap, "false", "Templar's guard: scale the reserve so it never exceeds the last gather weight", 0, 0},
+        {"reserve_cap", TS_OPT_BOOL, &p->reserve_cap, "true", "Templar's guard: scale the reserve so it never exceeds the last gather weight", 0, 0},
         {"burn_share", TS_OPT_F64, &p->burn_share, "0", "share of the emission sent to burn_uid", 0, 0},
         {"burn_uid", TS_OPT_INT, &p->burn_uid, "0", "uid that receives the burn share", 0, 0},
         {"weights_interval", TS_OPT_INT, &p->weights_interval, "3", "weights are set every this many windows", 0, 0},

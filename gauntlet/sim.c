@@ -25,6 +25,7 @@
 #include <cjson/cJSON.h>
 
 #include "gauntlet.h"
+#include "yuma/yuma.h"
 
 enum { BEH_HONEST, BEH_LAZY, BEH_COPYCAT };
 
@@ -54,6 +55,41 @@ typedef struct sim_miner {
     double wsum;             /* sum of weights over the last quarter */
 } sim_miner;
 
+typedef struct rng {
+    uint64_t s[4];
+} rng;
+
+/* ------------------------------------------------------------ validators */
+
+enum { VAL_HONEST, VAL_COPY, VAL_FAVOUR };
+
+typedef struct sim_val {
+    char name[32];
+    int behaviour;
+    double stake;            /* TAO */
+    uint64_t seed;
+    int target;              /* VAL_FAVOUR: the group it favours */
+    gauntlet_params p;
+    gauntlet_state st;
+    rng r;
+    uint32_t *wu;            /* its weights on chain */
+    double *ww;
+    size_t wn;
+    uint64_t last_update;    /* block (window + 1) of its last weights; 0: none */
+    double dividends, vtrust; /* sums over the epochs counted */
+} sim_val;
+
+typedef struct sim_yuma {
+    int nval;
+    sim_val *vals;
+    bool listed;             /* the population has "validators" */
+    int64_t tempo;           /* windows per epoch */
+    yuma_params yp;
+    uint64_t epochs;         /* counted (from window 20) */
+    double *incentive;       /* [ngroups + 1]: summed server emission by group; last: the burn uid */
+    double miners, validators; /* summed server and validator emission */
+} sim_yuma;
+
 struct gauntlet_sim_result {
     int ngroups;
     sim_group *groups;
@@ -65,14 +101,14 @@ struct gauntlet_sim_result {
     double seconds;
     uint64_t evals, bans;
     uint64_t *fired; /* [ngroups * 32]: windows a GAUNTLET_PEN_* bit was set, per group; bit 31: capped */
+    sim_yuma y;
 };
 #define SIM_CAPPED 31
 
+
+
 /* ------------------------------------------------------------ randomness */
 
-typedef struct rng {
-    uint64_t s[4];
-} rng;
 
 static uint64_t splitmix(uint64_t *x) {
     uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -130,7 +166,7 @@ static int check_keys(const cJSON *o, const char *const *keys, const char *ctx, 
 }
 
 static int parse_population(const cJSON *pop, sim_group **gout, int *ng, loss_model *lm, ts_err *e) {
-    static const char *const top[] = {"groups", "model", "_comment", NULL};
+    static const char *const top[] = {"groups", "model", "validators", "yuma", "_comment", NULL};
     static const char *const gk[] = {"name", "behaviour", "count", "quality", "missing_prob",
                                      "early_prob", "late_prob", "nan_prob", "steps_behind",
                                      "overlap", "join_window", "leave_window", "regress_prob",
@@ -259,6 +295,312 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* What a validator measures of miner m this window (its own noise from
+ * `r`); count: tally the gradient cap's use. */
+static void measure(gauntlet_sim_result *R, const loss_model *lm, const gauntlet_params *p, const sim_miner *m,
+                    double victim_r, double l, rng *r, gauntlet_eval *x, bool count) {
+    const sim_group *g = &R->groups[m->group];
+    double samples = (double)p->eval_samples;
+    memset(x, 0, sizeof *x);
+    x->uid = m->uid;
+    x->status = m->status;
+    double rr = m->r_now, own;
+    if (g->behaviour == BEH_COPYCAT) {
+        rr = victim_r * (1 + 0.05 * rng_n(r));
+        own = lm->improvement * m->quality * (1 + lm->noise * rng_n(r));
+        own = own < rr ? own : rr * (1 + 0.02 * rng_n(r)); /* its own pages are unseen */
+        if (g->smart) own = rr + fabs(rr) * lm->own_bonus * (1 + lm->noise * rng_n(r));
+    } else if (g->behaviour == BEH_LAZY) {
+        own = lm->improvement * m->quality * (1 + lm->noise * rng_n(r));
+    } else {
+        own = rr + fabs(rr) * lm->own_bonus * (1 + lm->noise * rng_n(r));
+    }
+    x->loss_rand_before = samples * l * (1 + 0.02 * rng_n(r));
+    x->loss_rand_after = x->loss_rand_before * (1 - rr);
+    x->loss_own_before = samples * l * (1 + 0.02 * rng_n(r));
+    x->loss_own_after = x->loss_own_before * (1 - own);
+    x->steps_behind = fabs(g->lag * rng_n(r));
+    if (count && p->gradient_cap > 0 && m->status == GAUNTLET_UPLOAD_OK && rr > p->gradient_cap)
+        R->fired[(size_t)m->group * 32 + SIM_CAPPED]++;
+    if (m->status == GAUNTLET_UPLOAD_INVALID) x->loss_rand_after = NAN;
+}
+
+/* Copycat overlaps among the valid uploads a validator holds, as it checks
+ * them: the gathered peers' and the miners it evaluated.  Returns how many
+ * pairs were written to ov. */
+static size_t overlaps(const gauntlet_sim_result *R, const int *by_uid, const uint32_t *gather, size_t n_gather,
+                       const uint32_t *sel, size_t nsel, uint32_t victim, uint64_t w, uint32_t *opool, rng *r,
+                       gauntlet_overlap *ov) {
+    size_t nov = 0, npool = 0;
+    for (size_t a = 0; a < n_gather; a++) {
+        const sim_miner *ma = &R->miners[by_uid[gather[a]]];
+        if (w >= ma->join && w < ma->leave && ma->status == GAUNTLET_UPLOAD_OK) opool[npool++] = ma->uid;
+    }
+    for (size_t k = 0; k < nsel; k++) {
+        const sim_miner *ma = &R->miners[by_uid[sel[k]]];
+        bool dup = false;
+        for (size_t a = 0; a < npool; a++) dup |= opool[a] == ma->uid;
+        if (!dup && ma->status == GAUNTLET_UPLOAD_OK) opool[npool++] = ma->uid;
+    }
+    for (size_t a = 0; a < npool; a++)
+        for (size_t b = a + 1; b < npool; b++) {
+            const sim_miner *ma = &R->miners[by_uid[opool[a]]], *mb = &R->miners[by_uid[opool[b]]];
+            bool ca = R->groups[ma->group].behaviour == BEH_COPYCAT;
+            bool cb = R->groups[mb->group].behaviour == BEH_COPYCAT;
+            double o = 0.02 + 0.06 * rng_u(r);
+            uint32_t later = rng_u(r) < 0.5 ? ma->uid : mb->uid;
+            if (ca && (mb->uid == victim || cb)) {
+                o = R->groups[ma->group].overlap * (1 + 0.05 * rng_n(r));
+                later = ma->uid;
+            } else if (cb && ma->uid == victim) {
+                o = R->groups[mb->group].overlap * (1 + 0.05 * rng_n(r));
+                later = mb->uid;
+            }
+            if (o > 1) o = 1;
+            if (o < 0) o = 0;
+            ov[nov++] = (gauntlet_overlap){ma->uid, mb->uid, o, later};
+        }
+    return nov;
+}
+
+/* ------------------------------------------------------------ validators and Yuma */
+
+static void free_validators(sim_yuma *y) {
+    for (int v = 0; v < y->nval; v++) {
+        gauntlet_state_free(&y->vals[v].st);
+        free(y->vals[v].wu);
+        free(y->vals[v].ww);
+    }
+    free(y->vals);
+    free(y->incentive);
+    memset(y, 0, sizeof *y);
+}
+
+/* "validators": [{"name", "stake" (TAO), "seed", "behaviour" (honest, copy,
+ * favour), "favours" (a group name), "params" (parameter overrides)}, ...]
+ * and "yuma": {"tempo_windows", "kappa", "bonds_moving_average"}.  Without
+ * "validators" there is one honest validator.  The first validator is the
+ * leader: its parameters are the run's (p; "params" is refused there), it
+ * posts the peer list, and the "share of emission" table is its weights. */
+static int parse_validators(const cJSON *pop, gauntlet_sim_result *R, const gauntlet_params *p, uint64_t seed,
+                            ts_err *e) {
+    static const char *const vk[] = {"name", "stake", "seed", "behaviour", "favours", "params", "_comment", NULL};
+    static const char *const yk[] = {"tempo_windows", "kappa", "bonds_moving_average", "_comment", NULL};
+    sim_yuma *y = &R->y;
+    yuma_params_default(&y->yp);
+    y->tempo = 3;
+    int rc;
+    const cJSON *yj = cJSON_GetObjectItemCaseSensitive(pop, "yuma");
+    if (yj) {
+        double t = 3, kappa = y->yp.kappa, bma = (double)y->yp.bonds_moving_average;
+        if (!cJSON_IsObject(yj)) return ts_fail(e, TS_ECONFIG, "population key 'yuma': expected an object");
+        if ((rc = check_keys(yj, yk, "yuma", e)) || (rc = num_key(yj, "tempo_windows", 1, 1e6, &t, "yuma", e)) ||
+            (rc = num_key(yj, "kappa", 0, 65535, &kappa, "yuma", e)) ||
+            (rc = num_key(yj, "bonds_moving_average", 0, 1e6, &bma, "yuma", e)))
+            return rc;
+        if (t != floor(t) || kappa != floor(kappa) || bma != floor(bma))
+            return ts_fail(e, TS_ECONFIG, "population yuma: tempo_windows, kappa and bonds_moving_average are integers");
+        y->tempo = (int64_t)t;
+        y->yp.kappa = (uint16_t)kappa;
+        y->yp.bonds_moving_average = (uint64_t)bma;
+    }
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(pop, "validators");
+    int n = vs ? cJSON_GetArraySize(vs) : 1;
+    if (vs && (!cJSON_IsArray(vs) || n < 1 || n > 64))
+        return ts_fail(e, TS_ECONFIG, "population key 'validators': expected an array of 1 to 64 validators");
+    y->listed = vs != NULL;
+    y->vals = calloc((size_t)n, sizeof *y->vals);
+    y->incentive = calloc((size_t)R->ngroups + 1, sizeof(double));
+    if (!y->vals || !y->incentive) return ts_fail(e, TS_ENOMEM, "out of memory");
+    y->nval = n;
+    size_t wcap = (size_t)R->nminers + 2;
+    for (int v = 0; v < n; v++) {
+        sim_val *V = &y->vals[v];
+        gauntlet_state_init(&V->st);
+        V->p = *p;
+        V->stake = 1000;
+        V->seed = seed + (uint64_t)v;
+        snprintf(V->name, sizeof V->name, "v%d", v);
+        V->wu = calloc(wcap, sizeof *V->wu);
+        V->ww = calloc(wcap, sizeof *V->ww);
+        if (!V->wu || !V->ww) return ts_fail(e, TS_ENOMEM, "out of memory");
+        if (!vs) continue;
+        const cJSON *o = cJSON_GetArrayItem(vs, v);
+        char ctx[48];
+        snprintf(ctx, sizeof ctx, "validator %d", v);
+        if (!cJSON_IsObject(o)) return ts_fail(e, TS_ECONFIG, "population %s: expected an object", ctx);
+        if ((rc = check_keys(o, vk, ctx, e))) return rc;
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name");
+        if (nm) {
+            if (!cJSON_IsString(nm) || !nm->valuestring[0] || strlen(nm->valuestring) >= sizeof V->name)
+                return ts_fail(e, TS_ECONFIG, "population %s key 'name': expected a string of 1 to 31 bytes", ctx);
+            snprintf(V->name, sizeof V->name, "%s", nm->valuestring);
+        }
+        double sd = (double)V->seed;
+        if ((rc = num_key(o, "stake", 0, 21e6, &V->stake, ctx, e)) || (rc = num_key(o, "seed", 0, 9e15, &sd, ctx, e)))
+            return rc;
+        if (sd != floor(sd)) return ts_fail(e, TS_ECONFIG, "population %s key 'seed': expected an integer", ctx);
+        V->seed = (uint64_t)sd;
+        const cJSON *bh = cJSON_GetObjectItemCaseSensitive(o, "behaviour");
+        const char *b = bh ? (cJSON_IsString(bh) ? bh->valuestring : "?") : "honest";
+        if (!strcmp(b, "honest")) V->behaviour = VAL_HONEST;
+        else if (!strcmp(b, "copy")) V->behaviour = VAL_COPY;
+        else if (!strcmp(b, "favour")) V->behaviour = VAL_FAVOUR;
+        else return ts_fail(e, TS_ECONFIG, "population %s key 'behaviour': expected honest, copy or favour", ctx);
+        if (v == 0 && V->behaviour != VAL_HONEST)
+            return ts_fail(e, TS_ECONFIG, "population %s: the first validator leads and must be honest", ctx);
+        if (V->behaviour == VAL_FAVOUR) {
+            const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "favours");
+            V->target = -1;
+            for (int g = 0; f && cJSON_IsString(f) && g < R->ngroups; g++)
+                if (!strcmp(R->groups[g].name, f->valuestring)) V->target = g;
+            if (V->target < 0)
+                return ts_fail(e, TS_ECONFIG, "population %s key 'favours': expected the name of a group", ctx);
+        }
+        const cJSON *pj = cJSON_GetObjectItemCaseSensitive(o, "params");
+        if (pj) {
+            if (v == 0)
+                return ts_fail(e, TS_ECONFIG, "population %s: the leader uses the run's parameters (--params)", ctx);
+            if ((rc = gauntlet_params_from_json(&V->p, pj, e))) return ts_wrap(e, "population %s", ctx);
+        }
+    }
+    for (int v = 0; v < n; v++) rng_seed(&y->vals[v].r, y->vals[v].seed ^ 0x7a1ee7a1ee7ull);
+    return TS_OK;
+}
+
+/* Bittensor's u16 max-upscaling of a weight vector (round half to even). */
+static uint16_t quantize(double w, double max) {
+    double x = rint(w / max * 65535.0);
+    return x < 0 ? 0 : x > 65535 ? 65535 : (uint16_t)x;
+}
+
+/* One epoch over every validator's weights: uid 0 the owner (burn), 1..nm
+ * the miners, nm + 1 + v the validators; blocks are windows + 1. */
+static int sim_epoch(gauntlet_sim_result *R, uint64_t w, yuma_output *prev, bool count, ts_err *e) {
+    sim_yuma *y = &R->y;
+    uint32_t nm = (uint32_t)R->nminers, n = 1 + nm + (uint32_t)y->nval;
+    if (n > YUMA_MAX_UIDS) return ts_fail(e, TS_EINVAL, "simulating Yuma: %u uids, at most %d", n, YUMA_MAX_UIDS);
+    uint64_t *stake = calloc(n, sizeof *stake), *lu = calloc(n, sizeof *lu), *rg = calloc(n, sizeof *rg);
+    bool *permit = calloc(n, sizeof *permit);
+    yuma_row *rows = calloc(n, sizeof *rows);
+    yuma_entry *ent = calloc((size_t)y->nval * (nm + 2) + 1, sizeof *ent);
+    int rc = TS_OK;
+    if (!stake || !lu || !rg || !permit || !rows || !ent) {
+        rc = ts_fail(e, TS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < nm; i++) rg[1 + i] = R->miners[i].join;
+    size_t at = 0;
+    for (int v = 0; v < y->nval; v++) {
+        const sim_val *V = &y->vals[v];
+        uint32_t uid = 1 + nm + (uint32_t)v;
+        stake[uid] = (uint64_t)(V->stake * 1e9);
+        lu[uid] = V->last_update;
+        double max = 0;
+        for (size_t k = 0; k < V->wn; k++) max = V->ww[k] > max ? V->ww[k] : max;
+        rows[uid].e = ent + at;
+        for (size_t k = 0; max > 0 && k < V->wn; k++) {
+            uint16_t q = quantize(V->ww[k], max);
+            if (q == 0 || V->wu[k] >= n) continue;
+            ent[at].uid = (uint16_t)V->wu[k];
+            ent[at].value = q;
+            at++;
+            rows[uid].n++;
+        }
+    }
+    if (prev->n == n) memcpy(permit, prev->validator_permit, n * sizeof *permit);
+    yuma_input in = {.n = n, .block = w + 1, .emission = (uint64_t)y->tempo * 1000000000ull, .stake = stake,
+                     .last_update = lu, .registered = rg, .validator_permit = permit, .weights = rows,
+                     .bonds = prev->n == n ? prev->bonds : NULL};
+    yuma_output o;
+    if ((rc = yuma_epoch(&y->yp, &in, &o, e))) goto out;
+    if (count) {
+        y->epochs++;
+        y->incentive[R->ngroups] += (double)o.server_emission[0];
+        for (uint32_t i = 0; i < nm; i++) {
+            const sim_miner *m = &R->miners[i];
+            if (w < m->join || w >= m->leave) y->incentive[R->ngroups] += (double)o.server_emission[1 + i];
+            else y->incentive[m->group] += (double)o.server_emission[1 + i];
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            y->miners += (double)o.server_emission[i];
+            y->validators += (double)o.validator_emission[i];
+        }
+        for (int v = 0; v < y->nval; v++) {
+            y->vals[v].dividends += (double)o.validator_emission[1 + nm + (uint32_t)v];
+            y->vals[v].vtrust += o.validator_trust[1 + nm + (uint32_t)v] / 65535.0;
+        }
+    }
+    yuma_output_free(prev);
+    *prev = o;
+out:
+    free(stake);
+    free(lu);
+    free(rg);
+    free(permit);
+    free(rows);
+    free(ent);
+    return rc;
+}
+
+/* The other validators' window: an honest one selects, measures (its own
+ * noise), updates its own state and sets its own weights; a copier sets the
+ * leader's weights as they stood at the last epoch; a favouring validator
+ * puts equal weight on the registered miners of one group. */
+static int other_validators(gauntlet_sim_result *R, const loss_model *lm, uint64_t w, double l, const int *by_uid,
+                            const gauntlet_reg *reg, size_t nreg, const uint32_t *gather, size_t n_gather,
+                            uint32_t victim, double victim_r, const uint32_t *gok, size_t nok, const uint32_t *gmiss,
+                            size_t nmiss, const uint32_t *copy_u, const double *copy_w, size_t copy_n,
+                            uint32_t *opool, gauntlet_overlap *ov, ts_err *e) {
+    sim_yuma *y = &R->y;
+    for (int v = 1; v < y->nval; v++) {
+        sim_val *V = &y->vals[v];
+        const gauntlet_params *vp = &V->p;
+        bool wwin = gauntlet_is_weights_window(vp, w);
+        if (V->behaviour == VAL_HONEST) {
+            uint32_t sel[4096];
+            gauntlet_eval ev[4096];
+            size_t nsel = 0;
+            int rc = gauntlet_select(&V->st, vp, reg, nreg, w, V->seed, sel, &nsel, e);
+            if (rc) return rc;
+            for (size_t k = 0; k < nsel; k++)
+                measure(R, lm, vp, &R->miners[by_uid[sel[k]]], victim_r, l, &V->r, &ev[k], false);
+            size_t nov = overlaps(R, by_uid, gather, n_gather, sel, nsel, victim, w, opool, &V->r, ov);
+            gauntlet_window_input in = {.window = w, .evals = ev, .n_evals = nsel, .overlaps = ov, .n_overlaps = nov,
+                                        .registered = reg, .n_registered = nreg, .gather_ok = gok,
+                                        .n_gather_ok = nok, .gather_missed = gmiss, .n_gather_missed = nmiss};
+            if ((rc = gauntlet_update(&V->st, vp, &in, e))) return rc;
+            if (wwin) {
+                size_t wn = 0;
+                if ((rc = gauntlet_weights(&V->st, vp, V->wu, V->ww, (size_t)R->nminers + 2, &wn, e))) return rc;
+                bool any = false; /* as the validator: nothing to reward yet, no weights */
+                for (size_t k = 0; k < wn; k++) any |= V->ww[k] > 0 && (int64_t)V->wu[k] != vp->burn_uid;
+                if (any) {
+                    V->wn = wn;
+                    V->last_update = w + 1;
+                }
+            }
+        } else if (wwin && V->behaviour == VAL_COPY && copy_n) {
+            memcpy(V->wu, copy_u, copy_n * sizeof *copy_u);
+            memcpy(V->ww, copy_w, copy_n * sizeof *copy_w);
+            V->wn = copy_n;
+            V->last_update = w + 1;
+        } else if (wwin && V->behaviour == VAL_FAVOUR) {
+            size_t k = 0;
+            for (size_t i = 0; i < nreg; i++)
+                if (R->miners[by_uid[reg[i].uid]].group == V->target) {
+                    V->wu[k] = reg[i].uid;
+                    V->ww[k++] = 1.0;
+                }
+            if (k) {
+                V->wn = k;
+                V->last_update = w + 1;
+            }
+        }
+    }
+    return TS_OK;
+}
+
 int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint64_t windows,
                      uint64_t seed, bool progress, gauntlet_sim_result **out, ts_err *e) {
     int rc = gauntlet_params_check(p, e);
@@ -271,11 +613,19 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
         free(R);
         return rc;
     }
+    for (int g = 0; g < R->ngroups; g++) R->nminers += (int)R->groups[g].count;
+    if ((rc = parse_validators(population_json, R, p, seed, e))) {
+        gauntlet_sim_free(R);
+        return rc;
+    }
+    yuma_output yprev;
+    memset(&yprev, 0, sizeof yprev);
+    uint32_t *copy_u = calloc((size_t)R->nminers + 2, sizeof *copy_u);
+    double *copy_w = calloc((size_t)R->nminers + 2, sizeof *copy_w);
+    size_t copy_n = 0;
     double t0 = ts_mono();
     R->windows = windows;
-    int nm = 0;
-    for (int g = 0; g < R->ngroups; g++) nm += (int)R->groups[g].count;
-    R->nminers = nm;
+    int nm = R->nminers;
     R->miners = calloc((size_t)nm, sizeof *R->miners);
     R->share = calloc((size_t)(R->ngroups + 1) * windows, sizeof(float));
     R->ordinal = calloc((size_t)R->ngroups * windows, sizeof(float));
@@ -302,7 +652,7 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
     gauntlet_state st;
     gauntlet_state_init(&st);
     if (!R->miners || !R->share || !R->ordinal || !R->fired || !reg || !ev || !sel || !wu || !chain_u || !ww ||
-        !chain_w || !gather || !posted || !reserve || !gok || !gmiss || !ov || !opool || !by_uid || !ordsum || !ordcnt) {
+        !chain_w || !gather || !posted || !reserve || !gok || !gmiss || !ov || !opool || !by_uid || !ordsum || !ordcnt || !copy_u || !copy_w) {
         rc = ts_fail(e, TS_ENOMEM, "out of memory");
         goto done;
     }
@@ -324,7 +674,6 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
     uint64_t quarter = windows - windows / 4;
     for (uint64_t w = 0; w < windows; w++) {
         double l = lm.loss_floor + (lm.loss_start - lm.loss_floor) * exp(-(double)w / lm.loss_decay);
-        double samples = (double)p->eval_samples;
         /* the gather set in force: the last posted peer list once effective */
         if (posted_effective != GAUNTLET_NEVER && w >= posted_effective) {
             memcpy(gather, posted, n_posted * sizeof *gather);
@@ -372,65 +721,10 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
         /* whom to evaluate, and what the validator measures */
         size_t nsel = 0;
         if ((rc = gauntlet_select(&st, p, reg, nreg, w, seed, sel, &nsel, e))) goto done;
-        for (size_t k = 0; k < nsel; k++) {
-            sim_miner *m = &R->miners[by_uid[sel[k]]];
-            const sim_group *g = &R->groups[m->group];
-            gauntlet_eval *x = &ev[k];
-            memset(x, 0, sizeof *x);
-            x->uid = m->uid;
-            x->status = m->status;
-            double rr = m->r_now, own;
-            if (g->behaviour == BEH_COPYCAT) {
-                rr = victim_r * (1 + 0.05 * rng_n(&r));
-                own = lm.improvement * m->quality * (1 + lm.noise * rng_n(&r));
-                own = own < rr ? own : rr * (1 + 0.02 * rng_n(&r)); /* its own pages are unseen */
-                if (g->smart) own = rr + fabs(rr) * lm.own_bonus * (1 + lm.noise * rng_n(&r));
-            } else if (g->behaviour == BEH_LAZY) {
-                own = lm.improvement * m->quality * (1 + lm.noise * rng_n(&r));
-            } else {
-                own = rr + fabs(rr) * lm.own_bonus * (1 + lm.noise * rng_n(&r));
-            }
-            x->loss_rand_before = samples * l * (1 + 0.02 * rng_n(&r));
-            x->loss_rand_after = x->loss_rand_before * (1 - rr);
-            x->loss_own_before = samples * l * (1 + 0.02 * rng_n(&r));
-            x->loss_own_after = x->loss_own_before * (1 - own);
-            x->steps_behind = fabs(g->lag * rng_n(&r));
-            if (p->gradient_cap > 0 && m->status == GAUNTLET_UPLOAD_OK && rr > p->gradient_cap)
-                R->fired[(size_t)m->group * 32 + SIM_CAPPED]++;
-            if (m->status == GAUNTLET_UPLOAD_INVALID) x->loss_rand_after = NAN;
-        }
+        for (size_t k = 0; k < nsel; k++)
+            measure(R, &lm, p, &R->miners[by_uid[sel[k]]], victim_r, l, &r, &ev[k], true);
         R->evals += nsel;
-        /* copycat overlaps among the valid uploads the validator holds, as
-         * it checks them: the gathered peers' and the evaluated miners' */
-        size_t nov = 0, npool = 0;
-        for (size_t a = 0; a < n_gather; a++) {
-            const sim_miner *ma = &R->miners[by_uid[gather[a]]];
-            if (w >= ma->join && w < ma->leave && ma->status == GAUNTLET_UPLOAD_OK) opool[npool++] = ma->uid;
-        }
-        for (size_t k = 0; k < nsel; k++) {
-            const sim_miner *ma = &R->miners[by_uid[sel[k]]];
-            bool dup = false;
-            for (size_t a = 0; a < npool; a++) dup |= opool[a] == ma->uid;
-            if (!dup && ma->status == GAUNTLET_UPLOAD_OK) opool[npool++] = ma->uid;
-        }
-        for (size_t a = 0; a < npool; a++)
-            for (size_t b = a + 1; b < npool; b++) {
-                const sim_miner *ma = &R->miners[by_uid[opool[a]]], *mb = &R->miners[by_uid[opool[b]]];
-                bool ca = R->groups[ma->group].behaviour == BEH_COPYCAT;
-                bool cb = R->groups[mb->group].behaviour == BEH_COPYCAT;
-                double o = 0.02 + 0.06 * rng_u(&r);
-                uint32_t later = rng_u(&r) < 0.5 ? ma->uid : mb->uid;
-                if (ca && (mb->uid == victim || cb)) {
-                    o = R->groups[ma->group].overlap * (1 + 0.05 * rng_n(&r));
-                    later = ma->uid;
-                } else if (cb && ma->uid == victim) {
-                    o = R->groups[mb->group].overlap * (1 + 0.05 * rng_n(&r));
-                    later = mb->uid;
-                }
-                if (o > 1) o = 1;
-                if (o < 0) o = 0;
-                ov[nov++] = (gauntlet_overlap){ma->uid, mb->uid, o, later};
-            }
+        size_t nov = overlaps(R, by_uid, gather, n_gather, sel, nsel, victim, w, opool, &r, ov);
         /* the gather's outcome: the gather tier's peers that uploaded in
          * time are used, the others missed (reserves stand in for them) */
         size_t nok = 0, nmiss = 0;
@@ -445,20 +739,33 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
                                     .gather_ok = gok, .n_gather_ok = nok, .gather_missed = gmiss,
                                     .n_gather_missed = nmiss};
         if ((rc = gauntlet_update(&st, p, &in, e))) goto done;
-        if (getenv("TS_SIM_DEBUG_W") && w >= (uint64_t)atoi(getenv("TS_SIM_DEBUG_W")) && w < (uint64_t)atoi(getenv("TS_SIM_DEBUG_W")) + 25)
-            for (int i = 0; i < nm; i++) {
-                sim_miner *m = &R->miners[i];
-                if (m->join == 0 || m->join > w) continue;
-                gauntlet_uid *u = gauntlet_state_find(&st, m->uid);
-                if (u && u->last_eval_window == w)
-                    fprintf(stderr, "w %llu uid %u q %.3f ev %u gs %.5f final %.3f mu %.2f sig %.2f bma %.3f\n", (unsigned long long)w, m->uid, m->quality,
-                            u->counts[0], u->gradient_score, u->final_score, u->rating.mu, u->rating.sigma, u->binary_ma);
-            }
         /* weights on chain every weights_interval windows */
         if (gauntlet_is_weights_window(p, w) || chain_n == 0) {
             if ((rc = gauntlet_weights(&st, p, wu, ww, wcap, &chain_n, e))) goto done;
             memcpy(chain_u, wu, chain_n * sizeof *wu);
             memcpy(chain_w, ww, chain_n * sizeof *ww);
+            /* the leader's weights for Yuma: as the validator, none while
+             * nothing but the burn would get weight */
+            bool any = false;
+            for (size_t k = 0; k < chain_n; k++) any |= chain_w[k] > 0 && (int64_t)chain_u[k] != p->burn_uid;
+            if (any) {
+                sim_val *L = &R->y.vals[0];
+                memcpy(L->wu, chain_u, chain_n * sizeof *chain_u);
+                memcpy(L->ww, chain_w, chain_n * sizeof *chain_w);
+                L->wn = chain_n;
+                L->last_update = w + 1;
+            }
+        }
+        /* the other validators, then Yuma every tempo */
+        if ((rc = other_validators(R, &lm, w, l, by_uid, reg, nreg, gather, n_gather, victim, victim_r, gok, nok,
+                                   gmiss, nmiss, copy_u, copy_w, copy_n, opool, ov, e)))
+            goto done;
+        if ((w + 1) % (uint64_t)R->y.tempo == 0) {
+            if ((rc = sim_epoch(R, w, &yprev, w >= 20, e))) goto done;
+            const sim_val *L = &R->y.vals[0];
+            memcpy(copy_u, L->wu, L->wn * sizeof *copy_u);
+            memcpy(copy_w, L->ww, L->wn * sizeof *copy_w);
+            copy_n = L->wn;
         }
         if (gauntlet_is_peers_window(p, w)) {
             size_t ng, nr;
@@ -509,19 +816,13 @@ int gauntlet_sim_run(const gauntlet_params *p, const void *population_json, uint
     }
     for (size_t k = 0; k < st.n; k++)
         if (st.uids[k].counts[GAUNTLET_CNT_COPY_BAN]) R->bans += st.uids[k].counts[GAUNTLET_CNT_COPY_BAN];
-    if (getenv("TS_SIM_DEBUG"))
-        for (int i = 0; i < nm; i++) {
-            sim_miner *m = &R->miners[i];
-            if (m->join == 0) continue;
-            gauntlet_uid *u = gauntlet_state_find(&st, m->uid);
-            fprintf(stderr, "uid %u q %.3f join %llu paid %lld evals %u final %g ord %g bma %g\n", m->uid, m->quality,
-                    (unsigned long long)m->join, (long long)m->first_paid, u ? u->counts[0] : 0, u ? u->final_score : 0,
-                    u ? os_ordinal(u->rating) : 0, u ? u->binary_ma : 0);
-        }
     if (progress) ts_progress_done();
     R->seconds = ts_mono() - t0;
     rc = TS_OK;
 done:
+    yuma_output_free(&yprev);
+    free(copy_u);
+    free(copy_w);
     gauntlet_state_free(&st);
     free(reg);
     free(ev);
@@ -555,6 +856,7 @@ void gauntlet_sim_free(gauntlet_sim_result *r) {
     free(r->share);
     free(r->ordinal);
     free(r->fired);
+    free_validators(&r->y);
     free(r);
 }
 
@@ -712,6 +1014,53 @@ void gauntlet_sim_print(const gauntlet_sim_result *r, void *fpv) {
     double rho = gauntlet_sim_rank_corr(r);
     if (isnan(rho)) fprintf(fp, "rank correlation of true quality and weight: undefined\n");
     else fprintf(fp, "rank correlation of true quality and weight (honest miners, last quarter): %.3f\n", rho);
+    const sim_yuma *y = &r->y;
+    if (!y->listed) return;
+    fprintf(fp, "\nafter Yuma consensus (subtensor's epoch, runtime spec 143), every %lld windows, %llu epochs "
+                "from window 20:\n",
+            (long long)y->tempo, (unsigned long long)y->epochs);
+    if (!y->epochs || !(y->miners > 0)) {
+        fprintf(fp, "no emission counted yet\n");
+        return;
+    }
+    fprintf(fp, "share of the miners' emission (incentive) by behaviour\n%-14s", "");
+    for (int g = 0; g <= G; g++) fprintf(fp, " %10.10s", gauntlet_sim_group_name(r, g));
+    fprintf(fp, "\n%-14s", "after Yuma");
+    for (int g = 0; g <= G; g++) fprintf(fp, " %10.3f", gauntlet_sim_yuma_share(r, g));
+    fprintf(fp, "\n%-14s", "leader alone");
+    for (int g = 0; g <= G; g++) fprintf(fp, " %10.3f", gauntlet_sim_share(r, g, 20, r->windows));
+    fprintf(fp, "\n\n%-16s %12s %-10s %10s %12s %8s\n", "validator", "stake (TAO)", "behaviour", "dividends",
+            "per stake", "vtrust");
+    static const char *const bn[] = {"honest", "copy", "favour"};
+    double total_stake = 0;
+    for (int v = 0; v < y->nval; v++) total_stake += y->vals[v].stake;
+    for (int v = 0; v < y->nval; v++) {
+        const sim_val *V = &y->vals[v];
+        double d = V->dividends / y->validators;
+        char beh[48];
+        snprintf(beh, sizeof beh, "%s%s%s", bn[V->behaviour], V->behaviour == VAL_FAVOUR ? ":" : "",
+                 V->behaviour == VAL_FAVOUR ? r->groups[V->target].name : "");
+        fprintf(fp, "%-16s %12.0f %-10s %10.4f %12.3f %8.3f\n", V->name, V->stake, beh, d,
+                total_stake > 0 && V->stake > 0 ? d / (V->stake / total_stake) : 0.0, V->vtrust / (double)y->epochs);
+    }
+    fprintf(fp, "(dividends: share of the validators' emission; per stake: that share over the stake share, 1 = "
+                "paid in proportion to stake)\n");
+}
+
+double gauntlet_sim_yuma_share(const gauntlet_sim_result *r, int g) {
+    if (!r->y.epochs || !(r->y.miners > 0) || g < 0 || g > r->ngroups) return NAN;
+    return r->y.incentive[g] / r->y.miners;
+}
+
+int gauntlet_sim_validators(const gauntlet_sim_result *r) { return r->y.nval; }
+
+int gauntlet_sim_validator(const gauntlet_sim_result *r, int v, const char **name, double *dividends,
+                           double *vtrust) {
+    if (v < 0 || v >= r->y.nval || !r->y.epochs || !(r->y.validators > 0)) return TS_EINVAL;
+    if (name) *name = r->y.vals[v].name;
+    if (dividends) *dividends = r->y.vals[v].dividends / r->y.validators;
+    if (vtrust) *vtrust = r->y.vals[v].vtrust / (double)r->y.epochs;
+    return TS_OK;
 }
 
 /* ------------------------------------------------------------ rules on and off */
@@ -756,44 +1105,58 @@ static int group_index(const gauntlet_sim_result *r, const char *name) {
 }
 
 int gauntlet_sim_rules(const gauntlet_params *p, const void *population_json, uint64_t windows, uint64_t seed,
-                       void *fpv, ts_err *e) {
+                       uint64_t nseeds, void *fpv, ts_err *e) {
     FILE *fp = fpv;
-    gauntlet_sim_result *on = NULL;
-    int rc = gauntlet_sim_run(p, population_json, windows, seed, false, &on, e);
-    if (rc) return rc;
-    uint64_t from = 0; /* the whole run: some rules act in its first windows */
-    fprintf(fp, "emission share of the targeted group, mean over all %llu windows, seed %llu\n",
-            (unsigned long long)windows, (unsigned long long)seed);
-    fprintf(fp, "%-36s %-11s %9s %9s %7s   %s\n", "rule", "group", "rule on", "rule off", "acted",
+    enum { NR = sizeof rules / sizeof *rules };
+    double on_share[NR] = {0}, off_share[NR] = {0};
+    uint64_t acted[NR] = {0};
+    int nc_on = 0, nc_off[NR] = {0}, total = 0, gidx[NR];
+    if (nseeds < 1 || nseeds > 1000) return ts_fail(e, TS_EINVAL, "seeds must be 1 to 1000");
+    for (uint64_t k = 0; k < nseeds; k++) {
+        gauntlet_sim_result *on = NULL;
+        int rc = gauntlet_sim_run(p, population_json, windows, seed + k, false, &on, e);
+        if (rc) return rc;
+        int t = 0;
+        gauntlet_sim_newcomer_windows(on, NULL, &t);
+        total += t;
+        nc_on += gauntlet_sim_newcomers_within(on, 20, NULL);
+        for (size_t i = 0; i < NR; i++) {
+            int g = gidx[i] = group_index(on, rules[i].group);
+            if (g < 0) continue;
+            gauntlet_params q = *p;
+            cJSON *j = cJSON_Parse(rules[i].off);
+            rc = j ? gauntlet_params_from_json(&q, j, e) : ts_fail(e, TS_ENOMEM, "out of memory");
+            cJSON_Delete(j);
+            gauntlet_sim_result *off = NULL;
+            if (!rc) rc = gauntlet_sim_run(&q, population_json, windows, seed + k, false, &off, e);
+            if (rc) {
+                gauntlet_sim_free(on);
+                return rc;
+            }
+            on_share[i] += gauntlet_sim_share(on, g, 0, windows) / (double)nseeds;
+            off_share[i] += gauntlet_sim_share(off, g, 0, windows) / (double)nseeds;
+            if (rules[i].bits && g < on->ngroups) acted[i] += fired(on, g, rules[i].bits);
+            nc_off[i] += gauntlet_sim_newcomers_within(off, 20, NULL);
+            gauntlet_sim_free(off);
+        }
+        gauntlet_sim_free(on);
+    }
+    fprintf(fp, "emission share of the targeted group (the leader's weights), mean over all %llu windows and "
+                "seeds %llu..%llu\n",
+            (unsigned long long)windows, (unsigned long long)seed, (unsigned long long)(seed + nseeds - 1));
+    fprintf(fp, "%-34s %-11s %8s %8s %7s   %s\n", "rule", "group", "rule on", "rule off", "acted",
             "newcomers earning within 20 windows (on, off)");
-    for (size_t i = 0; i < sizeof rules / sizeof *rules; i++) {
-        int g = group_index(on, rules[i].group);
-        if (g < 0) {
-            fprintf(fp, "%-36s %-11s %9s %9s\n", rules[i].rule, rules[i].group, "-", "-");
+    for (size_t i = 0; i < NR; i++) {
+        if (gidx[i] < 0) {
+            fprintf(fp, "%-34s %-11s %8s %8s\n", rules[i].rule, rules[i].group, "-", "-");
             continue;
         }
-        gauntlet_params q = *p;
-        cJSON *j = cJSON_Parse(rules[i].off);
-        rc = j ? gauntlet_params_from_json(&q, j, e) : ts_fail(e, TS_ENOMEM, "out of memory");
-        cJSON_Delete(j);
-        gauntlet_sim_result *off = NULL;
-        if (!rc) rc = gauntlet_sim_run(&q, population_json, windows, seed, false, &off, e);
-        if (rc) {
-            gauntlet_sim_free(on);
-            return rc;
-        }
-        int total = 0;
-        gauntlet_sim_newcomer_windows(on, NULL, &total);
-        char acted[24] = "-";
-        if (rules[i].bits && g < on->ngroups)
-            snprintf(acted, sizeof acted, "%llu", (unsigned long long)fired(on, g, rules[i].bits));
-        fprintf(fp, "%-36s %-11s %9.4f %9.4f %7s   %d/%d, %d/%d\n", rules[i].rule, rules[i].group,
-                gauntlet_sim_share(on, g, from, windows), gauntlet_sim_share(off, g, from, windows), acted,
-                gauntlet_sim_newcomers_within(on, 20, NULL), total, gauntlet_sim_newcomers_within(off, 20, NULL),
-                total);
-        gauntlet_sim_free(off);
+        char a[24] = "-";
+        if (rules[i].bits) snprintf(a, sizeof a, "%llu", (unsigned long long)acted[i]);
+        fprintf(fp, "%-34s %-11s %8.4f %8.4f %7s   %d/%d, %d/%d\n", rules[i].rule, rules[i].group, on_share[i],
+                off_share[i], a, nc_on, total, nc_off[i], total);
     }
-    gauntlet_sim_free(on);
+    fprintf(fp, "(acted: windows in which the rule acted on a miner of the group, all seeds together)\n");
     return TS_OK;
 }
 

@@ -36,6 +36,7 @@ static gauntlet_params P(void) {
     p.negative_exclude_consecutive = 0;
     p.newcomer_eval_slots = 0;
     p.newcomer_slots = 0;
+    p.reserve_cap = false;
     return p;
 }
 
@@ -1154,6 +1155,114 @@ TEST(gauntlet_sim_honest_miners_earn_copycats_and_lazy_do_not) {
     CHECK_EQ_INT(gauntlet_sim_run(&p, bad, 10, 1, false, &a, &e), TS_ECONFIG);
     CHECK(strstr(e.msg, "quallity") != NULL);
     cJSON_Delete(bad);
+}
+
+/* The README's headline figures for the shipped population (`tessera
+ * gauntlet sim --population gauntlet/population.json --windows 1000 --seed
+ * 1`), to the digits the README gives: the run is deterministic. */
+TEST(gauntlet_sim_shipped_population_headline) {
+    uint8_t *buf;
+    size_t len;
+    ts_err e = {0};
+    REQUIRE(ts_read_file("gauntlet/population.json", 1 << 22, &buf, &len, &e) == TS_OK);
+    cJSON *j = cJSON_ParseWithLength((const char *)buf, len);
+    free(buf);
+    REQUIRE(j);
+    gauntlet_params p = PF();
+    gauntlet_sim_result *r = NULL;
+    REQUIRE(gauntlet_sim_run(&p, j, 1000, 1, false, &r, &e) == TS_OK);
+    double honest = 0, lazy = 0, copy = 0;
+    for (int g = 0; g < gauntlet_sim_groups(r); g++) {
+        const char *n = gauntlet_sim_group_name(r, g);
+        double x = gauntlet_sim_share(r, g, 20, 1000);
+        if (!strcmp(n, "lazy")) lazy += x;
+        else if (!strcmp(n, "copycat") || !strcmp(n, "early-copy")) copy += x;
+        else honest += x;
+    }
+    CHECK_MSG(fabs(honest - 0.9988) < 5e-4, "honest-behaving share %.4f", honest);
+    CHECK_MSG(lazy < 0.001 && fabs(lazy - 0.0007) < 5e-5, "lazy share %.5f", lazy);
+    CHECK_MSG(copy < 0.001 && fabs(copy - 0.0004) < 5e-5, "copycat share %.5f", copy);
+    CHECK_NEAR(gauntlet_sim_rank_corr(r), 0.597, 5e-4);
+    double all;
+    int total = 0;
+    gauntlet_sim_newcomer_windows(r, NULL, &total);
+    CHECK_EQ_INT(total, 10);
+    CHECK_EQ_INT(gauntlet_sim_newcomers_within(r, 20, &all), 7);
+    CHECK_MSG(all <= 20, "median newcomer: %.1f windows to a first weight", all);
+    /* after Yuma: the five validators of the file */
+    CHECK_EQ_INT(gauntlet_sim_validators(r), 5);
+    double sum = 0;
+    for (int g = 0; g <= gauntlet_sim_groups(r); g++) sum += gauntlet_sim_yuma_share(r, g);
+    CHECK_NEAR(sum, 1.0, 1e-9);
+    double dsum = 0, d, t;
+    const char *name;
+    for (int v = 0; v < 5; v++) {
+        REQUIRE(gauntlet_sim_validator(r, v, &name, &d, &t) == TS_OK);
+        dsum += d;
+        if (!strcmp(name, "colluder")) CHECK_MSG(d < 0.001 && t < 0.01, "colluder dividends %.4f vtrust %.3f", d, t);
+        if (!strcmp(name, "copier")) CHECK_MSG(t > 0.8, "the copier agrees with the consensus: vtrust %.3f", t);
+    }
+    CHECK_NEAR(dsum, 1.0, 1e-9);
+    gauntlet_sim_free(r);
+    cJSON_Delete(j);
+}
+
+/* Several validators: a colluding validator's weight on its friends is
+ * clipped to the stake-weighted consensus (its friends earn nothing after
+ * Yuma, and neither does it); adding validators leaves the leader's world
+ * (its weights, the shares table) unchanged. */
+TEST(gauntlet_sim_validators_and_yuma) {
+    gauntlet_params p = P();
+    cJSON *one = cJSON_Parse(small_pop);
+    cJSON *many = cJSON_Parse(
+        "{\"validators\": ["
+        "{\"name\": \"a\", \"stake\": 500},"
+        "{\"name\": \"b\", \"stake\": 300, \"seed\": 9},"
+        "{\"name\": \"c\", \"stake\": 200, \"behaviour\": \"favour\", \"favours\": \"lazy\"}],"
+        "\"yuma\": {\"tempo_windows\": 2},"
+        "\"groups\": ["
+        "{\"name\": \"honest\", \"behaviour\": \"honest\", \"count\": 48},"
+        "{\"name\": \"lazy\", \"behaviour\": \"lazy\", \"count\": 8},"
+        "{\"name\": \"copycat\", \"behaviour\": \"copycat\", \"count\": 6},"
+        "{\"name\": \"newcomer\", \"behaviour\": \"honest\", \"count\": 4, \"quality\": [1.2, 1.5], \"join_window\": 40}"
+        "]}");
+    REQUIRE(one && many);
+    gauntlet_sim_result *a = NULL, *b = NULL;
+    ts_err e = {0};
+    REQUIRE(gauntlet_sim_run(&p, one, 120, 1, false, &a, &e) == TS_OK);
+    REQUIRE(gauntlet_sim_run(&p, many, 120, 1, false, &b, &e) == TS_OK);
+    for (int g = 0; g <= 4; g++) CHECK(gauntlet_sim_share(a, g, 0, 120) == gauntlet_sim_share(b, g, 0, 120));
+    CHECK_MSG(gauntlet_sim_yuma_share(b, 1) < 0.01, "lazy incentive after Yuma %.4f", gauntlet_sim_yuma_share(b, 1));
+    CHECK(gauntlet_sim_yuma_share(b, 0) > 0.8);
+    const char *name;
+    double d, t;
+    REQUIRE(gauntlet_sim_validator(b, 2, &name, &d, &t) == TS_OK);
+    CHECK(!strcmp(name, "c") && d < 0.01 && t < 0.05);
+    REQUIRE(gauntlet_sim_validator(b, 0, &name, &d, &t) == TS_OK);
+    CHECK(!strcmp(name, "a") && d > 0.5 && t > 0.5);
+    CHECK_EQ_INT(gauntlet_sim_validator(b, 3, &name, &d, &t), TS_EINVAL);
+    /* one validator, no "validators" key: Yuma still runs, consensus is its weights */
+    CHECK_NEAR(gauntlet_sim_yuma_share(a, 0) + gauntlet_sim_yuma_share(a, 3), gauntlet_sim_share(a, 0, 20, 120) + gauntlet_sim_share(a, 3, 20, 120), 0.02);
+    gauntlet_sim_free(a);
+    gauntlet_sim_free(b);
+    /* errors name the key */
+    static const char *const bad[][2] = {
+        {"{\"validators\": [{\"name\": \"x\", \"behaviour\": \"copy\"}], \"groups\": [{\"name\": \"h\", \"count\": 3}]}", "leads"},
+        {"{\"validators\": [{\"name\": \"x\"}, {\"behaviour\": \"favour\", \"favours\": \"nobody\"}], \"groups\": [{\"name\": \"h\", \"count\": 3}]}", "favours"},
+        {"{\"validators\": [{\"name\": \"x\", \"params\": {\"uids_per_window\": 3}}], \"groups\": [{\"name\": \"h\", \"count\": 3}]}", "--params"},
+        {"{\"validators\": [{\"name\": \"x\"}, {\"params\": {\"uids_per_windw\": 3}}], \"groups\": [{\"name\": \"h\", \"count\": 3}]}", "uids_per_windw"},
+        {"{\"yuma\": {\"tempo_windows\": 0}, \"groups\": [{\"name\": \"h\", \"count\": 3}]}", "tempo_windows"},
+        {"{\"validators\": [{\"stak\": 3}], \"groups\": [{\"name\": \"h\", \"count\": 3}]}", "stak"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cJSON *x = cJSON_Parse(bad[i][0]);
+        REQUIRE(x);
+        CHECK_EQ_INT(gauntlet_sim_run(&p, x, 10, 1, false, &a, &e), TS_ECONFIG);
+        CHECK_MSG(strstr(e.msg, bad[i][1]) != NULL, "case %zu: '%s' lacks '%s'", i, e.msg, bad[i][1]);
+        cJSON_Delete(x);
+    }
+    cJSON_Delete(one);
+    cJSON_Delete(many);
 }
 
 /* ------------------------------------------------------------ command line */

@@ -327,7 +327,7 @@ static int cmd_params(int argc, char **argv) {
 
 static int cmd_sim(int argc, char **argv) {
     char *params = NULL, *pop = NULL, *plot = NULL;
-    int64_t windows = 0, seed = 0;
+    int64_t windows = 0, seed = 0, seeds = 0;
     bool rules_table = false;
     const ts_opt opts[] = {
         {"params", TS_OPT_STR, &params, NULL, "scoring parameter file (default: the defaults)", TS_OPT_NOENV, 'p'},
@@ -336,20 +336,22 @@ static int cmd_sim(int argc, char **argv) {
         {"seed", TS_OPT_INT, &seed, "1", "seed of every random draw", TS_OPT_NOENV, 's'},
         {"plot", TS_OPT_STR, &plot, NULL, "write an SVG of emission shares and ratings here", TS_OPT_NOENV, 0},
         {"rules", TS_OPT_BOOL, &rules_table, "false", "instead: each rule on and off, the share of the group it targets", TS_OPT_NOENV, 0},
+        {"seeds", TS_OPT_INT, &seeds, "1", "--rules: average over this many seeds from --seed", TS_OPT_NOENV, 0},
     };
     const ts_opt_range ranges[] = {
         {"windows", 1, 10000000, 0},
         {"seed", 0, INFINITY, 0},
+        {"seeds", 1, 1000, 0},
     };
     const ts_cmdline c = {
         .prog = "tessera gauntlet sim",
-        .usage = "--population POP.json [--params P.json] [--windows N] [--seed S] [--plot FILE.svg] [--rules]",
+        .usage = "--population POP.json [--params P.json] [--windows N] [--seed S] [--plot FILE.svg] [--rules [--seeds N]]",
         .summary = "Runs the scoring (selection, window update, weights, peer list: the\n"
                    "validator's code) over a synthetic population and prints, per behaviour, the\n"
                    "share of emission over time, the time a newcomer needs to earn and the rank\n"
                    "correlation between true quality and weight.",
         .opts = opts,
-        .nopts = 6,
+        .nopts = 7,
         .ranges = ranges,
         .nranges = (int)(sizeof ranges / sizeof *ranges),
         .max_pos = 0,
@@ -375,7 +377,7 @@ static int cmd_sim(int argc, char **argv) {
         goto out;
     }
     if (rules_table) {
-        if ((rc = gauntlet_sim_rules(&p, j, (uint64_t)windows, (uint64_t)seed, stdout, &e))) ts_wrap(&e, "%s", pop);
+        if ((rc = gauntlet_sim_rules(&p, j, (uint64_t)windows, (uint64_t)seed, (uint64_t)seeds, stdout, &e))) ts_wrap(&e, "%s", pop);
         goto out;
     }
     if ((rc = gauntlet_sim_run(&p, j, (uint64_t)windows, (uint64_t)seed, isatty(2), &r, &e))) {
@@ -391,7 +393,7 @@ out:
     gauntlet_sim_free(r);
     cJSON_Delete(j);
     free(buf);
-    ts_opts_free(opts, 6);
+    ts_opts_free(opts, 7);
     return rc ? tool_error(&e) : 0;
 }
 
