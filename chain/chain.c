@@ -416,6 +416,29 @@ int chain_get_info(chain *c, chain_info *out, ts_err *e) {
     LOCKED(c->be->info(c->impl, out, e));
 }
 
+/* ----------------------------------------------------------------- epochs */
+
+uint64_t chain_epoch_blocks_until(uint32_t netuid, uint64_t tempo, uint64_t block) {
+    /* subtensor spec 143, block_step.rs blocks_until_next_epoch:
+     *   tempo - (block_number + netuid + 1) % (tempo + 1); tempo 0 never runs */
+    if (tempo == 0 || tempo == UINT64_MAX) return UINT64_MAX;
+    uint64_t t1 = tempo + 1;
+    return tempo - ((block % t1) + ((uint64_t)netuid + 1) % t1) % t1;
+}
+
+int chain_epoch_last(chain *c, chain_epoch *out, ts_err *e) {
+    memset(out, 0, sizeof *out);
+    if (!c->be->epoch_last)
+        return ts_fail(e, TS_EUNSUPPORTED, "the %s backend has no epochs", c->be->scheme);
+    LOCKED(c->be->epoch_last(c->impl, out, e));
+}
+
+void chain_epoch_free(chain_epoch *ep) {
+    if (!ep) return;
+    free(ep->uids);
+    memset(ep, 0, sizeof *ep);
+}
+
 int chain_get_stats(chain *c, chain_stats *out, ts_err *e) {
     memset(out, 0, sizeof *out);
     LOCKED(c->be->stats(c->impl, out, e));

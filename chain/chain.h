@@ -2,7 +2,8 @@
  * chain.h - what a miner or a validator needs from the chain, and nothing
  * more: the clock (blocks, their timestamps, windows), the subnet's
  * parameters, the metagraph (uids, hotkeys, stake, validator permits),
- * commitments (each participant's published bucket credentials) and weights.
+ * commitments (each participant's published bucket credentials), weights,
+ * and what the last epoch (Yuma consensus) gave each uid.
  *
  * One interface, several backends, chosen by the URL given to chain_open:
  *
@@ -293,6 +294,73 @@ int chain_reveal_pending(chain *c, const ts_keypair *hotkey, uint32_t *revealed,
 int chain_encode_call(chain *c, const char *pallet, const char *call, const char *args_json, char **hex,
                       ts_err *e);
 
+/* ---------------------------------------------------------------- epochs
+ *
+ * Every tempo the chain runs Yuma consensus (yuma/yuma.h) over the weights
+ * the validators set and their stake, and distributes the emission that
+ * accumulated since the previous epoch: incentive to the miners the
+ * validators agree on, dividends to the validators that agreed early
+ * (bonds).  chain_epoch_last reads what the last epoch left, as the chain
+ * stores it: u16 proportions of 65535 (divide by 65535 for a fraction), rao.
+ *
+ *   local      computed by the subnet itself, in subtensor's arithmetic (spec
+ *              143), at the blocks subtensor would run it, from the chain's
+ *              history: a pure function of genesis and log, the same from
+ *              every handle (docs/CHAIN.md 2.1; the genesis keys tempo,
+ *              emission_per_block, owner_cut, kappa, bonds_moving_average,
+ *              activity_cutoff are in docs/FORMATS.md 9.1).  Only final
+ *              epochs count: one at block B once the current block is B + 1
+ *              (chain_metagraph_at's rule).
+ *   subtensor  read from storage at the best head (Rank, Trust, Consensus,
+ *              Incentive, Dividends, ValidatorTrust, Emission, Active,
+ *              ValidatorPermit; Tempo; LastMechansimStepBlock).  Storage a
+ *              runtime lacks is named in `missing` and left 0. */
+typedef struct chain_epoch_uid {
+    uint32_t uid;
+    /* local: the hotkey that held the uid at the epoch; subtensor: its holder
+     * now (the values stay the last epoch's if the uid changed hands since) */
+    uint8_t hotkey[TS_PK_BYTES];
+    bool active;                 /* last weights (or registration) within
+                                  * activity_cutoff blocks of the epoch */
+    bool validator_permit;       /* the permit the epoch used */
+    uint16_t rank, trust, consensus, incentive, dividends, validator_trust; /* of 65535 */
+    uint64_t emission;           /* rao this epoch (storage Emission) */
+    /* local: rao credited to this hotkey from its registration through this
+     * epoch (server plus validator emission of every epoch; not stake).
+     * subtensor: 0 (see has_earned) */
+    uint64_t earned;
+} chain_epoch_uid;
+
+typedef struct chain_epoch {
+    uint64_t block;              /* the block the epoch ran at (subtensor: 0 when
+                                  * the runtime keeps no record of it) */
+    uint64_t tempo;
+    uint64_t next_block;         /* the next epoch's block */
+    uint64_t count;              /* local: epochs run since genesis, this one
+                                  * included; subtensor: 0 */
+    uint64_t emission;           /* rao the epoch distributed (local: the blocks'
+                                  * emission after the owner's cut; subtensor: the
+                                  * sum of Emission) */
+    uint64_t owner_emission;     /* local: rao of the owner's cut over the same blocks */
+    uint64_t owner_earned;       /* local: the owner's cut since genesis */
+    bool has_earned;             /* earned, owner_emission, owner_earned are known */
+    char missing[200];           /* subtensor: storage items the runtime lacks */
+    uint32_t n;                  /* uids at the epoch */
+    chain_epoch_uid *uids;       /* n entries, uids[i].uid == i */
+} chain_epoch;
+
+/* The last final epoch.  TS_ENOTFOUND when none has run yet (local: the
+ * message names the block of the first); TS_EUNSUPPORTED on a backend
+ * without epochs.  *out owns its array: chain_epoch_free. */
+int chain_epoch_last(chain *c, chain_epoch *out, ts_err *e);
+void chain_epoch_free(chain_epoch *ep);
+/* Blocks from `block` to the next epoch of subnet `netuid`, as subtensor
+ * counts them (spec 143 blocks_until_next_epoch): tempo - (block + netuid +
+ * 1) % (tempo + 1).  An epoch runs at every block where this is 0, i.e.
+ * (b + netuid + 2) % (tempo + 1) == 0 (the runtime's comment says "+ 1";
+ * its code and its table say this).  tempo 0: never (UINT64_MAX). */
+uint64_t chain_epoch_blocks_until(uint32_t netuid, uint64_t tempo, uint64_t block);
+
 /* What a backend says about itself, for `tessera chain status`. */
 typedef struct chain_info {
     char backend[16];            /* "local", "subtensor" */
@@ -300,7 +368,7 @@ typedef struct chain_info {
     char chain_name[64];         /* subtensor: system_chain */
     uint32_t spec_version;       /* subtensor: the runtime's spec and */
     uint32_t tx_version;         /* transaction versions (0 on local) */
-    uint64_t tempo;              /* subtensor: blocks per epoch (0 on local) */
+    uint64_t tempo;              /* blocks per epoch (local: the genesis' tempo) */
     uint64_t weights_version_key;/* subtensor: WeightsVersionKey */
     bool commit_reveal;          /* subtensor: commit-reveal of weights on */
     uint64_t reveal_period_epochs;
@@ -333,7 +401,9 @@ uint32_t chain_rejections(chain *c, chain_rejection *out, uint32_t max);
 
 /* Genesis settings for chain_local_init; chain_local_genesis_defaults fills
  * the defaults (run "tessera", netuid 1, now, 12 s blocks, 125 blocks per
- * window, 256 uids, 64 validators, immunity 0, no rate limit, params {}). */
+ * window, 256 uids, 64 validators, immunity 0, no rate limit, params {};
+ * epochs: tempo 360, 1 TAO per block, owner cut 11796 (18 %), kappa 32767,
+ * bonds moving average 900000, activity cutoff 5000: subtensor's). */
 typedef struct chain_genesis {
     const char *run_id;
     uint32_t netuid;
@@ -347,6 +417,13 @@ typedef struct chain_genesis {
     uint64_t weights_rate_limit;
     uint8_t owner[TS_PK_BYTES];
     const char *run_params_json; /* a JSON object, or NULL for {} */
+    /* epochs (docs/FORMATS.md 9.1) */
+    uint64_t tempo;              /* blocks per epoch, 1..65535 */
+    uint64_t emission_per_block; /* rao, 0..10^14 */
+    uint32_t owner_cut;          /* of 65535: the owner's share of each block's emission */
+    uint32_t kappa;              /* of 65535: the consensus majority */
+    uint64_t bonds_moving_average; /* of 1,000,000: the part of old bonds a bond keeps */
+    uint64_t activity_cutoff;    /* blocks, 0..65535: a validator whose weights are older is inactive */
 } chain_genesis;
 
 void chain_local_genesis_defaults(chain_genesis *g);

@@ -39,6 +39,8 @@ typedef struct chain_backend {
     int (*reveal_pending)(void *impl, const ts_keypair *kp, uint32_t *revealed, uint32_t *pending,
                           ts_err *e);
     int (*info)(void *impl, chain_info *out, ts_err *e);
+    /* the last final epoch (chain_epoch_last); NULL: TS_EUNSUPPORTED */
+    int (*epoch_last)(void *impl, chain_epoch *out, ts_err *e);
     int (*encode_call)(void *impl, const char *pallet, const char *call, const char *args_json, char **hex,
                        ts_err *e);
     int (*stats)(void *impl, chain_stats *out, ts_err *e);

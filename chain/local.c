@@ -25,8 +25,18 @@
  * stops the replay.
  *
  * Besides the state, a handle keeps a compact history of the accepted
- * transactions (block, kind, uid, stake after, registered hotkey), from which
- * chain_metagraph_at rebuilds the metagraph as it stood at any past block.
+ * transactions (block, kind, uid, stake after, registered hotkey, the
+ * entries of weights), from which chain_metagraph_at rebuilds the metagraph
+ * as it stood at any past block.
+ *
+ * Epochs (chain_epoch_last) replay the same history into a second scratch
+ * state, the epoch cursor, which also carries what one epoch leaves to the
+ * next (bonds, every uid's earned balance): at each block where subtensor
+ * would run the epoch, the cursor holds exactly the transactions of the
+ * blocks before it and runs Yuma consensus (yuma/yuma.h) on them.  The
+ * cursor advances only when asked and only over final blocks, and is thrown
+ * away (to be replayed from genesis) when a transaction arrives late, behind
+ * an epoch it already ran: so its results are a pure function of the log.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +52,7 @@
 #include <cjson/cJSON.h>
 
 #include "chain_internal.h"
+#include "yuma/yuma.h"
 
 #define GENESIS_NAME "genesis.json"
 #define LOG_NAME "chain.log"
@@ -53,6 +64,14 @@
 #define LOCK_TIMEOUT_S 30.0
 #define TAIL_BYTES 32
 #define MAX_JSON_INT 9007199254740992.0 /* 2^53 */
+/* Epoch defaults (subtensor's; docs/FORMATS.md 9.1) */
+#define DEF_TEMPO 360
+#define DEF_EMISSION_PER_BLOCK CHAIN_RAO_PER_TAO
+#define DEF_OWNER_CUT 11796          /* SubnetOwnerCut: 18 % of 65535 */
+#define DEF_KAPPA 32767
+#define DEF_BONDS_MOVING_AVERAGE 900000
+#define DEF_ACTIVITY_CUTOFF 5000
+#define MAX_EMISSION_PER_BLOCK 100000000000000ull /* 10^14 rao: tempo 65535 times it fits in 63 bits */
 
 typedef struct neuron_st {
     uint8_t hotkey[TS_PK_BYTES];
@@ -76,8 +95,10 @@ typedef struct neuron_st {
 typedef struct hist_rec {
     uint64_t block;
     uint64_t seq;               /* its line in the log */
-    uint64_t val;               /* stake: the stake after; register: index into hkeys */
+    uint64_t val;               /* stake: the stake after; register: index into hkeys;
+                                 * weights: index of the first entry in wpool */
     uint32_t uid;               /* register: the uid taken; otherwise the uid acting / staked */
+    uint16_t nw;                /* weights: entries (at most max_uids <= 4096) */
     uint8_t kind;               /* chain_tx_kind */
 } hist_rec;
 
@@ -91,6 +112,37 @@ typedef struct at_state {
     uint8_t *permit;            /* max_uids */
     bool permits_ok;
 } at_state;
+
+/* One uid as the epoch cursor knows it. */
+typedef struct ep_neuron {
+    uint8_t hotkey[TS_PK_BYTES];
+    uint64_t stake, reg_block;
+    uint64_t last_update;       /* its last weights, or its registration (LastUpdate) */
+    uint64_t earned;            /* rao since registration */
+    uint32_t nw, wcap, nb, bcap;
+    yuma_entry *w;              /* its weights as stored, ascending uid */
+    yuma_entry *b;              /* its bonds as the last epoch stored them */
+} ep_neuron;
+
+/* The epoch cursor: the history replayed up to the next epoch's block, and
+ * what the epochs run so far left (bonds, earned balances, the last
+ * results).  Allocated on the first chain_epoch_last. */
+typedef struct ep_state {
+    bool valid;                 /* cleared when the history restarts or a
+                                 * transaction lands behind an epoch already run */
+    size_t k;                   /* history records applied */
+    uint32_t n;
+    ep_neuron *nr;              /* max_uids */
+    uint64_t next;              /* the block of the next epoch to run */
+    uint64_t prev;              /* the block of the last epoch run (0: none) */
+    uint64_t count, owner_earned;
+    chain_epoch last;           /* the last epoch's results (count > 0); uids: max_uids */
+    /* scratch for yuma_epoch's input (max_uids each) */
+    uint64_t *stake, *last_update, *registered;
+    bool *permit;
+    uint8_t *permit8;
+    yuma_row *wrows, *brows;
+} ep_state;
 
 typedef struct local {
     char *dir, *log_path;
@@ -108,12 +160,20 @@ typedef struct local {
     bool permits_dirty;
     uint8_t *permit;            /* max_uids */
     uint32_t *order;            /* scratch for permits */
+    uint64_t *sscratch;         /* scratch for permits: stake by uid */
     /* history of accepted transactions (chain_metagraph_at) */
     hist_rec *hist;
     size_t nhist, hist_cap;
     uint8_t (*hkeys)[TS_PK_BYTES]; /* hotkeys of registrations */
     size_t nhkeys, hkeys_cap;
     at_state at;
+    yuma_entry *wpool;          /* entries of the weights in the history */
+    size_t nwpool, wpool_cap;
+    /* epochs: the genesis' settings and the cursor */
+    uint64_t tempo, emission_per_block, bonds_moving_average, activity_cutoff;
+    uint16_t owner_cut, kappa;
+    ep_state ep;
+    bool ep_warned;             /* an epoch that distributed nothing was logged */
     uint64_t nlines, accepted, rejected, offset, last_block, replays, torn;
     uint8_t tail[TAIL_BYTES];   /* the last bytes before offset, to notice rewrites */
     uint32_t tail_len;
@@ -126,6 +186,8 @@ typedef struct local {
     chain_weight *wscratch;     /* max_uids */
     uint8_t data[CHAIN_COMMIT_MAX];
 } local;
+
+static void ep_free(local *L);
 
 /* ------------------------------------------------------------- helpers */
 
@@ -176,36 +238,42 @@ static void state_reset(local *L) {
     L->nlines = L->accepted = L->rejected = L->offset = L->last_block = L->torn = 0;
     L->tail_len = 0;
     L->rej_next = L->rej_count = 0;
-    L->nhist = L->nhkeys = 0;
+    L->nhist = L->nhkeys = L->nwpool = 0;
     L->at.valid = false; /* the history restarts: so does the snapshot cache */
+    L->ep.valid = false; /* ... and the epochs */
 }
 
-static int cmp_order_ctx_stake(const neuron_st *nr, uint32_t a, uint32_t b) {
-    const neuron_st *x = &nr[a], *y = &nr[b];
-    if (x->stake != y->stake) return x->stake > y->stake ? -1 : 1;
+static int cmp_order_ctx_stake(const uint64_t *stake, uint32_t a, uint32_t b) {
+    if (stake[a] != stake[b]) return stake[a] > stake[b] ? -1 : 1;
     return a < b ? -1 : a > b;
 }
 
 /* Validator permits: the top max_validators by stake (ties to the lower uid)
  * among uids holding more than min_validator_stake.  One rule for the live
- * state and for the states of chain_metagraph_at (L->order is scratch). */
-static void permits_compute(local *L, const neuron_st *nr, uint32_t n, uint8_t *permit) {
+ * state, the states of chain_metagraph_at and the epochs (L->order is
+ * scratch). */
+static void permits_of_stake(local *L, const uint64_t *stake, uint32_t n, uint8_t *permit) {
     uint32_t m = 0;
     for (uint32_t u = 0; u < n; u++) {
         permit[u] = 0;
-        if (nr[u].stake > L->p.min_validator_stake) L->order[m++] = u;
+        if (stake[u] > L->p.min_validator_stake) L->order[m++] = u;
     }
     /* insertion sort: n is small (<= 4096) and this runs only after a
-     * registration or a stake change */
+     * registration or a stake change, or once an epoch */
     for (uint32_t i = 1; i < m; i++) {
         uint32_t v = L->order[i], j = i;
-        while (j > 0 && cmp_order_ctx_stake(nr, v, L->order[j - 1]) < 0) {
+        while (j > 0 && cmp_order_ctx_stake(stake, v, L->order[j - 1]) < 0) {
             L->order[j] = L->order[j - 1];
             j--;
         }
         L->order[j] = v;
     }
     for (uint32_t i = 0; i < m && i < L->p.max_validators; i++) permit[L->order[i]] = 1;
+}
+
+static void permits_compute(local *L, const neuron_st *nr, uint32_t n, uint8_t *permit) {
+    for (uint32_t u = 0; u < n; u++) L->sscratch[u] = nr[u].stake;
+    permits_of_stake(L, L->sscratch, n, permit);
 }
 
 static void permits_update(local *L) {
@@ -658,7 +726,16 @@ static void reject(local *L, uint64_t line, const char *reason) {
 
 /* ---------------------------------------------------------------- history */
 
-static int hist_reserve(local *L) {
+/* Room for one more record, with nw weight entries. */
+static int hist_reserve(local *L, uint32_t nw) {
+    if (L->nwpool + nw > L->wpool_cap) {
+        size_t cap = L->wpool_cap ? 2 * L->wpool_cap : 4096;
+        while (cap < L->nwpool + nw) cap *= 2;
+        yuma_entry *w = realloc(L->wpool, cap * sizeof *w);
+        if (!w) return TS_ENOMEM;
+        L->wpool = w;
+        L->wpool_cap = cap;
+    }
     if (L->nhist == L->hist_cap) {
         size_t cap = L->hist_cap ? 2 * L->hist_cap : 1024;
         hist_rec *h = realloc(L->hist, cap * sizeof *h);
@@ -694,10 +771,21 @@ static void hist_record(local *L, const chain_tx *tx) {
         r->val = L->nr[r->uid].stake;
         break;
     case CHAIN_TX_COMMIT:
-    case CHAIN_TX_WEIGHTS:
         r->uid = (uint32_t)find_uid(L, tx->signer);
         break;
+    case CHAIN_TX_WEIGHTS:
+        r->uid = (uint32_t)find_uid(L, tx->signer);
+        r->val = L->nwpool;
+        r->nw = (uint16_t)tx->nw;
+        for (uint32_t i = 0; i < tx->nw; i++)
+            L->wpool[L->nwpool++] = (yuma_entry){(uint16_t)tx->w[i].uid, tx->w[i].weight};
+        break;
     }
+    /* A transaction of a block before the last epoch the cursor ran (a
+     * writer slower than a block, or a line stamped by hand): that epoch
+     * should have seen it.  Everything the cursor computed is replayed from
+     * genesis on the next chain_epoch_last. */
+    if (L->ep.valid && L->ep.count && r->block < L->ep.prev) L->ep.valid = false;
 }
 
 /* Applies one history record to a scratch state. */
@@ -766,7 +854,7 @@ static int process_line(local *L, const char *s, size_t n) {
     }
     /* room for its history record first, so that an accepted transaction
      * is always recorded */
-    int rc = hist_reserve(L);
+    int rc = hist_reserve(L, tx.kind == CHAIN_TX_WEIGHTS ? tx.nw : 0);
     if (rc) return rc; /* out of memory: the caller stops here and retries later */
     rc = tx_apply(L, &tx);
     if (rc) return rc;
@@ -917,7 +1005,22 @@ static const char *const GENESIS_KEYS[] = {
     "format", "version", "signature_scheme", "run_id", "netuid", "genesis_time", "block_time",
     "blocks_per_window", "max_uids", "max_validators", "min_validator_stake", "immunity_period",
     "weights_rate_limit", "owner", "params",
+    /* optional (epochs): absent, they take subtensor's defaults */
+    "tempo", "emission_per_block", "owner_cut", "kappa", "bonds_moving_average", "activity_cutoff",
 };
+
+/* An optional integer: def when absent. */
+static int get_opt_u64(const cJSON *o, const char *key, double lo, double hi, uint64_t def, uint64_t *out,
+                       const char *path, ts_err *e) {
+    if (!cJSON_GetObjectItemCaseSensitive(o, key)) {
+        *out = def;
+        return TS_OK;
+    }
+    double d;
+    int rc = get_num(o, key, lo, hi, true, &d, path, e);
+    if (!rc) *out = (uint64_t)d;
+    return rc;
+}
 
 static int genesis_check(const chain_genesis *g, ts_err *e) {
     if (!run_id_ok(g->run_id))
@@ -938,6 +1041,22 @@ static int genesis_check(const chain_genesis *g, ts_err *e) {
         return ts_fail(e, TS_EINVAL, "min validator stake, immunity period or rate limit out of range");
     if (!(g->genesis_time >= 0 && g->genesis_time < 1e11))
         return ts_fail(e, TS_EINVAL, "genesis time %f is not a plausible epoch time", g->genesis_time);
+    /* the epochs' settings, named by their genesis keys */
+    if (g->tempo < 1 || g->tempo > 65535)
+        return ts_fail(e, TS_EINVAL, "'tempo' = %llu is outside [1, 65535] (blocks per epoch)", (unsigned long long)g->tempo);
+    if (g->emission_per_block > MAX_EMISSION_PER_BLOCK)
+        return ts_fail(e, TS_EINVAL, "'emission_per_block' = %llu rao is over 10^14 (100000 TAO)",
+                       (unsigned long long)g->emission_per_block);
+    if (g->owner_cut > 65535)
+        return ts_fail(e, TS_EINVAL, "'owner_cut' = %u is over 65535 (a share of 65535)", g->owner_cut);
+    if (g->kappa > 65535)
+        return ts_fail(e, TS_EINVAL, "'kappa' = %u is over 65535 (a share of 65535)", g->kappa);
+    if (g->bonds_moving_average > 1000000)
+        return ts_fail(e, TS_EINVAL, "'bonds_moving_average' = %llu is over 1000000 (a share of 10^6)",
+                       (unsigned long long)g->bonds_moving_average);
+    if (g->activity_cutoff > 65535)
+        return ts_fail(e, TS_EINVAL, "'activity_cutoff' = %llu is outside [0, 65535] (blocks)",
+                       (unsigned long long)g->activity_cutoff);
     return TS_OK;
 }
 
@@ -1037,6 +1156,22 @@ static int genesis_load(local *L, ts_err *e) {
     g.immunity_period = (uint64_t)d;
     if ((rc = get_num(o, "weights_rate_limit", 0, 1e9, true, &d, path, e))) goto out;
     g.weights_rate_limit = (uint64_t)d;
+    /* the epochs' keys came later: a genesis without them (every subnet made
+     * before) gets subtensor's defaults, and keeps its version, since a
+     * reader without epochs refuses a genesis that has them (unknown key)
+     * rather than misreading it */
+    uint64_t oc, ka;
+    if ((rc = get_opt_u64(o, "tempo", 1, 65535, DEF_TEMPO, &g.tempo, path, e)) ||
+        (rc = get_opt_u64(o, "emission_per_block", 0, (double)MAX_EMISSION_PER_BLOCK, DEF_EMISSION_PER_BLOCK,
+                          &g.emission_per_block, path, e)) ||
+        (rc = get_opt_u64(o, "owner_cut", 0, 65535, DEF_OWNER_CUT, &oc, path, e)) ||
+        (rc = get_opt_u64(o, "kappa", 0, 65535, DEF_KAPPA, &ka, path, e)) ||
+        (rc = get_opt_u64(o, "bonds_moving_average", 0, 1000000, DEF_BONDS_MOVING_AVERAGE, &g.bonds_moving_average,
+                          path, e)) ||
+        (rc = get_opt_u64(o, "activity_cutoff", 0, 65535, DEF_ACTIVITY_CUTOFF, &g.activity_cutoff, path, e)))
+        goto out;
+    g.owner_cut = (uint32_t)oc;
+    g.kappa = (uint32_t)ka;
     v = cJSON_GetObjectItemCaseSensitive(o, "owner");
     if (!cJSON_IsString(v) || ts_unhex(g.owner, TS_PK_BYTES, v->valuestring) ||
         strncmp(v->valuestring, "0x", 2)) {
@@ -1067,6 +1202,12 @@ static int genesis_load(local *L, ts_err *e) {
     L->p.weights_rate_limit = g.weights_rate_limit;
     memcpy(L->p.owner, g.owner, TS_PK_BYTES);
     L->p.run_params_json = L->params_json;
+    L->tempo = g.tempo;
+    L->emission_per_block = g.emission_per_block;
+    L->owner_cut = (uint16_t)g.owner_cut;
+    L->kappa = (uint16_t)g.kappa;
+    L->bonds_moving_average = g.bonds_moving_average;
+    L->activity_cutoff = g.activity_cutoff;
 out:
     cJSON_Delete(o);
     free(path);
@@ -1086,6 +1227,12 @@ void chain_local_genesis_defaults(chain_genesis *g) {
     g->immunity_period = 0;
     g->weights_rate_limit = 0;
     g->run_params_json = NULL;
+    g->tempo = DEF_TEMPO;
+    g->emission_per_block = DEF_EMISSION_PER_BLOCK;
+    g->owner_cut = DEF_OWNER_CUT;
+    g->kappa = DEF_KAPPA;
+    g->bonds_moving_average = DEF_BONDS_MOVING_AVERAGE;
+    g->activity_cutoff = DEF_ACTIVITY_CUTOFF;
 }
 
 int chain_local_init(const char *dir, const chain_genesis *gin, ts_err *e) {
@@ -1146,6 +1293,12 @@ int chain_local_init(const char *dir, const chain_genesis *gin, ts_err *e) {
     cJSON_AddNumberToObject(o, "min_validator_stake", (double)g.min_validator_stake);
     cJSON_AddNumberToObject(o, "immunity_period", (double)g.immunity_period);
     cJSON_AddNumberToObject(o, "weights_rate_limit", (double)g.weights_rate_limit);
+    cJSON_AddNumberToObject(o, "tempo", (double)g.tempo);
+    cJSON_AddNumberToObject(o, "emission_per_block", (double)g.emission_per_block);
+    cJSON_AddNumberToObject(o, "owner_cut", g.owner_cut);
+    cJSON_AddNumberToObject(o, "kappa", g.kappa);
+    cJSON_AddNumberToObject(o, "bonds_moving_average", (double)g.bonds_moving_average);
+    cJSON_AddNumberToObject(o, "activity_cutoff", (double)g.activity_cutoff);
     cJSON_AddStringToObject(o, "owner", owner);
     cJSON_AddItemToObject(o, "params", params);
     params = NULL;
@@ -1186,6 +1339,9 @@ static void local_free(local *L) {
     free(L->hkeys);
     free(L->at.nr);
     free(L->at.permit);
+    free(L->wpool);
+    free(L->sscratch);
+    ep_free(L);
     free(L->buf);
     free(L->msg);
     free(L->wscratch);
@@ -1221,10 +1377,11 @@ static int local_open(const char *where, void **impl, chain_params *p, ts_err *e
     L->hmap = malloc(L->hcap * sizeof *L->hmap);
     L->permit = calloc(m, 1);
     L->order = malloc(m * sizeof *L->order);
+    L->sscratch = malloc(m * sizeof *L->sscratch);
     L->buf = malloc(READ_CHUNK + CHAIN_TX_LINE_MAX);
     L->msg = malloc(TS_HASH_BYTES + CHAIN_TX_LINE_MAX);
     L->wscratch = malloc(m * sizeof *L->wscratch);
-    if (!L->nr || !L->hmap || !L->permit || !L->order || !L->buf || !L->msg || !L->wscratch) {
+    if (!L->nr || !L->hmap || !L->permit || !L->order || !L->sscratch || !L->buf || !L->msg || !L->wscratch) {
         local_free(L);
         return ts_fail(e, TS_ENOMEM, "out of memory");
     }
@@ -1343,6 +1500,333 @@ static int local_metagraph_at(void *impl, uint64_t block, chain_metagraph *mg, t
         x->registered_block = a->nr[u].reg_block;
         x->last_active = a->nr[u].last_active;
     }
+    return TS_OK;
+}
+
+/* ---------------------------------------------------------------- epochs
+ *
+ * Subtensor (spec 143, pallets/subtensor/src/block_step.rs) does this in
+ * every block's on_initialize, before the block's extrinsics:
+ *   generate_emission: PendingEmission(netuid) += the block's emission minus
+ *     the owner's cut (paid to the owner at once), then, when
+ *     blocks_until_next_epoch(netuid, tempo, block) == 0, drains
+ *     PendingEmission into epoch(netuid, pending) and sets
+ *     LastMechansimStepBlock = block.
+ * So the epoch at block B sees the state after every extrinsic of the
+ * blocks before B (chain_metagraph_at(B)), and distributes the emission of
+ * the blocks since the previous epoch, B included: tempo + 1 blocks, and for
+ * the first epoch the blocks 1..B (block 0 is genesis, which runs no
+ * on_initialize). */
+
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+static uint64_t sat_mul(uint64_t a, uint64_t b) { return b && a > UINT64_MAX / b ? UINT64_MAX : a * b; }
+
+/* The owner's cut of one block's emission E and what it leaves for the
+ * epoch, as generate_emission computes them in I96F32 (32 fraction bits):
+ *   cut = E.saturating_mul(owner_cut).saturating_div(65535)   (truncated)
+ *   remaining = E - cut
+ *   owner += cut.to_num::<u64>(); PendingEmission += remaining.to_num::<u64>()
+ * (yuma_owner_cut, yuma_owner_remaining).  to_num rounds down, so a cut with
+ * a fraction costs the block one rao that nobody gets: E = 10^9 and cut
+ * 11796 give 179,995,422 to the owner and 820,004,577 to the epoch. */
+static void owner_split(uint64_t E, uint16_t cut, uint64_t *owner, uint64_t *rest) {
+    *owner = yuma_owner_cut(E, cut);
+    *rest = yuma_owner_remaining(E, cut);
+}
+
+static uint64_t ep_first_block(const local *L) {
+    return 1 + chain_epoch_blocks_until(L->p.netuid, L->tempo, 1);
+}
+
+/* The last epoch block <= x (x >= ep_first_block): x itself, or the one
+ * tempo + 1 blocks before the next. */
+static uint64_t ep_block_at_or_before(const local *L, uint64_t x) {
+    uint64_t d = chain_epoch_blocks_until(L->p.netuid, L->tempo, x);
+    return d ? x + d - (L->tempo + 1) : x;
+}
+
+static int row_fit(yuma_entry **row, uint32_t *cap, uint32_t n) {
+    if (n <= *cap) return TS_OK;
+    uint32_t c = *cap ? *cap : 8;
+    while (c < n) c *= 2;
+    yuma_entry *r = realloc(*row, c * sizeof *r);
+    if (!r) return TS_ENOMEM;
+    *row = r;
+    *cap = c;
+    return TS_OK;
+}
+
+static void ep_neuron_clear(ep_neuron *x) {
+    yuma_entry *w = x->w, *b = x->b;
+    uint32_t wcap = x->wcap, bcap = x->bcap;
+    memset(x, 0, sizeof *x);
+    x->w = w; /* keep the buffers for the next holder */
+    x->b = b;
+    x->wcap = wcap;
+    x->bcap = bcap;
+}
+
+static void ep_free(local *L) {
+    ep_state *ep = &L->ep;
+    if (ep->nr)
+        for (uint32_t u = 0; u < L->p.max_uids; u++) {
+            free(ep->nr[u].w);
+            free(ep->nr[u].b);
+        }
+    free(ep->nr);
+    free(ep->stake);
+    free(ep->last_update);
+    free(ep->registered);
+    free(ep->permit);
+    free(ep->permit8);
+    free(ep->wrows);
+    free(ep->brows);
+    free(ep->last.uids);
+    memset(ep, 0, sizeof *ep);
+}
+
+static int ep_alloc(local *L) {
+    ep_state *ep = &L->ep;
+    uint32_t m = L->p.max_uids;
+    ep->nr = calloc(m, sizeof *ep->nr);
+    ep->stake = calloc(m, sizeof *ep->stake);
+    ep->last_update = calloc(m, sizeof *ep->last_update);
+    ep->registered = calloc(m, sizeof *ep->registered);
+    ep->permit = calloc(m, sizeof *ep->permit);
+    ep->permit8 = calloc(m, 1);
+    ep->wrows = calloc(m, sizeof *ep->wrows);
+    ep->brows = calloc(m, sizeof *ep->brows);
+    ep->last.uids = calloc(m, sizeof *ep->last.uids);
+    if (!ep->nr || !ep->stake || !ep->last_update || !ep->registered || !ep->permit || !ep->permit8 ||
+        !ep->wrows || !ep->brows || !ep->last.uids) {
+        ep_free(L);
+        return TS_ENOMEM;
+    }
+    return TS_OK;
+}
+
+/* Back to genesis: no uids, no epoch run. */
+static void ep_reset(local *L) {
+    ep_state *ep = &L->ep;
+    for (uint32_t u = 0; u < ep->n; u++) ep_neuron_clear(&ep->nr[u]);
+    ep->n = 0;
+    ep->k = 0;
+    ep->next = ep_first_block(L);
+    ep->prev = 0;
+    ep->count = ep->owner_earned = 0;
+    chain_epoch_uid *keep = ep->last.uids;
+    memset(&ep->last, 0, sizeof ep->last);
+    ep->last.uids = keep;
+    ep->valid = true;
+}
+
+static void drop_uid(yuma_entry *row, uint32_t *n, uint32_t uid) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < *n; i++)
+        if (row[i].uid != uid) row[k++] = row[i];
+    *n = k;
+}
+
+/* Applies one history record to the cursor (as tx_apply did to the live
+ * state).  TS_ENOMEM leaves the record unapplied. */
+static int ep_apply(local *L, ep_state *ep, const hist_rec *r) {
+    ep_neuron *x = &ep->nr[r->uid];
+    switch ((chain_tx_kind)r->kind) {
+    case CHAIN_TX_REGISTER:
+        if (r->uid >= ep->n) {
+            ep->n = r->uid + 1; /* uids are given in order */
+        } else {
+            /* the uid is replaced: weights and bonds aimed at its old holder
+             * mean nothing for the new one (the live state drops such
+             * weights; subtensor masks both at the next epoch by the
+             * registration block, which the epoch then writes back) */
+            for (uint32_t v = 0; v < ep->n; v++) {
+                drop_uid(ep->nr[v].w, &ep->nr[v].nw, r->uid);
+                drop_uid(ep->nr[v].b, &ep->nr[v].nb, r->uid);
+            }
+        }
+        ep_neuron_clear(x); /* its weights, bonds and earned balance restart */
+        memcpy(x->hotkey, L->hkeys[r->val], TS_PK_BYTES);
+        /* subtensor stamps LastUpdate at registration (append_neuron) */
+        x->reg_block = x->last_update = r->block;
+        return TS_OK;
+    case CHAIN_TX_STAKE:
+        x->stake = r->val;
+        return TS_OK;
+    case CHAIN_TX_WEIGHTS:
+        if (row_fit(&x->w, &x->wcap, r->nw)) return TS_ENOMEM;
+        memcpy(x->w, L->wpool + r->val, r->nw * sizeof *x->w);
+        x->nw = r->nw;
+        x->last_update = r->block;
+        return TS_OK;
+    case CHAIN_TX_COMMIT:
+        return TS_OK;
+    }
+    return TS_OK;
+}
+
+/* Runs the epoch of block B on the cursor (which holds every transaction of
+ * the blocks before B and none later). */
+static int ep_run(local *L, ep_state *ep, uint64_t B, ts_err *e) {
+    uint64_t cut, rest;
+    owner_split(L->emission_per_block, L->owner_cut, &cut, &rest);
+    uint64_t blocks = B - ep->prev; /* blocks prev+1 .. B queued their emission */
+    uint64_t pending = sat_mul(blocks, rest), owner = sat_mul(blocks, cut);
+    uint32_t n = ep->n;
+    yuma_output o;
+    memset(&o, 0, sizeof o);
+    for (uint32_t u = 0; u < n; u++) {
+        const ep_neuron *x = &ep->nr[u];
+        ep->stake[u] = x->stake;
+        ep->last_update[u] = x->last_update;
+        ep->registered[u] = x->reg_block;
+        ep->wrows[u] = (yuma_row){x->nw, x->w};
+        ep->brows[u] = (yuma_row){x->nb, x->b};
+    }
+    /* The local subnet's permits (top max_validators by stake above
+     * min_validator_stake), the same before and after the epoch: stake
+     * changes only by transactions, and every transaction is already in. */
+    permits_of_stake(L, ep->stake, n, ep->permit8);
+    for (uint32_t u = 0; u < n; u++) ep->permit[u] = ep->permit8[u];
+    bool ran = false;
+    if (n > 0) {
+        yuma_params yp;
+        yuma_params_default(&yp);
+        yp.kappa = L->kappa;
+        yp.bonds_moving_average = L->bonds_moving_average;
+        yp.activity_cutoff = L->activity_cutoff;
+        /* The new permits are the local ones too.  yuma_epoch would pick
+         * its own (the top max_validators by stake) and write the EMA bonds
+         * row of each: with more permits than uids it gives every uid its
+         * row, and the rows of uids without a local permit are cleared
+         * below, which is subtensor's rule with the local permits as the
+         * previous and the new ones. */
+        yp.max_validators = UINT16_MAX;
+        yuma_input in = {
+            .n = n,
+            .block = B,
+            .emission = pending,
+            .stake = ep->stake,
+            .last_update = ep->last_update,
+            .registered = ep->registered,
+            .validator_permit = ep->permit,
+            .weights = ep->wrows,
+            .bonds = ep->brows,
+        };
+        int rc = yuma_epoch(&yp, &in, &o, e);
+        if (rc == TS_EINVAL) {
+            /* input the runtime could not compute either (stake summing over
+             * 2^63 - 1 rao): the epoch distributes nothing, bonds stay */
+            if (!L->ep_warned)
+                TS_WARN("local subnet %s: the epoch at block %llu distributes nothing: %s (later ones are not logged)",
+                        L->dir, (unsigned long long)B, e->msg);
+            L->ep_warned = true;
+            ts_err_clear(e);
+        } else if (rc) {
+            ep->valid = false;
+            return ts_wrap(e, "the epoch at block %llu", (unsigned long long)B);
+        } else {
+            ran = true;
+        }
+    }
+    for (uint32_t u = 0; u < n; u++) {
+        ep_neuron *x = &ep->nr[u];
+        chain_epoch_uid *y = &ep->last.uids[u];
+        memset(y, 0, sizeof *y);
+        y->uid = u;
+        memcpy(y->hotkey, x->hotkey, TS_PK_BYTES);
+        y->validator_permit = ep->permit8[u];
+        if (ran) {
+            /* drain_emission: server and validator emission go to the
+             * hotkey; here to its earned balance, not its stake */
+            x->earned = sat_add(x->earned, sat_add(o.server_emission[u], o.validator_emission[u]));
+            /* bonds as stored with the local permits as both the previous
+             * and the new ones: the EMA for a permit holder, none otherwise
+             * (a uid that lost its permit since the last epoch loses its
+             * bonds, as in subtensor; one that never had one has none) */
+            x->nb = 0;
+            if (ep->permit8[u] && o.bonds[u].n) {
+                if (row_fit(&x->b, &x->bcap, o.bonds[u].n)) {
+                    yuma_output_free(&o);
+                    ep->valid = false;
+                    return ts_fail(e, TS_ENOMEM, "out of memory");
+                }
+                memcpy(x->b, o.bonds[u].e, o.bonds[u].n * sizeof *x->b);
+                x->nb = o.bonds[u].n;
+            }
+            y->active = o.active[u];
+            y->rank = o.rank[u];
+            y->trust = o.trust[u];
+            y->consensus = o.consensus[u];
+            y->incentive = o.incentive[u];
+            y->dividends = o.dividends[u];
+            y->validator_trust = o.validator_trust[u];
+            y->emission = o.emission[u];
+        }
+        y->earned = x->earned;
+    }
+    yuma_output_free(&o);
+    /* with no uids subtensor's epoch returns nothing: the pending emission
+     * is drained and lost */
+    ep->owner_earned = sat_add(ep->owner_earned, owner);
+    ep->count++;
+    ep->prev = B;
+    ep->next = B + L->tempo + 1;
+    chain_epoch *r = &ep->last;
+    r->block = B;
+    r->tempo = L->tempo;
+    r->next_block = ep->next;
+    r->count = ep->count;
+    r->emission = pending;
+    r->owner_emission = owner;
+    r->owner_earned = ep->owner_earned;
+    r->has_earned = true;
+    r->missing[0] = 0;
+    r->n = n;
+    return TS_OK;
+}
+
+/* Runs every epoch of a block <= target not run yet. */
+static int ep_advance(local *L, uint64_t target, ts_err *e) {
+    ep_state *ep = &L->ep;
+    if (!ep->nr && ep_alloc(L)) return ts_fail(e, TS_ENOMEM, "out of memory");
+    if (!ep->valid) ep_reset(L);
+    while (ep->next <= target) {
+        uint64_t B = ep->next;
+        for (; ep->k < L->nhist && L->hist[ep->k].block < B; ep->k++)
+            if (ep_apply(L, ep, &L->hist[ep->k])) return ts_fail(e, TS_ENOMEM, "out of memory");
+        int rc = ep_run(L, ep, B, e);
+        if (rc) return rc;
+    }
+    return TS_OK;
+}
+
+static int local_epoch_last(void *impl, chain_epoch *out, ts_err *e) {
+    local *L = impl;
+    int rc = log_sync(L, e);
+    if (rc) return rc;
+    uint64_t now = chain_clock_block_at(&L->p, ts_now());
+    uint64_t first = ep_first_block(L);
+    /* final once the next block has begun (chain_metagraph_at's rule) */
+    if (now < first + 1)
+        return ts_fail(e, TS_ENOTFOUND, "no epoch has run yet: the first runs at block %llu (tempo %llu; now block %llu)",
+                       (unsigned long long)first, (unsigned long long)L->tempo, (unsigned long long)now);
+    if ((rc = ep_advance(L, ep_block_at_or_before(L, now - 1), e))) return rc;
+    const chain_epoch *r = &L->ep.last;
+    *out = *r;
+    out->uids = calloc(r->n ? r->n : 1, sizeof *out->uids);
+    if (!out->uids) {
+        memset(out, 0, sizeof *out);
+        return ts_fail(e, TS_ENOMEM, "out of memory");
+    }
+    memcpy(out->uids, r->uids, r->n * sizeof *out->uids);
+    return TS_OK;
+}
+
+static int local_info(void *impl, chain_info *out, ts_err *e) {
+    local *L = impl;
+    snprintf(out->where, sizeof out->where, "%s", L->dir);
+    out->tempo = L->tempo;
     return TS_OK;
 }
 
@@ -1556,4 +2040,6 @@ const chain_backend chain_local_backend = {
     .stake = local_stake,
     .stats = local_stats,
     .rejections = local_rejections,
+    .info = local_info,
+    .epoch_last = local_epoch_last,
 };

@@ -17,6 +17,12 @@
  *                hash of block b - 1, once that block is finalized
  *   commitments  Commitments.CommitmentOf(netuid, hotkey), Raw fields joined
  *   weights      SubtensorModule.Weights(netuid, uid) of permit holders
+ *   epochs       what the last epoch stored: Rank, Trust, Consensus,
+ *                Incentive, Dividends, ValidatorTrust, Emission, Active,
+ *                ValidatorPermit (vectors by uid), Tempo and
+ *                LastMechansimStepBlock (or BlocksSinceLastStep), all at
+ *                the best head; an item the runtime lacks is named in
+ *                chain_epoch.missing and left 0
  *   writes       signed extrinsics (chain/extrinsic.h): set_weights, or
  *                commit_weights then reveal_weights where the subnet has
  *                commit-reveal on; Commitments.set_commitment;
@@ -634,6 +640,117 @@ static int st_weights(void *impl, chain_weight_row **rows, uint32_t *nrows, ts_e
     }
     *rows = res;
     *nrows = n;
+    return rc;
+}
+
+/* --------------------------------------------------------------- epochs */
+
+/* Appends `item` to the epoch's list of storage the runtime lacks. */
+static void epoch_missing(chain_epoch *out, const char *item) {
+    size_t l = strlen(out->missing);
+    snprintf(out->missing + l, sizeof out->missing - l, "%s%s", l ? ", " : "", item);
+}
+
+/* A netuid-keyed value at block hash h: the decoded JSON (NULL and
+ * TS_ENOTFOUND, with the item noted as missing, when the runtime lacks it). */
+static int epoch_item(st *s, const char *item, const char *h, chain_epoch *out, cJSON **v, ts_err *e) {
+    *v = NULL;
+    if (md_storage_find(s->md, ST_PALLET, item, NULL, NULL, NULL) != TS_OK) {
+        epoch_missing(out, item);
+        return TS_ENOTFOUND;
+    }
+    cJSON *k = keys1(s->netuid);
+    int rc = storage_get(s, ST_PALLET, item, k, h, v, e);
+    cJSON_Delete(k);
+    return rc;
+}
+
+static int st_epoch_last(void *impl, chain_epoch *out, ts_err *e) {
+    st *s = impl;
+    char h[67];
+    uint64_t headb, n = 0, v;
+    cJSON *r = NULL, **hot = NULL;
+    int rc = head(s, "chain_getHeader", &headb, h, e);
+    if (rc) return rc;
+    /* everything at one block, so that the values belong together */
+    if ((rc = epoch_item(s, "SubnetworkN", h, out, &r, e))) return rc;
+    if (json_u64(r, &n)) rc = bad_answer(s, e, "SubnetworkN");
+    cJSON_Delete(r);
+    if (!rc && n > CHAIN_MAX_UIDS)
+        rc = ts_fail(e, TS_EFORMAT, "subnet %u has %llu uids (at most %u supported)", s->netuid, (unsigned long long)n,
+                     CHAIN_MAX_UIDS);
+    if (!rc && !(rc = epoch_item(s, "Tempo", h, out, &r, e)) && json_u64(r, &out->tempo)) rc = bad_answer(s, e, "Tempo");
+    cJSON_Delete(r);
+    r = NULL;
+    if (rc) return rc;
+    /* the block of the last epoch: recorded by the runtime (spec 143 on:
+     * LastMechansimStepBlock, sic), or counted back from BlocksSinceLastStep */
+    rc = epoch_item(s, "LastMechansimStepBlock", h, out, &r, e);
+    if (!rc && json_u64(r, &out->block)) rc = bad_answer(s, e, "LastMechansimStepBlock");
+    cJSON_Delete(r);
+    r = NULL;
+    if (rc == TS_ENOTFOUND) {
+        rc = epoch_item(s, "BlocksSinceLastStep", h, out, &r, e);
+        if (!rc && !json_u64(r, &v)) out->block = v <= headb ? headb - v : 0;
+        else if (!rc) rc = bad_answer(s, e, "BlocksSinceLastStep");
+        cJSON_Delete(r);
+        r = NULL;
+        if (rc == TS_ENOTFOUND) rc = TS_OK; /* block stays 0: unknown */
+    }
+    if (rc) return rc;
+    out->next_block = headb + 1 + chain_epoch_blocks_until(s->netuid, out->tempo, headb + 1);
+    out->n = (uint32_t)n;
+    out->uids = calloc(n ? n : 1, sizeof *out->uids);
+    if (!out->uids) return ts_fail(e, TS_ENOMEM, "out of memory");
+    cJSON *kk = cJSON_CreateArray();
+    for (uint64_t u = 0; u < n; u++) cJSON_AddItemToArray(kk, keys2n(s->netuid, u));
+    rc = storage_multi(s, ST_PALLET, "Keys", kk, h, &hot, e);
+    cJSON_Delete(kk);
+    for (uint64_t u = 0; u < n && !rc; u++) {
+        out->uids[u].uid = (uint32_t)u;
+        if (json_hex32(hot[u], out->uids[u].hotkey)) rc = bad_answer(s, e, "Keys");
+    }
+    free_vals(hot, (int)n);
+    /* the vectors the epoch writes, indexed by uid */
+    static const char *const items[] = {"Rank", "Trust", "Consensus", "Incentive", "Dividends", "ValidatorTrust",
+                                        "Emission", "Active", "ValidatorPermit"};
+    for (size_t i = 0; i < sizeof items / sizeof *items && !rc; i++) {
+        rc = epoch_item(s, items[i], h, out, &r, e);
+        if (rc == TS_ENOTFOUND) {
+            rc = TS_OK;
+            continue;
+        }
+        if (!rc && !cJSON_IsArray(r)) rc = bad_answer(s, e, items[i]);
+        for (uint32_t u = 0; u < out->n && !rc; u++) {
+            const cJSON *x = cJSON_GetArrayItem(r, (int)u);
+            if (!x) break; /* a shorter vector: the rest stay 0 */
+            chain_epoch_uid *y = &out->uids[u];
+            if (i >= 7) { /* Active, ValidatorPermit */
+                if (!cJSON_IsBool(x)) rc = bad_answer(s, e, items[i]);
+                else if (i == 7) y->active = cJSON_IsTrue(x);
+                else y->validator_permit = cJSON_IsTrue(x);
+                continue;
+            }
+            if (json_u64(x, &v) || (i < 6 && v > 65535)) {
+                rc = bad_answer(s, e, items[i]);
+                break;
+            }
+            switch (i) {
+            case 0: y->rank = (uint16_t)v; break;
+            case 1: y->trust = (uint16_t)v; break;
+            case 2: y->consensus = (uint16_t)v; break;
+            case 3: y->incentive = (uint16_t)v; break;
+            case 4: y->dividends = (uint16_t)v; break;
+            case 5: y->validator_trust = (uint16_t)v; break;
+            default:
+                y->emission = v;
+                out->emission = out->emission > UINT64_MAX - v ? UINT64_MAX : out->emission + v;
+            }
+        }
+        cJSON_Delete(r);
+        r = NULL;
+    }
+    if (rc) chain_epoch_free(out);
     return rc;
 }
 
@@ -1484,6 +1601,7 @@ const chain_backend chain_subtensor_backend = {
     .reg_burned = st_reg_burned,
     .reveal_pending = st_reveal_pending,
     .info = st_info,
+    .epoch_last = st_epoch_last,
     .encode_call = st_encode_call,
     .stats = st_stats,
     .rejections = st_rejections,

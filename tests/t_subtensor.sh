@@ -10,7 +10,7 @@
 # hotkey) is set with chopsticks' dev_setStorage (tools/devchain.py).
 #
 # Checks: runtime and subnet read; burned registration paid by an encrypted
-# coldkey; a commitment; weights (u16 as the chain stores them); call
+# coldkey; the last epoch's results read from storage; a commitment; weights (u16 as the chain stores them); call
 # encodings equal polkadot's; commit-reveal (hash commits) through commit and
 # reveal; the owner's run description published, verified, and refused when
 # tampered with; and bad input, one clear line each: a wrong password, an
@@ -115,6 +115,28 @@ EOF
 if [ "$reg_ok" = 1 ] && [ "$cmp" = same ]; then ok "register_burned_with_an_encrypted_coldkey (uids ${UID_OF[v]} ${UID_OF[m1]} ${UID_OF[m2]}, owned by the coldkey; metagraph equals polkadot's)"
 else fail register_burned_with_an_encrypted_coldkey "$cmp" "$(cat "$T/reg.log" 2>/dev/null)"; fi
 one_line_error register_twice_is_refused "already registered" tessera chain register "${C[@]}" --wallet o --hotkey v
+# the last epoch's results (chain_epoch_last) in the same metagraph: spec
+# 218's epoch is a mock, so the values may all be 0; what is checked is that
+# every item (Rank ... ValidatorPermit, Tempo, LastMechansimStepBlock) is
+# read and gives every uid its entry
+epo=$(python3 - "$mg" 2>&1 <<'EOF'
+import json, sys
+mg = json.loads(sys.argv[1])
+e = mg.get("epoch")
+if not isinstance(e, dict):
+    sys.exit("no epoch in the metagraph: %s" % e)
+if e["n"] != mg["n"]:
+    sys.exit("the epoch has %s uids, the metagraph %s" % (e["n"], mg["n"]))
+if e.get("missing"):
+    sys.exit("the runtime lacks %s" % e["missing"])
+bad = [x["uid"] for x in mg["neurons"] if not isinstance(x.get("incentive"), (int, float))
+       or not isinstance(x.get("emission_rao"), (int, float)) or "epoch_u16" not in x]
+if bad:
+    sys.exit("uids without the epoch's values: %s" % bad)
+print("tempo %d, last epoch at block %d, %d uids" % (e["tempo"], e["block"], e["n"]))
+EOF
+)
+if [ $? = 0 ]; then ok "epoch_results_read_from_storage ($epo)"; else fail epoch_results_read_from_storage "$epo"; fi
 TESSERA_COLDKEY_PASSWORD=wrong one_line_error wrong_coldkey_password "wrong password" \
   tessera chain register "${C[@]}" --wallet o --hotkey m1
 

@@ -1,6 +1,8 @@
 /* test_chain.c - the chain interface over the local subnet: clock, genesis,
  * transactions and their verification, concurrent writers, torn lines,
- * replacement of uids, commitments, weights, and the localnet command. */
+ * replacement of uids, commitments, weights, epochs (Yuma consensus every
+ * tempo, checked against yuma_epoch on inputs built here), and the localnet
+ * command. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -17,6 +19,7 @@
 #include "chain/chain_internal.h"
 #include "common/common.h"
 #include "harness.h"
+#include "yuma/yuma.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -38,6 +41,7 @@ typedef struct {
     uint64_t immunity, rate_limit, min_vstake;
     const char *params;
     double genesis_ago;         /* genesis this many seconds ago (0: now) */
+    uint64_t tempo;             /* 0: the default (360) */
 } net_opts;
 
 /* Creates a subnet under the test's tmpdir; returns its URL (static). */
@@ -58,6 +62,7 @@ static const char *mk_subnet(const char *name, const net_opts *o) {
     g.min_validator_stake = o ? o->min_vstake : 0;
     g.run_params_json = o && o->params ? o->params : NULL;
     if (o && o->genesis_ago) g.genesis_time = floor((ts_now() - o->genesis_ago) * 1000.0) / 1000.0;
+    if (o && o->tempo) g.tempo = o->tempo;
     ts_keypair owner;
     key(&owner, OWNER_SEED);
     memcpy(g.owner, owner.pk, TS_PK_BYTES);
@@ -1814,6 +1819,699 @@ TEST(validators_ranked_live_first_then_stake) {
 
 /* ------------------------------------------------------------------ units */
 
+/* ---------------------------------------------------------------- epochs */
+
+TEST(epoch_blocks_follow_subtensor) {
+    /* spec 143 block_step.rs blocks_until_next_epoch: the table in its
+     * comment (tempo, netuid, first epoch block) */
+    static const struct {
+        uint64_t tempo;
+        uint32_t netuid;
+        uint64_t first;
+    } t[] = {{1, 0, 0}, {1, 1, 1}, {2, 0, 1}, {2, 1, 0}, {100, 0, 99}, {100, 1, 98}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        CHECK_EQ_INT(chain_epoch_blocks_until(t[i].netuid, t[i].tempo, 0), t[i].first);
+        CHECK_EQ_INT(chain_epoch_blocks_until(t[i].netuid, t[i].tempo, t[i].first), 0);
+        CHECK_EQ_INT(chain_epoch_blocks_until(t[i].netuid, t[i].tempo, t[i].first + t[i].tempo + 1), 0);
+        CHECK_EQ_INT(chain_epoch_blocks_until(t[i].netuid, t[i].tempo, t[i].first + 1), t[i].tempo);
+    }
+    /* the formula itself, far out: tempo - (b + netuid + 1) % (tempo + 1) */
+    for (uint64_t b = 1000000; b < 1000400; b++)
+        CHECK_EQ_INT(chain_epoch_blocks_until(3, 360, b), 360 - (b + 4) % 361);
+    CHECK(chain_epoch_blocks_until(1, 0, 5) == UINT64_MAX);
+
+    /* A subnet's epochs: netuid 3, tempo 9 run at the blocks b with
+     * blocks_until 0, (b + 5) % 10 == 0, the first at block 5; genesis 120
+     * blocks of 0.05 s ago.  Final ones only. */
+    net_opts o = {.genesis_ago = 6, .tempo = 9};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ts_err e = {0};
+    chain_epoch ep;
+    uint64_t now;
+    REQUIRE(chain_epoch_last(c, &ep, &e) == TS_OK);
+    REQUIRE(chain_block(c, &now, NULL, &e) == TS_OK);
+    CHECK_EQ_INT((ep.block + 5) % 10, 0);
+    CHECK_MSG(ep.block + 1 <= now && ep.block + 11 > now, "last epoch %llu at block %llu",
+              (unsigned long long)ep.block, (unsigned long long)now);
+    CHECK_EQ_INT(ep.count, (ep.block - 5) / 10 + 1);
+    CHECK_EQ_INT(ep.tempo, 9);
+    CHECK_EQ_INT(ep.next_block, ep.block + 10);
+    CHECK_EQ_INT(ep.n, 0);
+    CHECK(ep.has_earned);
+    /* no uids: the emission is drained and lost, the owner's cut is paid */
+    CHECK_EQ_INT(ep.owner_earned, ep.block * yuma_owner_cut(CHAIN_RAO_PER_TAO, YUMA_OWNER_CUT_DEFAULT));
+    chain_epoch_free(&ep);
+    chain_info in;
+    REQUIRE(chain_get_info(c, &in, &e) == TS_OK);
+    CHECK_EQ_INT(in.tempo, 9);
+    chain_close(c);
+
+    /* before the first epoch is final: TS_ENOTFOUND naming its block */
+    net_opts o2 = {.block_time = 10};
+    url = mk_subnet("young", &o2);
+    REQUIRE(url);
+    c = open_ok(url);
+    REQUIRE(c);
+    CHECK_ERR(chain_epoch_last(c, &ep, &e), TS_ENOTFOUND);
+    CHECK_MSG(strstr(e.msg, "first runs at block 356") != NULL, "%s", e.msg);
+    CHECK(ep.uids == NULL);
+    chain_close(c);
+}
+
+/* The epochs' scripted history, on a subnet of netuid 3, tempo 9 (epochs at
+ * blocks 5, 15, 25, 35), 6 uids and 2 validator permits.  Keys by seed. */
+enum { EV_REG, EV_STAKE, EV_W };
+typedef struct {
+    uint64_t block;
+    int kind, key;
+    int64_t tao;
+    const char *w;              /* UID=U16,... */
+} ep_step;
+
+static const ep_step EP_STORY[] = {
+    {1, EV_REG, 1, 0, NULL}, {1, EV_REG, 2, 0, NULL}, {1, EV_REG, 3, 0, NULL}, {1, EV_REG, 4, 0, NULL},
+    {1, EV_REG, 5, 0, NULL},
+    {2, EV_STAKE, 1, 1000, NULL}, {2, EV_STAKE, 2, 400, NULL}, {2, EV_STAKE, 3, 50, NULL},
+    {3, EV_W, 1, 0, "1=10000,2=65535,3=30000,4=5000"}, {3, EV_W, 2, 0, "2=40000,3=65535"},
+    /* epoch 5 */
+    {12, EV_W, 1, 0, "2=65535,3=65535,4=20000"},
+    {13, EV_STAKE, 3, 600, NULL},             /* uid 2 (650) takes uid 1's permit */
+    {14, EV_W, 3, 0, "3=65535,4=65535"},
+    /* epoch 15 */
+    {19, EV_REG, 6, 0, NULL},                 /* uid 5: the subnet is full */
+    {22, EV_W, 1, 0, "2=30000,3=65535,4=65535,5=65535"},
+    /* epoch 25 */
+    {27, EV_STAKE, 2, 1000, NULL},            /* uid 1 (1400) back, uid 2 out */
+    {28, EV_W, 2, 0, "4=65535,5=20000"},
+    {31, EV_REG, 7, 0, NULL},                 /* replaces uid 3 (no stake, oldest, lowest) */
+    {33, EV_W, 1, 0, "2=65535,3=50000,5=10000"},
+    {34, EV_W, 2, 0, "3=65535,4=65535,5=20000"},
+    /* epoch 35 */
+};
+#define EP_STORY_N ((int)(sizeof EP_STORY / sizeof *EP_STORY))
+#define EP_MAXU 6
+
+static uint32_t parse_w(const char *s, chain_weight *w) {
+    uint32_t n = 0;
+    while (s && *s) {
+        unsigned uid, v;
+        int used = 0;
+        if (sscanf(s, "%u=%u%n", &uid, &v, &used) != 2) break;
+        w[n++] = (chain_weight){uid, (uint16_t)v};
+        s += used;
+        if (*s == ',') s++;
+    }
+    return n;
+}
+
+/* Appends the story's lines (every one, whatever the clock says). */
+static void ep_story_write(chain *c, const char *url) {
+    ts_keypair owner, k;
+    key(&owner, OWNER_SEED);
+    for (int i = 0; i < EP_STORY_N; i++) {
+        const ep_step *st = &EP_STORY[i];
+        chain_tx tx;
+        memset(&tx, 0, sizeof tx);
+        chain_weight w[EP_MAXU];
+        key(&k, st->key);
+        if (st->kind == EV_REG) {
+            tx.kind = CHAIN_TX_REGISTER;
+            append_at_block(c, url, &tx, &k, st->block);
+        } else if (st->kind == EV_STAKE) {
+            tx.kind = CHAIN_TX_STAKE;
+            tx.delta = st->tao * (int64_t)CHAIN_RAO_PER_TAO;
+            memcpy(tx.target, k.pk, TS_PK_BYTES);
+            append_at_block(c, url, &tx, &owner, st->block);
+        } else {
+            tx.kind = CHAIN_TX_WEIGHTS;
+            tx.nw = parse_w(st->w, w);
+            tx.w = w;
+            append_at_block(c, url, &tx, &k, st->block);
+        }
+    }
+}
+
+/* The test's own model of the subnet, built from the story without the
+ * backend: stake, registrations, weights (entries aimed at a replaced uid
+ * dropped), the local permit rule, and the epochs' chain of bonds. */
+typedef struct {
+    int key;
+    uint64_t stake, reg, lu, earned;
+    uint32_t nw, nb;
+    yuma_entry w[EP_MAXU], b[EP_MAXU];
+} mnode;
+
+typedef struct {
+    uint32_t n;
+    mnode u[EP_MAXU];
+    uint64_t prev, owner;
+} model;
+
+typedef struct {
+    uint64_t block, emission, owner_emission, owner_earned;
+    uint32_t n;
+    chain_epoch_uid u[EP_MAXU];
+} ep_expect;
+
+static int model_uid(const model *m, int key) {
+    for (uint32_t i = 0; i < m->n; i++)
+        if (m->u[i].key == key) return (int)i;
+    return -1;
+}
+
+static void model_drop(yuma_entry *row, uint32_t *n, uint32_t uid) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < *n; i++)
+        if (row[i].uid != uid) row[k++] = row[i];
+    *n = k;
+}
+
+static void model_apply(model *m, const ep_step *st) {
+    if (st->kind == EV_REG) {
+        uint32_t u;
+        if (m->n < EP_MAXU) {
+            u = m->n++;
+        } else { /* least stake, then oldest registration, then lowest uid (immunity 0) */
+            u = 0;
+            for (uint32_t i = 1; i < m->n; i++)
+                if (m->u[i].stake < m->u[u].stake || (m->u[i].stake == m->u[u].stake && m->u[i].reg < m->u[u].reg))
+                    u = i;
+            for (uint32_t i = 0; i < m->n; i++) {
+                model_drop(m->u[i].w, &m->u[i].nw, u);
+                model_drop(m->u[i].b, &m->u[i].nb, u);
+            }
+        }
+        memset(&m->u[u], 0, sizeof m->u[u]);
+        m->u[u].key = st->key;
+        m->u[u].reg = m->u[u].lu = st->block;
+    } else if (st->kind == EV_STAKE) {
+        m->u[model_uid(m, st->key)].stake += (uint64_t)st->tao * CHAIN_RAO_PER_TAO;
+    } else {
+        mnode *x = &m->u[model_uid(m, st->key)];
+        chain_weight w[EP_MAXU];
+        x->nw = parse_w(st->w, w);
+        for (uint32_t i = 0; i < x->nw; i++) x->w[i] = (yuma_entry){(uint16_t)w[i].uid, w[i].weight};
+        x->lu = st->block;
+    }
+}
+
+/* One epoch at block B on the model.  no_bonds (optional): the dividends
+ * the same epoch would give with no bonds carried over. */
+static void model_epoch(model *m, uint64_t B, uint32_t max_validators, ep_expect *x, uint16_t *no_bonds) {
+    uint32_t n = m->n;
+    uint64_t stake[EP_MAXU], lu[EP_MAXU], reg[EP_MAXU];
+    bool permit[EP_MAXU];
+    yuma_row wr[EP_MAXU], br[EP_MAXU];
+    /* permits: stake > 0, the top max_validators by stake, ties to the lower uid */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t better = 0;
+        for (uint32_t j = 0; j < n; j++)
+            better += m->u[j].stake > m->u[i].stake || (m->u[j].stake == m->u[i].stake && j < i);
+        permit[i] = m->u[i].stake > 0 && better < max_validators;
+        stake[i] = m->u[i].stake;
+        lu[i] = m->u[i].lu;
+        reg[i] = m->u[i].reg;
+        wr[i] = (yuma_row){m->u[i].nw, m->u[i].w};
+        br[i] = (yuma_row){m->u[i].nb, m->u[i].b};
+    }
+    uint64_t blocks = B - m->prev;
+    uint64_t pending = blocks * yuma_owner_remaining(CHAIN_RAO_PER_TAO, YUMA_OWNER_CUT_DEFAULT);
+    uint64_t owner = blocks * yuma_owner_cut(CHAIN_RAO_PER_TAO, YUMA_OWNER_CUT_DEFAULT);
+    yuma_params p;
+    yuma_params_default(&p);
+    p.kappa = 32767;
+    p.bonds_moving_average = 900000;
+    p.activity_cutoff = 5000;
+    p.max_validators = (uint16_t)n; /* every uid gets its EMA row; kept below for permit holders */
+    yuma_input in = {.n = n, .block = B, .emission = pending, .stake = stake, .last_update = lu,
+                     .registered = reg, .validator_permit = permit, .weights = wr, .bonds = br};
+    yuma_output o;
+    ts_err e = {0};
+    if (yuma_epoch(&p, &in, &o, &e)) {
+        th_fail(__FILE__, __LINE__, "yuma_epoch at %llu: %s", (unsigned long long)B, e.msg);
+        return;
+    }
+    if (no_bonds) {
+        yuma_output o2;
+        in.bonds = NULL;
+        if (yuma_epoch(&p, &in, &o2, &e) == TS_OK) {
+            for (uint32_t i = 0; i < n; i++) no_bonds[i] = o2.dividends[i];
+            yuma_output_free(&o2);
+        }
+    }
+    memset(x, 0, sizeof *x);
+    m->owner += owner;
+    x->block = B;
+    x->emission = pending;
+    x->owner_emission = owner;
+    x->owner_earned = m->owner;
+    x->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        mnode *u = &m->u[i];
+        u->earned += o.server_emission[i] + o.validator_emission[i];
+        u->nb = permit[i] ? o.bonds[i].n : 0;
+        memcpy(u->b, o.bonds[i].e, u->nb * sizeof *u->b);
+        chain_epoch_uid *y = &x->u[i];
+        y->uid = i;
+        ts_keypair k;
+        key(&k, u->key);
+        memcpy(y->hotkey, k.pk, TS_PK_BYTES);
+        y->active = o.active[i];
+        y->validator_permit = permit[i];
+        y->rank = o.rank[i];
+        y->trust = o.trust[i];
+        y->consensus = o.consensus[i];
+        y->incentive = o.incentive[i];
+        y->dividends = o.dividends[i];
+        y->validator_trust = o.validator_trust[i];
+        y->emission = o.emission[i];
+        y->earned = u->earned;
+    }
+    m->prev = B;
+    yuma_output_free(&o);
+}
+
+/* Field by field; returns the number of differences. */
+static int epoch_diff(const chain_epoch *got, const ep_expect *x, const char *what) {
+    int bad = 0;
+#define EQ(a, b, name, ...)                                                                               \
+    do {                                                                                                  \
+        if ((uint64_t)(a) != (uint64_t)(b)) {                                                             \
+            th_fail(__FILE__, __LINE__, "%s, epoch %llu: " name " %llu, want %llu", what,                 \
+                    (unsigned long long)x->block, ##__VA_ARGS__, (unsigned long long)(a), (unsigned long long)(b)); \
+            bad++;                                                                                        \
+        }                                                                                                 \
+    } while (0)
+    EQ(got->block, x->block, "block");
+    EQ(got->emission, x->emission, "emission");
+    EQ(got->owner_emission, x->owner_emission, "owner emission");
+    EQ(got->owner_earned, x->owner_earned, "owner earned");
+    EQ(got->n, x->n, "n");
+    for (uint32_t i = 0; i < got->n && i < x->n && bad < 8; i++) {
+        const chain_epoch_uid *a = &got->uids[i], *b = &x->u[i];
+        EQ(a->uid, b->uid, "uid %u", i);
+        EQ(memcmp(a->hotkey, b->hotkey, TS_PK_BYTES) != 0, 0, "uid %u hotkey differs", i);
+        EQ(a->active, b->active, "uid %u active", i);
+        EQ(a->validator_permit, b->validator_permit, "uid %u permit", i);
+        EQ(a->rank, b->rank, "uid %u rank", i);
+        EQ(a->trust, b->trust, "uid %u trust", i);
+        EQ(a->consensus, b->consensus, "uid %u consensus", i);
+        EQ(a->incentive, b->incentive, "uid %u incentive", i);
+        EQ(a->dividends, b->dividends, "uid %u dividends", i);
+        EQ(a->validator_trust, b->validator_trust, "uid %u validator trust", i);
+        EQ(a->emission, b->emission, "uid %u emission", i);
+        EQ(a->earned, b->earned, "uid %u earned", i);
+    }
+#undef EQ
+    return bad;
+}
+
+/* Runs the model through the story, one expectation per epoch (5, 15, 25,
+ * 35); no_bonds15: epoch 15's dividends without bonds. */
+static void model_run(ep_expect x[4], uint16_t no_bonds15[EP_MAXU]) {
+    model m;
+    memset(&m, 0, sizeof m);
+    int i = 0;
+    for (int k = 0; k < 4; k++) {
+        uint64_t B = 5 + 10 * (uint64_t)k;
+        for (; i < EP_STORY_N && EP_STORY[i].block < B; i++) model_apply(&m, &EP_STORY[i]);
+        model_epoch(&m, B, 2, &x[k], k == 1 ? no_bonds15 : NULL);
+    }
+}
+
+TEST(epochs_equal_yuma_on_the_same_inputs) {
+    ep_expect x[4];
+    uint16_t no_bonds15[EP_MAXU] = {0};
+    model_run(x, no_bonds15);
+    /* the story exercises what it claims: incentive to miners, dividends to
+     * validators, bonds that change epoch 15's dividends, a permit lost
+     * (uid 1 at 15, uid 2 at 35), a replaced uid */
+    CHECK(x[0].u[2].incentive > 0 && x[0].u[0].dividends > 0 && x[0].u[1].dividends > 0);
+    CHECK(!x[1].u[1].validator_permit && x[1].u[2].validator_permit && x[3].u[1].validator_permit &&
+          !x[3].u[2].validator_permit);
+    bool bonds_matter = false;
+    for (int i = 0; i < EP_MAXU; i++) bonds_matter |= no_bonds15[i] != x[1].u[i].dividends;
+    CHECK_MSG(bonds_matter, "epoch 15's dividends do not depend on the bonds epoch 5 left");
+    CHECK(x[2].u[3].earned > 0);
+    /* The same log under four clocks: a subnet whose current block is 6, 16,
+     * 26 or 36 (60 s blocks, genesis half a block in: the block holds for
+     * 30 s), so its last final epoch is 5, 15, 25 or 35. */
+    for (int k = 0; k < 4; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "ep%d", k);
+        uint64_t nowb = 6 + 10 * (uint64_t)k;
+        net_opts o = {.block_time = 60, .max_uids = EP_MAXU, .max_validators = 2, .tempo = 9,
+                      .genesis_ago = 60.0 * (double)nowb + 30};
+        const char *u = mk_subnet(name, &o);
+        REQUIRE(u);
+        char url[600];
+        snprintf(url, sizeof url, "%s", u);
+        chain *c = open_ok(url);
+        REQUIRE(c);
+        ep_story_write(c, url);
+        ts_err e = {0};
+        chain_stats st;
+        REQUIRE(chain_get_stats(c, &st, &e) == TS_OK);
+        CHECK_EQ_INT(st.rejected, 0);
+        CHECK_EQ_INT(st.accepted, EP_STORY_N);
+        uint64_t now;
+        REQUIRE(chain_block(c, &now, NULL, &e) == TS_OK);
+        REQUIRE(now == nowb);
+        chain_epoch ep;
+        REQUIRE(chain_epoch_last(c, &ep, &e) == TS_OK);
+        CHECK_EQ_INT(ep.count, k + 1);
+        CHECK_EQ_INT(ep.tempo, 9);
+        epoch_diff(&ep, &x[k], "the subnet's epoch");
+        chain_epoch_free(&ep);
+        /* a second handle opened afterwards agrees */
+        chain *c2 = open_ok(url);
+        REQUIRE(c2);
+        REQUIRE(chain_epoch_last(c2, &ep, &e) == TS_OK);
+        epoch_diff(&ep, &x[k], "a fresh handle");
+        chain_epoch_free(&ep);
+        chain_close(c2);
+        chain_close(c);
+    }
+    /* the replaced uid: K7's earned balance at epoch 35 is only what epoch
+     * 35 gave it (its predecessor had earned since block 1) */
+    ts_keypair k7;
+    key(&k7, 7);
+    CHECK(!memcmp(x[3].u[3].hotkey, k7.pk, TS_PK_BYTES));
+    CHECK(x[3].u[3].earned > 0 && x[3].u[3].earned < x[2].u[3].earned);
+}
+
+TEST(reregistered_uid_earns_from_zero) {
+    /* uid 3 earns as a miner until block 31, when K7 replaces it; at epoch
+     * 35 its balance holds epoch 35's emission alone */
+    net_opts o = {.block_time = 60, .max_uids = EP_MAXU, .max_validators = 2, .tempo = 9,
+                  .genesis_ago = 60.0 * 36 + 30};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ep_story_write(c, url);
+    ts_err e = {0};
+    chain_epoch ep;
+    REQUIRE(chain_epoch_last(c, &ep, &e) == TS_OK);
+    REQUIRE(ep.block == 35 && ep.n == EP_MAXU);
+    ts_keypair k4, k7;
+    key(&k4, 4);
+    key(&k7, 7);
+    CHECK(!memcmp(ep.uids[3].hotkey, k7.pk, TS_PK_BYTES));
+    CHECK(ep.uids[3].emission > 0);
+    /* all its earnings are this epoch's (server + validator emission, which
+     * the combined Emission matches to a few rao of rounding) */
+    CHECK_MSG(ep.uids[3].earned <= ep.uids[3].emission + 2 && ep.uids[3].earned + 2 >= ep.uids[3].emission,
+              "earned %llu, emission %llu", (unsigned long long)ep.uids[3].earned,
+              (unsigned long long)ep.uids[3].emission);
+    /* uid 4, registered at block 1 with the same role, has more */
+    CHECK_MSG(ep.uids[4].earned > ep.uids[4].emission + CHAIN_RAO_PER_TAO / 10, "uid 4 earned %llu, emission %llu",
+              (unsigned long long)ep.uids[4].earned, (unsigned long long)ep.uids[4].emission);
+    chain_epoch_free(&ep);
+    /* stake moves only by transactions: the emission went to no one's stake */
+    chain_metagraph mg;
+    REQUIRE(chain_metagraph_get(c, &mg, &e) == TS_OK);
+    CHECK_EQ_INT(mg.neurons[0].stake, 1000 * CHAIN_RAO_PER_TAO);
+    CHECK_EQ_INT(mg.neurons[1].stake, 1400 * CHAIN_RAO_PER_TAO);
+    CHECK_EQ_INT(mg.neurons[3].stake, 0);
+    chain_metagraph_free(&mg);
+    chain_close(c);
+}
+
+TEST(epochs_are_the_same_from_every_handle) {
+    /* A follows a live subnet (0.05 s blocks, tempo 3: an epoch every 0.2 s)
+     * while transactions arrive, asking for the last epoch after each; B
+     * opens the finished log.  They agree. */
+    net_opts o = {.max_validators = 2, .tempo = 3};
+    const char *u = mk_subnet("live", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *a = open_ok(url);
+    REQUIRE(a);
+    for (int i = 1; i <= 4; i++) reg_ok(a, i);
+    stake_tao(a, 1, 100);
+    stake_tao(a, 2, 60);
+    ts_err e = {0};
+    uint64_t seen = 0;
+    int epochs_seen = 0;
+    for (int round = 0; round < 12; round++) {
+        ts_keypair v;
+        key(&v, 1 + round % 2);
+        uint32_t uids[2] = {2, 3};
+        float w[2] = {(float)(1 + round % 3), (float)(1 + (round + 1) % 4)};
+        CHECK_ERR(chain_set_weights(a, &v, uids, w, 2, &e), TS_OK);
+        usleep(70000);
+        chain_epoch ep;
+        int rc = chain_epoch_last(a, &ep, &e);
+        if (rc == TS_OK) {
+            epochs_seen += ep.block != seen;
+            seen = ep.block;
+            chain_epoch_free(&ep);
+        } else {
+            CHECK_ERR(rc, TS_ENOTFOUND);
+        }
+    }
+    CHECK_MSG(epochs_seen >= 3, "only %d epochs seen", epochs_seen);
+    chain *b = open_ok(url);
+    REQUIRE(b);
+    /* both at once; again if an epoch became final in between */
+    for (int tries = 0; tries < 5; tries++) {
+        chain_epoch x, y;
+        REQUIRE(chain_epoch_last(a, &x, &e) == TS_OK);
+        REQUIRE(chain_epoch_last(b, &y, &e) == TS_OK);
+        bool same_block = x.block == y.block;
+        if (same_block) {
+            CHECK_EQ_INT(x.count, y.count);
+            CHECK_EQ_INT(x.n, y.n);
+            CHECK_EQ_INT(x.owner_earned, y.owner_earned);
+            CHECK(x.n == y.n && !memcmp(x.uids, y.uids, x.n * sizeof *x.uids));
+            CHECK(x.uids[1].dividends > 0 && x.uids[2].incentive > 0 && x.uids[0].earned > 0);
+        }
+        chain_epoch_free(&x);
+        chain_epoch_free(&y);
+        if (same_block) break;
+        CHECK_MSG(tries < 4, "the handles never agreed on the last epoch's block");
+    }
+    chain_close(a);
+    chain_close(b);
+}
+
+TEST(a_late_transaction_is_taken_into_past_epochs) {
+    /* The log is all that counts: when a line arrives stamped before an
+     * epoch a handle has already run (a writer slower than a block, or a
+     * line written by hand), that handle replays its epochs, and agrees
+     * with a handle that reads the log afresh. */
+    net_opts o = {.block_time = 60, .max_uids = EP_MAXU, .max_validators = 2, .tempo = 9,
+                  .genesis_ago = 60.0 * 56 + 30};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *a = open_ok(url);
+    REQUIRE(a);
+    ep_story_write(a, url);
+    ts_err e = {0};
+    chain_epoch before;
+    REQUIRE(chain_epoch_last(a, &before, &e) == TS_OK);
+    REQUIRE(before.block == 55);
+    /* uid 0 turns all its weight to uid 4, stamped at block 40: after every
+     * line so far, before the epochs 45 and 55 that A has run */
+    ts_keypair k1;
+    key(&k1, 1);
+    chain_weight w = {4, 65535};
+    chain_tx tx;
+    memset(&tx, 0, sizeof tx);
+    tx.kind = CHAIN_TX_WEIGHTS;
+    tx.w = &w;
+    tx.nw = 1;
+    append_at_block(a, url, &tx, &k1, 40);
+    chain_epoch after, fresh;
+    REQUIRE(chain_epoch_last(a, &after, &e) == TS_OK);
+    chain *b = open_ok(url);
+    REQUIRE(b);
+    REQUIRE(chain_epoch_last(b, &fresh, &e) == TS_OK);
+    CHECK_EQ_INT(after.block, 55);
+    CHECK(after.n == fresh.n && !memcmp(after.uids, fresh.uids, after.n * sizeof *after.uids));
+    CHECK_EQ_INT(after.count, fresh.count);
+    CHECK(after.uids[4].incentive > before.uids[4].incentive);
+    chain_epoch_free(&before);
+    chain_epoch_free(&after);
+    chain_epoch_free(&fresh);
+    chain_close(a);
+    chain_close(b);
+}
+
+TEST(epoch_genesis_keys_defaults_and_refusals) {
+    net_opts o = {.genesis_ago = 30};
+    const char *url = mk_subnet("net", &o);
+    REQUIRE(url);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", url_dir(url));
+    char *gp = ts_path_join(dir, "genesis.json");
+    uint8_t *buf;
+    size_t len;
+    ts_err e = {0};
+    REQUIRE(ts_read_file(gp, 1 << 20, &buf, &len, &e) == TS_OK);
+    cJSON *j = cJSON_ParseWithLength((char *)buf, len);
+    free(buf);
+    REQUIRE(j);
+    /* a new genesis writes every key, with subtensor's defaults */
+    static const char *const keys[] = {"tempo", "emission_per_block", "owner_cut", "kappa",
+                                       "bonds_moving_average", "activity_cutoff"};
+    static const double defs[] = {360, 1e9, 11796, 32767, 900000, 5000};
+    for (int i = 0; i < 6; i++) {
+        cJSON *v = cJSON_GetObjectItem(j, keys[i]);
+        CHECK_MSG(cJSON_IsNumber(v) && v->valuedouble == defs[i], "genesis key %s", keys[i]);
+    }
+    CHECK_EQ_INT(cJSON_GetObjectItem(j, "version")->valueint, 2);
+    /* a genesis from before the epochs (none of the keys) opens with the
+     * defaults: tempo 360, 1 TAO a block, 18 % to the owner */
+    for (int i = 0; i < 6; i++) cJSON_DeleteItemFromObject(j, keys[i]);
+    char *txt = cJSON_Print(j);
+    REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
+    free(txt);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    chain_info in;
+    REQUIRE(chain_get_info(c, &in, &e) == TS_OK);
+    CHECK_EQ_INT(in.tempo, 360);
+    chain_epoch ep;
+    REQUIRE(chain_epoch_last(c, &ep, &e) == TS_OK); /* 600 blocks: the first epoch is at 356 */
+    CHECK_EQ_INT(ep.block, 356);
+    CHECK_EQ_INT(ep.tempo, 360);
+    CHECK_EQ_INT(ep.emission, 356 * yuma_owner_remaining(CHAIN_RAO_PER_TAO, 11796));
+    CHECK_EQ_INT(ep.owner_emission, 356 * yuma_owner_cut(CHAIN_RAO_PER_TAO, 11796));
+    /* generate_emission's arithmetic: 18 % of a TAO, and the rao lost to it */
+    CHECK_EQ_INT(yuma_owner_cut(CHAIN_RAO_PER_TAO, 11796), 179995422);
+    CHECK_EQ_INT(yuma_owner_remaining(CHAIN_RAO_PER_TAO, 11796), 820004577);
+    chain_epoch_free(&ep);
+    chain_close(c);
+
+    /* out of range or of the wrong type: refused at open, naming the key */
+    static const struct {
+        const char *key;
+        double v;
+    } bad[] = {{"tempo", 0}, {"tempo", 65536}, {"tempo", 1.5}, {"owner_cut", 65536}, {"kappa", -1},
+               {"bonds_moving_average", 1000001}, {"activity_cutoff", 65536}, {"emission_per_block", 2e14}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cJSON *v = cJSON_Duplicate(j, 1);
+        cJSON_AddNumberToObject(v, bad[i].key, bad[i].v);
+        txt = cJSON_Print(v);
+        cJSON_Delete(v);
+        REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
+        free(txt);
+        chain *x = NULL;
+        CHECK_MSG(chain_open(url, &x, &e) == TS_EFORMAT, "%s = %g opened", bad[i].key, bad[i].v);
+        CHECK_MSG(strstr(e.msg, bad[i].key) != NULL, "'%s' not in: %s", bad[i].key, e.msg);
+        if (x) chain_close(x);
+    }
+    cJSON *v = cJSON_Duplicate(j, 1);
+    cJSON_AddStringToObject(v, "tempo", "fast");
+    txt = cJSON_Print(v);
+    cJSON_Delete(v);
+    REQUIRE(ts_write_atomic(gp, txt, strlen(txt), &e) == TS_OK);
+    free(txt);
+    chain *x = NULL;
+    CHECK_ERR(chain_open(url, &x, &e), TS_EFORMAT);
+    CHECK(strstr(e.msg, "'tempo'") != NULL);
+    cJSON_Delete(j);
+    free(gp);
+
+    /* and refused by chain_local_init before anything is written */
+    chain_genesis g;
+    chain_local_genesis_defaults(&g);
+    char d2[600];
+    snprintf(d2, sizeof d2, "%s/other", th_tmpdir());
+    struct {
+        uint64_t *u64;
+        uint32_t *u32;
+        uint64_t v;
+        const char *key;
+    } inits[] = {{&g.tempo, NULL, 0, "tempo"}, {&g.tempo, NULL, 70000, "tempo"},
+                 {NULL, &g.owner_cut, 65536, "owner_cut"}, {NULL, &g.kappa, 70000, "kappa"},
+                 {&g.bonds_moving_average, NULL, 1000001, "bonds_moving_average"},
+                 {&g.activity_cutoff, NULL, 65536, "activity_cutoff"},
+                 {&g.emission_per_block, NULL, 100000000000001ull, "emission_per_block"}};
+    for (size_t i = 0; i < sizeof inits / sizeof *inits; i++) {
+        chain_local_genesis_defaults(&g);
+        if (inits[i].u64) *inits[i].u64 = inits[i].v;
+        else *inits[i].u32 = (uint32_t)inits[i].v;
+        CHECK_ERR(chain_local_init(d2, &g, &e), TS_EINVAL);
+        CHECK_MSG(strstr(e.msg, inits[i].key) != NULL, "'%s' not in: %s", inits[i].key, e.msg);
+    }
+    char *g2 = ts_path_join(d2, "genesis.json");
+    CHECK(!ts_path_exists(g2));
+    free(g2);
+}
+
+TEST(epochs_of_a_long_history_stay_cheap) {
+    /* 1000 epochs (tempo 9, netuid 3, 10,000 blocks of 0.01 s), 32 uids, 8
+     * validators setting weights on all 32 every 50 blocks.  A handle that
+     * opens it replays the log and runs every epoch once; the next read
+     * runs only what became final since. */
+    enum { U = 32, V = 8 };
+    net_opts o = {.block_time = 0.01, .max_uids = U, .max_validators = V, .tempo = 9, .genesis_ago = 100.2};
+    const char *u = mk_subnet("net", &o);
+    REQUIRE(u);
+    char url[600];
+    snprintf(url, sizeof url, "%s", u);
+    chain *c = open_ok(url);
+    REQUIRE(c);
+    ts_keypair owner, k[U];
+    key(&owner, OWNER_SEED);
+    chain_tx tx;
+    for (int i = 0; i < U; i++) {
+        key(&k[i], 100 + i);
+        memset(&tx, 0, sizeof tx);
+        tx.kind = CHAIN_TX_REGISTER;
+        append_at_block(c, url, &tx, &k[i], 1);
+    }
+    for (int i = 0; i < V; i++) {
+        memset(&tx, 0, sizeof tx);
+        tx.kind = CHAIN_TX_STAKE;
+        tx.delta = (int64_t)(100 + 10 * i) * (int64_t)CHAIN_RAO_PER_TAO;
+        memcpy(tx.target, k[i].pk, TS_PK_BYTES);
+        append_at_block(c, url, &tx, &owner, 1);
+    }
+    chain_weight w[U];
+    for (uint64_t b = 2; b < 10000; b += 50)
+        for (int i = 0; i < V; i++) {
+            for (int j = 0; j < U; j++) w[j] = (chain_weight){(uint32_t)j, (uint16_t)(1000 + (j * 7919 + i * 104729 + b) % 64536)};
+            w[(b + i) % U].weight = 65535;
+            memset(&tx, 0, sizeof tx);
+            tx.kind = CHAIN_TX_WEIGHTS;
+            tx.w = w;
+            tx.nw = U;
+            append_at_block(c, url, &tx, &k[i], b);
+        }
+    chain_close(c);
+    double t0 = ts_mono();
+    c = open_ok(url);
+    REQUIRE(c);
+    double t1 = ts_mono();
+    ts_err e = {0};
+    chain_epoch ep;
+    REQUIRE(chain_epoch_last(c, &ep, &e) == TS_OK);
+    double t2 = ts_mono();
+    CHECK_MSG(ep.count >= 1000, "%llu epochs", (unsigned long long)ep.count);
+    uint64_t count0 = ep.count;
+    chain_epoch_free(&ep);
+    REQUIRE(chain_epoch_last(c, &ep, &e) == TS_OK);
+    double t3 = ts_mono();
+    chain_epoch_free(&ep);
+    printf("# %u-line log: open %.0f ms, first chain_epoch_last %.0f ms (%llu epochs), the next %.3f ms\n",
+           V * 200 + U + V, 1e3 * (t1 - t0), 1e3 * (t2 - t1), (unsigned long long)count0, 1e3 * (t3 - t2));
+    CHECK_MSG(t2 - t1 < 5.0, "1000 epochs took %.1f s", t2 - t1);
+    CHECK_MSG(t3 - t2 < 0.05, "a second read took %.3f s", t3 - t2);
+    chain_close(c);
+}
+
 TEST(tao_amounts_parse_and_print) {
     int64_t r;
     CHECK_ERR(chain_parse_tao("12.5", &r), TS_OK);
@@ -1897,6 +2595,10 @@ TEST(localnet_command_and_status_table) {
     CHECK(strstr(out, "window"));
     CHECK(strstr(out, "UID") && strstr(out, "HOTKEY") && strstr(out, "STAKE") && strstr(out, "COMMITMENT") && strstr(out, "WEIGHTS"));
     CHECK(strstr(out, "REG.BLOCK     ACTIVE") != NULL);
+    /* the epoch columns, and the line saying when the first epoch runs
+     * (netuid 7, tempo 360: (b + 9) % 361 == 0) */
+    CHECK(strstr(out, "ACTIVE  INCENTIVE  DIVIDENDS  EMISSION (TAO)    EARNED (TAO)  COMMITMENT") != NULL);
+    CHECK_MSG(strstr(out, "epochs: none yet (tempo 360: the first at block 352)") != NULL, "%s", out);
     /* one row per uid, the leader marked, the short forms present */
     char *row0 = strstr(out, "\n  0 ");
     char *row1 = strstr(out, "\n  1 ");
@@ -1926,6 +2628,10 @@ TEST(localnet_command_and_status_table) {
     CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 1), "commitment_kind")), "r2");
     CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 1), "commitment_bytes")), 128);
     CHECK_EQ_INT(cJSON_GetObjectItem(j, "leader")->valueint, 0);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "epoch")));
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "first_epoch_block")), 352);
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "tempo")), 360);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(uids, 0), "incentive")));
     /* last_active: uid 0 from its weights, uid 1 and 2 from their commitments */
     cJSON *u0 = cJSON_GetArrayItem(uids, 0), *u1 = cJSON_GetArrayItem(uids, 1);
     cJSON *la0 = cJSON_GetObjectItem(u0, "last_active"), *la1 = cJSON_GetObjectItem(u1, "last_active");

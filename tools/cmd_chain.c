@@ -2,7 +2,9 @@
  * chain interface (chain/chain.h) from the command line, on any backend:
  * Bittensor's chain (--chain subtensor:URL --netuid N) or a local subnet
  * (--chain local:DIR).  Registration on subtensor is paid by the wallet's
- * coldkey (burned_register); everything else is signed by the hotkey. */
+ * coldkey (burned_register); everything else is signed by the hotkey.
+ * tessera chain yuma runs one Yuma consensus epoch (yuma/yuma.h) on a JSON
+ * description, with no chain at all. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "chain/chain.h"
 #include "node/node.h"
 #include "tools.h"
+#include "yuma/yuma.h"
 
 #define NOPTS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -148,7 +151,8 @@ static int cmd_metagraph(int argc, char **argv) {
         .prog = "tessera chain metagraph",
         .usage = "--chain URL [--netuid N] [--json]",
         .summary = "Every uid of the subnet: hotkey, stake, validator permit, registration block, last\n"
-                   "activity and commitment size.",
+                   "activity, what the last epoch gave it (incentive and dividends as fractions,\n"
+                   "emission in TAO) and commitment size.",
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
@@ -158,15 +162,37 @@ static int cmd_metagraph(int argc, char **argv) {
     chain_metagraph mg = {0};
     chain_commitment *cm = NULL;
     uint32_t ncm = 0;
+    chain_epoch ep = {0};
     if ((rc = open_chain(url, netuid, &ch, &e)) || (rc = chain_metagraph_get(ch, &mg, &e)) ||
         (rc = chain_commitments(ch, &cm, &ncm, &e)))
         goto out;
+    /* The last epoch's results (incentive, dividends, emission).  None yet,
+     * or a backend without epochs: the columns show "-". */
+    ts_err ee = {0};
+    int erc = chain_epoch_last(ch, &ep, &ee);
+    if (erc && erc != TS_ENOTFOUND && erc != TS_EUNSUPPORTED) TS_WARN("the last epoch could not be read: %s", ee.msg);
+    /* a uid's values, when the epoch knew its current holder */
+#define EPOCH_OF(x)                                                                                 \
+    (!erc && (x)->uid < ep.n && !memcmp(ep.uids[(x)->uid].hotkey, (x)->hotkey, TS_PK_BYTES) ? &ep.uids[(x)->uid] \
+                                                                                         : NULL)
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "netuid", chain_get_params(ch)->netuid);
         cJSON_AddNumberToObject(o, "block", (double)mg.block);
         cJSON_AddNumberToObject(o, "n", mg.n);
         cJSON_AddNumberToObject(o, "max_uids", mg.max_uids);
+        if (!erc) {
+            cJSON *eo = cJSON_AddObjectToObject(o, "epoch");
+            cJSON_AddNumberToObject(eo, "block", (double)ep.block);
+            cJSON_AddNumberToObject(eo, "tempo", (double)ep.tempo);
+            cJSON_AddNumberToObject(eo, "next_block", (double)ep.next_block);
+            cJSON_AddNumberToObject(eo, "emission_rao", (double)ep.emission);
+            cJSON_AddNumberToObject(eo, "n", ep.n);
+            if (ep.has_earned) cJSON_AddNumberToObject(eo, "owner_emission_rao", (double)ep.owner_emission);
+            if (ep.missing[0]) cJSON_AddStringToObject(eo, "missing", ep.missing);
+        } else {
+            cJSON_AddNullToObject(o, "epoch");
+        }
         cJSON *a = cJSON_AddArrayToObject(o, "neurons");
         for (uint32_t u = 0; u < mg.n; u++) {
             const chain_neuron *x = &mg.neurons[u];
@@ -190,6 +216,24 @@ static int cmd_metagraph(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "registered_block", (double)x->registered_block);
             if (x->last_active == CHAIN_BLOCK_NONE) cJSON_AddNullToObject(j, "last_active");
             else cJSON_AddNumberToObject(j, "last_active", (double)x->last_active);
+            const chain_epoch_uid *y = EPOCH_OF(x);
+            if (y) {
+                cJSON_AddNumberToObject(j, "incentive", y->incentive / 65535.0);
+                cJSON_AddNumberToObject(j, "dividends", y->dividends / 65535.0);
+                cJSON_AddNumberToObject(j, "emission_rao", (double)y->emission);
+                if (ep.has_earned) cJSON_AddNumberToObject(j, "earned_rao", (double)y->earned);
+                cJSON *q = cJSON_AddObjectToObject(j, "epoch_u16");
+                cJSON_AddNumberToObject(q, "rank", y->rank);
+                cJSON_AddNumberToObject(q, "trust", y->trust);
+                cJSON_AddNumberToObject(q, "consensus", y->consensus);
+                cJSON_AddNumberToObject(q, "incentive", y->incentive);
+                cJSON_AddNumberToObject(q, "dividends", y->dividends);
+                cJSON_AddNumberToObject(q, "validator_trust", y->validator_trust);
+            } else {
+                cJSON_AddNullToObject(j, "incentive");
+                cJSON_AddNullToObject(j, "dividends");
+                cJSON_AddNullToObject(j, "emission_rao");
+            }
             for (uint32_t i = 0; i < ncm; i++)
                 if (cm[i].uid == u) {
                     cJSON_AddNumberToObject(j, "commitment_bytes", cm[i].len);
@@ -205,7 +249,15 @@ static int cmd_metagraph(int argc, char **argv) {
     }
     printf("netuid %u at block %llu: %u of %u uids\n", chain_get_params(ch)->netuid, (unsigned long long)mg.block,
            mg.n, mg.max_uids);
-    printf("UID  %-48s  %-16s  %14s  VALIDATOR  REG.BLOCK  %9s  COMMITMENT\n", "HOTKEY", "COLDKEY", "STAKE (TAO)", "ACTIVE");
+    if (!erc) {
+        char em[40];
+        chain_fmt_tao(em, sizeof em, ep.emission, 1);
+        printf("last epoch at block %llu (tempo %llu, next at block %llu): %s TAO to the uids%s%s\n",
+               (unsigned long long)ep.block, (unsigned long long)ep.tempo, (unsigned long long)ep.next_block, em,
+               ep.missing[0] ? "; the runtime lacks " : "", ep.missing);
+    }
+    printf("UID  %-48s  %-16s  %14s  VALIDATOR  REG.BLOCK  %9s  %9s  %9s  %14s  COMMITMENT\n", "HOTKEY", "COLDKEY",
+           "STAKE (TAO)", "ACTIVE", "INCENTIVE", "DIVIDENDS", "EMISSION (TAO)");
     for (uint32_t u = 0; u < mg.n; u++) {
         const chain_neuron *x = &mg.neurons[u];
         char ss[64], cs[64] = "-", tao[40], act[24] = "-", com[32] = "-";
@@ -219,10 +271,19 @@ static int cmd_metagraph(int argc, char **argv) {
         if (x->last_active != CHAIN_BLOCK_NONE) snprintf(act, sizeof act, "%llu", (unsigned long long)x->last_active);
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) snprintf(com, sizeof com, "%u bytes @%llu", cm[i].len, (unsigned long long)cm[i].block);
-        printf("%3u  %-48s  %-16s  %14s  %-9s  %9llu  %9s  %s\n", u, ss, cs, tao, x->validator_permit ? "permit" : "-",
-               (unsigned long long)x->registered_block, act, com);
+        char inc[16] = "-", div[16] = "-", emi[40] = "-";
+        const chain_epoch_uid *y = EPOCH_OF(x);
+        if (y) {
+            snprintf(inc, sizeof inc, "%.4f", y->incentive / 65535.0);
+            snprintf(div, sizeof div, "%.4f", y->dividends / 65535.0);
+            chain_fmt_tao(emi, sizeof emi, y->emission, 1);
+        }
+        printf("%3u  %-48s  %-16s  %14s  %-9s  %9llu  %9s  %9s  %9s  %14s  %s\n", u, ss, cs, tao,
+               x->validator_permit ? "permit" : "-", (unsigned long long)x->registered_block, act, inc, div, emi, com);
     }
+#undef EPOCH_OF
 out:
+    chain_epoch_free(&ep);
     free(cm);
     chain_metagraph_free(&mg);
     chain_close(ch);
@@ -538,6 +599,92 @@ static int cmd_encode(int argc, char **argv) {
     return rc ? tool_error(&e) : 0;
 }
 
+/* ------------------------------------------------------------------ yuma */
+
+#define YUMA_MAX_INPUT (64u << 20)
+
+/* The whole of standard input, NUL-terminated, at most `max` bytes. */
+static int read_all_stdin(size_t max, char **out, size_t *len, ts_err *e) {
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) return ts_fail(e, TS_ENOMEM, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(b);
+                return ts_fail(e, TS_ETOOBIG, "standard input: over %zu bytes", max);
+            }
+            cap *= 2;
+            char *nb = realloc(b, cap + 1);
+            if (!nb) {
+                free(b);
+                return ts_fail(e, TS_ENOMEM, "out of memory");
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) {
+            if (ferror(stdin)) {
+                free(b);
+                return ts_fail(e, TS_EIO, "standard input: read error");
+            }
+            break;
+        }
+    }
+    b[n] = 0;
+    *out = b;
+    *len = n;
+    return TS_OK;
+}
+
+static int cmd_yuma(int argc, char **argv) {
+    char *path = NULL;
+    const ts_opt opts[] = {
+        {"in", TS_OPT_STR, &path, NULL, "the epoch's input as JSON (default: standard input)", TS_OPT_NOENV, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera chain yuma",
+        .usage = "[--in FILE]",
+        .summary = "Runs one Yuma consensus epoch as subtensor's runtime spec 143 computes it (its\n"
+                   "fixed point, bit for bit) and prints what the epoch stores, per uid.  Needs no chain.\n"
+                   "Input: {\"block\": B, \"emission\": RAO, \"params\": {\"kappa\": 32767,\n"
+                   "  \"bonds_moving_average\": 900000, \"activity_cutoff\": 5000, \"max_validators\": 64},\n"
+                   "  \"neurons\": [{\"stake\": RAO, \"last_update\": B, \"registered\": B, \"validator_permit\": true,\n"
+                   "  \"weights\": [[uid, u16], ..], \"bonds\": [[uid, u16], ..]}, ..]} (index = uid; params and\n"
+                   "neuron fields default to the values shown, 0, false, []; integers over 2^53 as strings).\n"
+                   "Output: {\"neurons\": [{\"uid\", \"active\", \"validator_permit\", \"rank\", \"trust\",\n"
+                   "  \"consensus\", \"incentive\", \"dividends\", \"validator_trust\", \"pruning_score\",\n"
+                   "  \"emission\", \"server_emission\", \"validator_emission\", \"bonds\"}, ..]}.  docs/CHAIN.md.",
+        .opts = opts, .nopts = NOPTS(opts), .env = false, .max_pos = 0,
+    };
+    int rc = tool_parse(&c, argc, argv, NULL, NULL);
+    if (rc) return rc < 0 ? 0 : rc;
+    ts_err e = {0};
+    char *text = NULL;
+    size_t len = 0;
+    if (path) rc = ts_read_file(path, YUMA_MAX_INPUT, (uint8_t **)&text, &len, &e);
+    else rc = read_all_stdin(YUMA_MAX_INPUT, &text, &len, &e);
+    cJSON *j = NULL;
+    yuma_params p;
+    yuma_input in = {0};
+    yuma_output out = {0};
+    char *res = NULL;
+    if (!rc && !(j = cJSON_ParseWithLength(text, len)))
+        rc = ts_fail(&e, TS_EINVAL, "%s: not valid JSON", path ? path : "standard input");
+    if (!rc) rc = yuma_input_from_json(j, &p, &in, &e);
+    if (!rc) rc = yuma_epoch(&p, &in, &out, &e);
+    if (!rc && !(res = yuma_output_to_json(&out))) rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+    if (!rc) fputs(res, stdout);
+    free(res);
+    yuma_output_free(&out);
+    yuma_input_free(&in);
+    cJSON_Delete(j);
+    free(text);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc ? tool_error(&e) : 0;
+}
+
 static int cmd_chain(int argc, char **argv) {
     static const tool_verb verbs[] = {
         {"status", "the runtime, the subnet's clock and hyperparameters", cmd_status},
@@ -548,10 +695,12 @@ static int cmd_chain(int argc, char **argv) {
         {"publish-run", "the subnet owner publishes the run description", cmd_publish_run},
         {"run", "the run this subnet's nodes start (checked)", cmd_run},
         {"encode", "a call's encoding by the runtime's metadata", cmd_encode},
+        {"yuma", "one Yuma consensus epoch on a JSON description (no chain needed)", cmd_yuma},
     };
     return tool_dispatch("tessera chain",
                          "Operate on a subnet through the chain interface: Bittensor's chain\n"
-                         "(--chain subtensor:http://HOST:PORT --netuid N) or a local subnet (--chain local:DIR).",
+                         "(--chain subtensor:http://HOST:PORT --netuid N) or a local subnet (--chain local:DIR).\n"
+                         "`tessera chain yuma` computes one epoch of Yuma consensus offline.",
                          verbs, NOPTS(verbs), argc, argv);
 }
 

@@ -5,7 +5,8 @@
  *   stake        add or remove stake (signed by the subnet owner's key)
  *   commit       publish a commitment (bucket credentials) for a hotkey
  *   set-weights  set a validator's weights
- *   status       a table of uids, stake, permits, commitments, weights
+ *   status       a table of uids, stake, permits, commitments, weights, and
+ *                what the last epoch (Yuma consensus) gave each uid
  *
  * Hotkeys are named as everywhere in tessera: --wallet W --hotkey H, a key
  * file in $TESSERA_HOME/wallets.  Where only a public key is needed (the
@@ -61,8 +62,8 @@ static void fmt_utc(char *out, size_t cap, double t) {
 
 static int cmd_init(int argc, char **argv) {
     char *dir = NULL, *run_id = NULL, *params = NULL, *owner_wallet = NULL, *owner_hotkey = NULL,
-         *min_vstake = NULL;
-    int64_t netuid, bpw, max_uids, max_vals, immunity, rate;
+         *min_vstake = NULL, *emission = NULL;
+    int64_t netuid, bpw, max_uids, max_vals, immunity, rate, tempo, owner_cut, kappa, bma, cutoff;
     double block_time, genesis_time;
     const ts_opt opts[] = {
         {"dir", TS_OPT_STR, &dir, NULL, "subnet directory (created)", TS_OPT_REQUIRED | TS_OPT_NOENV, 'd'},
@@ -76,6 +77,12 @@ static int cmd_init(int argc, char **argv) {
         {"immunity-period", TS_OPT_INT, &immunity, "0", "blocks a new registration cannot be replaced", TS_OPT_NOENV, 0},
         {"weights-rate-limit", TS_OPT_INT, &rate, "0", "blocks between two weight settings of a hotkey", TS_OPT_NOENV, 0},
         {"genesis-time", TS_OPT_F64, &genesis_time, "0", "timestamp of block 0 (0: now)", TS_OPT_NOENV, 0},
+        {"tempo", TS_OPT_INT, &tempo, "360", "blocks per epoch (genesis key tempo): an epoch every tempo + 1 blocks", TS_OPT_NOENV, 0},
+        {"emission", TS_OPT_STR, &emission, "1", "TAO per block (the genesis key emission_per_block holds rao)", TS_OPT_NOENV, 0},
+        {"owner-cut", TS_OPT_INT, &owner_cut, "11796", "the owner's share of each block's emission, of 65535", TS_OPT_NOENV, 0},
+        {"kappa", TS_OPT_INT, &kappa, "32767", "Yuma's consensus majority, of 65535", TS_OPT_NOENV, 0},
+        {"bonds-moving-average", TS_OPT_INT, &bma, "900000", "the part of old bonds a bond keeps, of 10^6", TS_OPT_NOENV, 0},
+        {"activity-cutoff", TS_OPT_INT, &cutoff, "5000", "blocks after which a validator's weights are inactive", TS_OPT_NOENV, 0},
         {"params", TS_OPT_STR, &params, NULL, "JSON file of run parameters (an object; checked as the nodes check it)",
          TS_OPT_NOENV, 0},
         {"owner-wallet", TS_OPT_STR, &owner_wallet, "default", "wallet of the owner key", 0, 0},
@@ -90,13 +97,27 @@ static int cmd_init(int argc, char **argv) {
         {"immunity-period", 0, INFINITY, 0},
         {"weights-rate-limit", 0, INFINITY, 0},
         {"genesis-time", 0, 253402300799.0, 0},
+        {"tempo", 1, 65535, 0},
+        {"owner-cut", 0, 65535, 0},
+        {"kappa", 0, 65535, 0},
+        {"bonds-moving-average", 0, 1000000, 0},
+        {"activity-cutoff", 0, 65535, 0},
     };
     const ts_cmdline c = {
         .prog = "tessera localnet init",
         .usage = "--dir D [--run-id R --netuid N --block-time S --blocks-per-window N --max-uids N ...]",
         .summary = "Creates a local subnet: D/genesis.json and an empty transaction log D/chain.log.\n"
                    "The owner key (created in the wallet if missing) is the one that can change stake.\n"
-                   "Miners and validators then use --chain local:D.",
+                   "Miners and validators then use --chain local:D.\n"
+                   "\n"
+                   "Epochs run as on subtensor (spec 143): at every block b with\n"
+                   "(b + netuid + 2) % (tempo + 1) == 0, Yuma consensus over the weights and stake\n"
+                   "of the blocks before b distributes the emission since the last epoch (after\n"
+                   "the owner's cut) as incentive and dividends; it is credited to each uid's\n"
+                   "earned balance, never to its stake.  Genesis keys (docs/FORMATS.md 9.1):\n"
+                   "tempo (360), emission_per_block (rao, 10^9), owner_cut (11796 of 65535 = 18 %),\n"
+                   "kappa (32767), bonds_moving_average (900000), activity_cutoff (5000); a genesis\n"
+                   "without them takes these defaults.",
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
         .ranges = ranges,
         .nranges = (int)(sizeof ranges / sizeof *ranges),
@@ -117,6 +138,11 @@ static int cmd_init(int argc, char **argv) {
     }
     if (chain_parse_tao(min_vstake, &mvs) || mvs < 0) {
         rc = ts_fail(&e, TS_EINVAL, "--min-validator-stake '%s' is not an amount of TAO", min_vstake);
+        goto out;
+    }
+    int64_t epb = 0;
+    if (chain_parse_tao(emission, &epb) || epb < 0) {
+        rc = ts_fail(&e, TS_EINVAL, "--emission '%s' is not an amount of TAO", emission);
         goto out;
     }
     if (params) {
@@ -156,6 +182,12 @@ static int cmd_init(int argc, char **argv) {
     g.weights_rate_limit = (uint64_t)rate;
     g.genesis_time = genesis_time;
     g.run_params_json = ptext;
+    g.tempo = (uint64_t)tempo;
+    g.emission_per_block = (uint64_t)epb;
+    g.owner_cut = (uint32_t)owner_cut;
+    g.kappa = (uint32_t)kappa;
+    g.bonds_moving_average = (uint64_t)bma;
+    g.activity_cutoff = (uint64_t)cutoff;
     memcpy(g.owner, owner.pk, TS_PK_BYTES);
     if ((rc = chain_local_init(dir, &g, &e))) goto out;
     chain *ch = NULL;
@@ -171,6 +203,11 @@ static int cmd_init(int argc, char **argv) {
     printf("  genesis    %s; %g s blocks, %llu blocks per window (%s)\n", when, p->block_time,
            (unsigned long long)p->blocks_per_window, dur);
     printf("  uids       %u, validator permits for the top %u by stake\n", p->max_uids, p->max_validators);
+    char epbs[40];
+    chain_fmt_tao(epbs, sizeof epbs, g.emission_per_block, 0);
+    printf("  epochs     every %llu blocks (tempo %llu), the first at block %llu; %s TAO per block, %.1f %% to the owner\n",
+           (unsigned long long)(g.tempo + 1), (unsigned long long)g.tempo,
+           (unsigned long long)(1 + chain_epoch_blocks_until(p->netuid, g.tempo, 1)), epbs, 100.0 * g.owner_cut / 65535.0);
     printf("  owner      %s (wallet %s, hotkey %s%s)\n", ss, owner_wallet, owner_hotkey,
            created ? ", created" : "");
     printf("  chain URL  local:%s\n", abs);
@@ -525,11 +562,37 @@ static uint32_t window_leader(chain *ch, const chain_clock *ck, const chain_meta
     return leader;
 }
 
+/* What the last epoch gave the uid's current holder: NULL when there was no
+ * epoch, the uid did not exist then, or it has been replaced since. */
+static const chain_epoch_uid *epoch_of(const chain_epoch *ep, const chain_neuron *x) {
+    if (!ep || x->uid >= ep->n || memcmp(ep->uids[x->uid].hotkey, x->hotkey, TS_PK_BYTES)) return NULL;
+    return &ep->uids[x->uid];
+}
+
+static double u16_frac(uint16_t v) { return v / 65535.0; }
+
+/* The epoch line of the status: the last epoch, or when the first will run. */
+static void epoch_line(const chain_epoch *ep, uint64_t tempo, uint32_t netuid) {
+    if (!ep) {
+        printf("epochs: none yet (tempo %llu: the first at block %llu)\n", (unsigned long long)tempo,
+               (unsigned long long)(1 + chain_epoch_blocks_until(netuid, tempo, 1)));
+        return;
+    }
+    char paid[40], own[40], ownt[40];
+    chain_fmt_tao(paid, sizeof paid, ep->emission, 1);
+    chain_fmt_tao(own, sizeof own, ep->owner_emission, 1);
+    chain_fmt_tao(ownt, sizeof ownt, ep->owner_earned, 1);
+    printf("epoch %llu at block %llu (tempo %llu, next at block %llu): %s TAO to the uids, %s TAO to the owner "
+           "(%s TAO since genesis)\n",
+           (unsigned long long)ep->count, (unsigned long long)ep->block, (unsigned long long)ep->tempo,
+           (unsigned long long)ep->next_block, paid, own, ownt);
+}
+
 static int status_json(uint32_t leader, const chain_params *p, const chain_clock *ck,
                        const chain_metagraph *mg, const chain_commitment *cm, uint32_t ncm,
                        const chain_weight_row *rows, uint32_t nrows, const chain_stats *st,
                        const chain_rejection *rej, uint32_t nrej, const local_key *keys, int nkeys,
-                       const char *dir) {
+                       const char *dir, const chain_epoch *ep, uint64_t tempo) {
     cJSON *o = cJSON_CreateObject();
     char hex[2 * TS_PK_BYTES + 3] = "0x", ss[64];
     cJSON_AddStringToObject(o, "dir", dir);
@@ -547,6 +610,20 @@ static int status_json(uint32_t leader, const chain_params *p, const chain_clock
     cJSON_AddNumberToObject(o, "seconds_left", ck->seconds_left);
     if (leader != UINT32_MAX) cJSON_AddNumberToObject(o, "leader", leader);
     else cJSON_AddNullToObject(o, "leader");
+    cJSON_AddNumberToObject(o, "tempo", (double)tempo);
+    if (ep) {
+        cJSON *eo = cJSON_AddObjectToObject(o, "epoch");
+        cJSON_AddNumberToObject(eo, "block", (double)ep->block);
+        cJSON_AddNumberToObject(eo, "count", (double)ep->count);
+        cJSON_AddNumberToObject(eo, "next_block", (double)ep->next_block);
+        cJSON_AddNumberToObject(eo, "emission_rao", (double)ep->emission);
+        cJSON_AddNumberToObject(eo, "owner_emission_rao", (double)ep->owner_emission);
+        cJSON_AddNumberToObject(eo, "owner_earned_rao", (double)ep->owner_earned);
+        cJSON_AddNumberToObject(eo, "n", ep->n);
+    } else {
+        cJSON_AddNullToObject(o, "epoch");
+        cJSON_AddNumberToObject(o, "first_epoch_block", (double)(1 + chain_epoch_blocks_until(p->netuid, tempo, 1)));
+    }
     cJSON *arr = cJSON_AddArrayToObject(o, "uids");
     for (uint32_t u = 0; u < mg->n; u++) {
         const chain_neuron *x = &mg->neurons[u];
@@ -566,6 +643,26 @@ static int status_json(uint32_t leader, const chain_params *p, const chain_clock
         cJSON_AddNumberToObject(j, "registered_block", (double)x->registered_block);
         if (x->last_active == CHAIN_BLOCK_NONE) cJSON_AddNullToObject(j, "last_active");
         else cJSON_AddNumberToObject(j, "last_active", (double)x->last_active);
+        /* the last epoch: fractions, and the u16 values as the chain stores them */
+        const chain_epoch_uid *y = epoch_of(ep, x);
+        if (y) {
+            cJSON_AddNumberToObject(j, "incentive", u16_frac(y->incentive));
+            cJSON_AddNumberToObject(j, "dividends", u16_frac(y->dividends));
+            cJSON_AddNumberToObject(j, "emission_rao", (double)y->emission);
+            cJSON_AddNumberToObject(j, "earned_rao", (double)y->earned);
+            cJSON *q = cJSON_AddObjectToObject(j, "epoch_u16");
+            cJSON_AddNumberToObject(q, "rank", y->rank);
+            cJSON_AddNumberToObject(q, "trust", y->trust);
+            cJSON_AddNumberToObject(q, "consensus", y->consensus);
+            cJSON_AddNumberToObject(q, "incentive", y->incentive);
+            cJSON_AddNumberToObject(q, "dividends", y->dividends);
+            cJSON_AddNumberToObject(q, "validator_trust", y->validator_trust);
+        } else {
+            cJSON_AddNullToObject(j, "incentive");
+            cJSON_AddNullToObject(j, "dividends");
+            cJSON_AddNullToObject(j, "emission_rao");
+            cJSON_AddNullToObject(j, "earned_rao");
+        }
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) {
                 /* what the commitment names, never its credentials */
@@ -620,9 +717,11 @@ static int cmd_status(int argc, char **argv) {
     const ts_cmdline c = {
         .prog = "tessera localnet status",
         .usage = "--dir D [--json]",
-        .summary = "Shows the subnet: the clock (block, window, time left), and per uid its hotkey,\n"
-                   "stake, validator permit, registration block, last activity (the block of its\n"
-                   "latest commitment or weights), commitment and latest weights.",
+        .summary = "Shows the subnet: the clock (block, window, time left), the last epoch, and per\n"
+                   "uid its hotkey, stake, validator permit, registration block, last activity (the\n"
+                   "block of its latest commitment or weights), what the last epoch gave it\n"
+                   "(incentive and dividends as fractions, emission in TAO) and its earned total\n"
+                   "since registration (TAO), commitment and latest weights.",
         .opts = opts, .nopts = NOPTS(opts), .env = true, .max_pos = 0,
     };
     int rc = tool_parse(&c, argc, argv, NULL, NULL);
@@ -637,17 +736,26 @@ static int cmd_status(int argc, char **argv) {
     uint32_t ncm = 0, nrows = 0;
     chain_clock ck;
     chain_stats st;
+    chain_info info;
+    chain_epoch epoch = {0};
+    bool have_epoch = false;
     local_key *keys = NULL;
     if ((rc = open_dir(dir, &ch, &e)) || (rc = chain_metagraph_get(ch, &mg, &e)) ||
         (rc = chain_commitments(ch, &cm, &ncm, &e)) || (rc = chain_weights(ch, &rows, &nrows, &e)) ||
-        (rc = chain_get_stats(ch, &st, &e)) || (rc = chain_now(ch, &ck, &e)))
+        (rc = chain_get_stats(ch, &st, &e)) || (rc = chain_now(ch, &ck, &e)) || (rc = chain_get_info(ch, &info, &e)))
         goto out;
+    rc = chain_epoch_last(ch, &epoch, &e);
+    if (rc == TS_OK) have_epoch = true;
+    else if (rc != TS_ENOTFOUND) goto out; /* none yet: the status says when the first runs */
+    rc = 0;
+    const chain_epoch *ep = have_epoch ? &epoch : NULL;
     const chain_params *p = chain_get_params(ch);
     chain_rejection rej[5];
     uint32_t nrej = chain_rejections(ch, rej, 5);
     int nkeys = scan_wallets(&keys);
     if (json) {
-        rc = status_json(window_leader(ch, &ck, &mg), p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir);
+        rc = status_json(window_leader(ch, &ck, &mg), p, &ck, &mg, cm, ncm, rows, nrows, &st, rej, nrej, keys, nkeys, dir,
+                         ep, info.tempo);
         goto out;
     }
     char when[64], left[32];
@@ -662,31 +770,42 @@ static int cmd_status(int argc, char **argv) {
            (unsigned long long)p->blocks_per_window, left);
     printf("%g s blocks, %u of %u uids registered, %u validator permits (at most %u)\n",
            p->block_time, mg.n, p->max_uids, npermits, p->max_validators);
-    printf("log: %llu transactions, %llu rejected%s\n\n", (unsigned long long)st.accepted,
+    printf("log: %llu transactions, %llu rejected%s\n", (unsigned long long)st.accepted,
            (unsigned long long)st.rejected, st.torn_bytes ? ", a torn last line (ignored)" : "");
+    epoch_line(ep, info.tempo, p->netuid);
+    printf("\n");
     int nw = 4;
     for (uint32_t u = 0; u < mg.n; u++) {
         int l = (int)strlen(key_name(keys, nkeys, mg.neurons[u].hotkey));
         if (l > nw) nw = l;
     }
     if (nw > 24) nw = 24;
-    printf("UID  HOTKEY          %-*s  %12s  VALIDATOR  %9s  %9s  %-36s  %s\n", nw, "NAME",
-           "STAKE (TAO)", "REG.BLOCK", "ACTIVE", "COMMITMENT", "WEIGHTS");
+    printf("UID  HOTKEY          %-*s  %12s  VALIDATOR  %9s  %9s  %9s  %9s  %14s  %14s  %-36s  %s\n", nw, "NAME",
+           "STAKE (TAO)", "REG.BLOCK", "ACTIVE", "INCENTIVE", "DIVIDENDS", "EMISSION (TAO)", "EARNED (TAO)",
+           "COMMITMENT", "WEIGHTS");
     for (uint32_t u = 0; u < mg.n; u++) {
         const chain_neuron *x = &mg.neurons[u];
         char hk[32], tao[40], com[64] = "-", wts[160] = "-", act[24] = "-";
+        char inc[16] = "-", div[16] = "-", emi[40] = "-", earn[40] = "-";
         short_ss58(hk, sizeof hk, x->hotkey);
         chain_fmt_tao(tao, sizeof tao, x->stake, 0);
+        const chain_epoch_uid *y = epoch_of(ep, x);
+        if (y) {
+            snprintf(inc, sizeof inc, "%.4f", u16_frac(y->incentive));
+            snprintf(div, sizeof div, "%.4f", u16_frac(y->dividends));
+            chain_fmt_tao(emi, sizeof emi, y->emission, 1);
+            chain_fmt_tao(earn, sizeof earn, y->earned, 1);
+        }
         if (x->last_active != CHAIN_BLOCK_NONE)
             snprintf(act, sizeof act, "%llu", (unsigned long long)x->last_active);
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) short_commit(com, sizeof com, &cm[i]);
         for (uint32_t i = 0; i < nrows; i++)
             if (rows[i].uid == u) short_weights(wts, sizeof wts, &rows[i]);
-        printf("%3u  %-14s  %-*.*s  %12s  %-9s  %9llu  %9s  %-36s  %s\n", u, hk, nw, nw,
+        printf("%3u  %-14s  %-*.*s  %12s  %-9s  %9llu  %9s  %9s  %9s  %14s  %14s  %-36s  %s\n", u, hk, nw, nw,
                key_name(keys, nkeys, x->hotkey), tao,
                u == leader ? "leader" : x->validator_permit ? "permit" : "-",
-               (unsigned long long)x->registered_block, act, com, wts);
+               (unsigned long long)x->registered_block, act, inc, div, emi, earn, com, wts);
     }
     if (mg.n == 0) printf("(no uids registered: tessera localnet register --dir %s --wallet W --hotkey H)\n", dir);
     if (nrej) {
@@ -695,6 +814,7 @@ static int cmd_status(int argc, char **argv) {
             printf("  line %llu: %s\n", (unsigned long long)rej[i].line, rej[i].reason);
     }
 out:
+    chain_epoch_free(&epoch);
     free(keys);
     free(cm);
     free(rows);

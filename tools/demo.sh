@@ -6,8 +6,10 @@
 # that uploads garbage.  Each participant's bucket is a local directory (or,
 # with --s3, a prefix in the suite's S3 server, Swift's S3 layer).  After the
 # windows it prints the global model's held-out loss per window, each miner's
-# final score, weight and penalties, and the verification of the validator's
-# checkpoints; then it stops every process it started.
+# final score, weight and penalties, what the chain's last epoch (Yuma
+# consensus over the validator's weights, every tempo) gave each uid, and the
+# verification of the validator's checkpoints; then it stops every process it
+# started.
 #
 # With --chain-spec FILE (a raw subtensor chain spec, e.g. opentensor/subtensor's
 # scripts/specs/raonet.json) the subnet runs on Bittensor's chain instead: a
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
     --model) MODEL=$2; shift 2 ;;
     --dir) DIR=$2; shift 2 ;;
     --quiet) SUBNET_QUIET=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -90,6 +92,30 @@ else
 fi
 echo
 "$SUBNET_BIN/tessera" report --state-dir "$DIR/state/validator" --chain "$SUBNET_CHAIN" --wallet demo --hotkey validator --svg "$DIR/report.svg"
+echo
+# The chain's side: the last epoch's incentive, dividends and emission per uid
+# (on the local subnet an epoch runs every SUBNET_TEMPO + 1 blocks, about one
+# a window, so several ran during the demo).
+mgj=$("$SUBNET_BIN/tessera" chain metagraph --chain "$SUBNET_CHAIN" --json)
+/usr/bin/python3 - "$mgj" "$(for k in "${NAMES[@]}"; do "$SUBNET_BIN/tessera" keys show --wallet demo --hotkey "$k" --json; done)" <<'EOF'
+import json, sys
+mg = json.loads(sys.argv[1])
+keys = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
+name = {k["public_key"]: k["hotkey"] for k in keys}
+e = mg.get("epoch")
+if not e:
+    print("The chain's last epoch: none yet")
+    sys.exit(0)
+tao = lambda rao: "%.4f" % (rao / 1e9) if rao is not None else "-"
+frac = lambda x: "%.4f" % x if x is not None else "-"
+owner = " and %s TAO to the owner" % tao(e["owner_emission_rao"]) if "owner_emission_rao" in e else ""
+print("The chain's last epoch (block %d, every %d blocks): %s TAO to the uids%s" % (
+    e["block"], e["tempo"] + 1, tao(e["emission_rao"]), owner))
+print("  %-4s %-10s %-10s %-10s %-14s %s" % ("uid", "name", "incentive", "dividends", "emission (TAO)", "earned (TAO)"))
+for n in mg["neurons"]:
+    print("  %-4d %-10s %-10s %-10s %-14s %s" % (n["uid"], name.get(n["hotkey"], "-"), frac(n.get("incentive")),
+          frac(n.get("dividends")), tao(n.get("emission_rao")), tao(n.get("earned_rao"))))
+EOF
 echo
 echo "Checkpoint verification (the leader's store):"
 url=$(subnet_store_url validator)

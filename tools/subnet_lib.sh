@@ -8,7 +8,9 @@
 #                                    SUBNET_PARAMS_EXTRA='"key": value,' adds run
 #                                    parameters; SUBNET_EVAL_SAMPLES and
 #                                    SUBNET_VAL_SAMPLES (32) set the validator's
-#                                    evaluation and held-out samples
+#                                    evaluation and held-out samples;
+#                                    SUBNET_TEMPO (SUBNET_BLOCKS - 1: an epoch
+#                                    every window) sets the local subnet's tempo
 #   subnet_start NAME [args...]      starts a node in the background (pid in
 #                                    SUBNET_PID[NAME]); logs in DIR/logs/NAME.log;
 #                                    SUBNET_ENV[NAME]="VAR=value ..." gives that
@@ -37,6 +39,7 @@ SUBNET_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUBNET_BIN=$SUBNET_REPO/$BUILD/bin
 SUBNET_S3=${SUBNET_S3:-0}
 SUBNET_BLOCKS=${SUBNET_BLOCKS:-12}
+SUBNET_TEMPO=${SUBNET_TEMPO:-$((SUBNET_BLOCKS - 1))}
 SUBNET_SIGMA=${SUBNET_SIGMA:-4}
 declare -A SUBNET_PID
 declare -A SUBNET_ENV
@@ -88,7 +91,8 @@ subnet_setup() { # dir model names...
   # 8, a tiny model's own-versus-random comparison comes out wrong for an
   # honest miner about one time in eight in the first windows (measured),
   # enough to leave one without weight after eight windows now and then.
-  # Everything else is the protocol's default.
+  # Copycat checks start at once (Templar waits 20 windows, longer than the
+  # whole demo).  Everything else is the protocol's default.
   cat >"$SUBNET_DIR/params.json" <<EOF
 {
   "model": {"preset": "$SUBNET_MODEL"},
@@ -108,6 +112,7 @@ subnet_setup() { # dir model names...
   ${SUBNET_PARAMS_EXTRA:-}
   "gauntlet": {"peers_interval": 1, "weights_interval": 1, "openskill_sigma": $SUBNET_SIGMA,
                "copycat_slash_overlap": 0.6, "copycat_reset_overlap": 0.75, "copycat_ban_overlap": 0.9,
+               "copycat_start_windows": 0,
                "eval_samples": ${SUBNET_EVAL_SAMPLES:-32}}
 }
 EOF
@@ -121,8 +126,11 @@ EOF
   fi
   SUBNET_CHAIN="local:$SUBNET_DIR/subnet"
   subnet_say "creating a local subnet in $SUBNET_DIR/subnet"
+  # Epochs (Yuma consensus, emission) every SUBNET_TEMPO + 1 blocks: with the
+  # default, one a window, so that a demo of ten windows sees several.
   "$SUBNET_BIN/tessera" localnet init --dir "$SUBNET_DIR/subnet" --run-id demo --block-time 1 \
-    --blocks-per-window "$SUBNET_BLOCKS" --params "$SUBNET_DIR/params.json" >"$SUBNET_DIR/logs/init.log" || return 1
+    --blocks-per-window "$SUBNET_BLOCKS" --tempo "$SUBNET_TEMPO" --params "$SUBNET_DIR/params.json" \
+    >"$SUBNET_DIR/logs/init.log" || return 1
   local k
   for k in "${SUBNET_NAMES[@]}"; do
     "$SUBNET_BIN/tessera" keygen --wallet demo --hotkey "$k" >>"$SUBNET_DIR/logs/init.log" &&
