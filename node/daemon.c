@@ -2,6 +2,7 @@
  * tessera-validator: options, logging, signals, metrics. */
 #include <math.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +14,25 @@
 #include "metrics.h"
 
 static node *g_node;
-static volatile sig_atomic_t g_signals;
+static atomic_int g_signals; /* atomic: two signals may reach two threads at once */
+static volatile sig_atomic_t g_first_signal;
+static bool g_log_plain; /* a forced stop may say so on stderr (not in JSON logs) */
 
+/* SIGINT/SIGTERM.  The first asks the node to stop: the loops check it
+ * between steps, so the step under way (an inner step, an upload, one
+ * miner's evaluation, a state write) finishes, nothing more starts, and the
+ * daemon exits 0.  A second one exits at once, with 128 + its number as a
+ * shell reports a process killed by it (130 for SIGINT, 143 for SIGTERM):
+ * state files are only ever replaced by rename (ts_write_atomic), so the
+ * ones on disk stay whole, and a model and node.json from different windows
+ * are caught on load (node_load_state). */
 static void on_signal(int sig) {
-    (void)sig;
-    if (++g_signals >= 2) _exit(130);
+    if (atomic_fetch_add(&g_signals, 1) >= 1) {
+        static const char msg[] = "second signal: stopping at once\n";
+        if (g_log_plain) (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+        _exit(128 + sig);
+    }
+    g_first_signal = sig;
     if (g_node) node_stop(g_node);
 }
 
@@ -132,6 +147,7 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         free(home);
         free(nodes);
     }
+    g_log_plain = !d->log_json;
     if (!strncmp(d->chain, "local:", 6)) d->allow_local_peers = true;
     if (d->threads > 0) omp_set_num_threads((int)d->threads);
     return 0;
@@ -174,6 +190,7 @@ int node_daemon_start(node_daemon *d, ts_err *e) {
     g_node = d->n;
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART; /* a read or write under way resumes instead of failing */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -217,6 +234,8 @@ int node_daemon_start(node_daemon *d, ts_err *e) {
 
 void node_daemon_stop(node_daemon *d) {
     g_node = NULL;
+    if (g_first_signal)
+        TS_INFO("stopped on %s: the state on disk is the last one saved", g_first_signal == SIGINT ? "SIGINT" : "SIGTERM");
     node_metrics_stop(d->metrics);
     node_close(d->n);
     free(d->chain);

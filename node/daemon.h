@@ -33,8 +33,9 @@ typedef struct node_daemon {
  * when --help or --version was handled (exit 0), 2 on a usage error. */
 int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv);
 /* Opens the node, installs SIGINT/SIGTERM handlers (a first signal finishes
- * the current step and the state write, a second one exits at once) and
- * starts the metrics endpoint. */
+ * the current step and the state write, and the daemon exits 0; a second one
+ * exits at once with 128 + the signal's number) and starts the metrics
+ * endpoint. */
 int node_daemon_start(node_daemon *d, ts_err *e);
 void node_daemon_stop(node_daemon *d);
 

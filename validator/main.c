@@ -474,6 +474,12 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
     bool have_ref = w > v->start && node_reference(n, w - 1, &ref, NULL, NULL, &rfe) == TS_OK;
     float factor = r->codec.alpha * (float)gp->eval_lr_factor;
     for (int i = 0; i < nev; i++) {
+        /* a stop leaves the window unscored and unapplied: nothing of it is
+         * saved, and after a restart it is caught up like any other */
+        if (node_stopping(n)) {
+            ts_fail(e, TS_ESTATE, "stopping before the end of its evaluation");
+            break;
+        }
         evaluated *x = &ev[i];
         x->ev.uid = x->uid;
         x->ev.status = x->f->status;
@@ -851,7 +857,8 @@ int main(int argc, char **argv) {
         }
         ts_err_clear(&le);
         if (process_window(&v, w, &le)) {
-            TS_ERROR("window %llu: %s", (unsigned long long)w, le.msg);
+            if (node_stopping(n)) TS_INFO("window %llu: %s", (unsigned long long)w, le.msg);
+            else TS_ERROR("window %llu: %s", (unsigned long long)w, le.msg);
             if (le.code == TS_ENOMEM) {
                 status = 1;
                 break;
