@@ -71,18 +71,29 @@ static gauntlet_eval ev_status(uint32_t uid, gauntlet_upload st) {
     return x;
 }
 
-/* Registers uids 1..n (all active) and applies one window. */
-static int apply(gauntlet_state *s, const gauntlet_params *p, uint64_t w, uint32_t n,
-                 const gauntlet_eval *ev, size_t nev, const gauntlet_overlap *ov, size_t nov,
-                 const bool *inactive) {
+/* Registers uids 1..n (active unless inactive[uid]) and applies one window,
+ * with the gather's outcome (ok / missed, may be empty). */
+static int apply_full(gauntlet_state *s, const gauntlet_params *p, uint64_t w, uint32_t n,
+                      const gauntlet_eval *ev, size_t nev, const gauntlet_overlap *ov, size_t nov,
+                      const bool *inactive, const uint32_t *ok, size_t nok, const uint32_t *missed,
+                      size_t nmissed) {
     gauntlet_reg reg[64];
     for (uint32_t i = 0; i < n; i++) reg[i] = reg_of(i + 1, !(inactive && inactive[i + 1]));
     gauntlet_window_input in = {.window = w, .evals = ev, .n_evals = nev, .overlaps = ov,
-                                .n_overlaps = nov, .registered = reg, .n_registered = n};
+                                .n_overlaps = nov, .registered = reg, .n_registered = n,
+                                .gather_ok = ok, .n_gather_ok = nok, .gather_missed = missed,
+                                .n_gather_missed = nmissed};
     ts_err e = {0};
     int rc = gauntlet_update(s, p, &in, &e);
     if (rc) fprintf(stderr, "update: %s\n", e.msg);
     return rc;
+}
+
+/* Registers uids 1..n (all active) and applies one window. */
+static int apply(gauntlet_state *s, const gauntlet_params *p, uint64_t w, uint32_t n,
+                 const gauntlet_eval *ev, size_t nev, const gauntlet_overlap *ov, size_t nov,
+                 const bool *inactive) {
+    return apply_full(s, p, w, n, ev, nev, ov, nov, inactive, NULL, 0, NULL, 0);
 }
 
 static gauntlet_uid *U(gauntlet_state *s, uint32_t uid) { return gauntlet_state_find(s, uid); }
@@ -570,20 +581,11 @@ TEST(gauntlet_params_defaults_and_errors) {
 
 /* ------------------------------------------------------------ Templar's final rules */
 
-/* Applies one window with the gather's outcome: uids 1..n registered (all
- * active), ok / missed the gather peers whose uploads were used / missing. */
+/* One window with the gather's outcome, every uid active. */
 static int apply_gather(gauntlet_state *s, const gauntlet_params *p, uint64_t w, uint32_t n,
                         const gauntlet_eval *ev, size_t nev, const uint32_t *ok, size_t nok,
                         const uint32_t *missed, size_t nmissed) {
-    gauntlet_reg reg[64];
-    for (uint32_t i = 0; i < n; i++) reg[i] = reg_of(i + 1, true);
-    gauntlet_window_input in = {.window = w, .evals = ev, .n_evals = nev, .registered = reg,
-                                .n_registered = n, .gather_ok = ok, .n_gather_ok = nok,
-                                .gather_missed = missed, .n_gather_missed = nmissed};
-    ts_err e = {0};
-    int rc = gauntlet_update(s, p, &in, &e);
-    if (rc) fprintf(stderr, "update: %s\n", e.msg);
-    return rc;
+    return apply_full(s, p, w, n, ev, nev, NULL, 0, NULL, ok, nok, missed, nmissed);
 }
 
 TEST(gauntlet_rule_gradient_cap) {

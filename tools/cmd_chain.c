@@ -172,9 +172,7 @@ static int cmd_metagraph(int argc, char **argv) {
     int erc = chain_epoch_last(ch, &ep, &ee);
     if (erc && erc != TS_ENOTFOUND && erc != TS_EUNSUPPORTED) TS_WARN("the last epoch could not be read: %s", ee.msg);
     /* a uid's values, when the epoch knew its current holder */
-#define EPOCH_OF(x)                                                                                 \
-    (!erc && (x)->uid < ep.n && !memcmp(ep.uids[(x)->uid].hotkey, (x)->hotkey, TS_PK_BYTES) ? &ep.uids[(x)->uid] \
-                                                                                         : NULL)
+#define EPOCH_OF(x) tool_epoch_of(erc ? NULL : &ep, (x))
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "netuid", chain_get_params(ch)->netuid);
@@ -216,24 +214,7 @@ static int cmd_metagraph(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "registered_block", (double)x->registered_block);
             if (x->last_active == CHAIN_BLOCK_NONE) cJSON_AddNullToObject(j, "last_active");
             else cJSON_AddNumberToObject(j, "last_active", (double)x->last_active);
-            const chain_epoch_uid *y = EPOCH_OF(x);
-            if (y) {
-                cJSON_AddNumberToObject(j, "incentive", y->incentive / 65535.0);
-                cJSON_AddNumberToObject(j, "dividends", y->dividends / 65535.0);
-                cJSON_AddNumberToObject(j, "emission_rao", (double)y->emission);
-                if (ep.has_earned) cJSON_AddNumberToObject(j, "earned_rao", (double)y->earned);
-                cJSON *q = cJSON_AddObjectToObject(j, "epoch_u16");
-                cJSON_AddNumberToObject(q, "rank", y->rank);
-                cJSON_AddNumberToObject(q, "trust", y->trust);
-                cJSON_AddNumberToObject(q, "consensus", y->consensus);
-                cJSON_AddNumberToObject(q, "incentive", y->incentive);
-                cJSON_AddNumberToObject(q, "dividends", y->dividends);
-                cJSON_AddNumberToObject(q, "validator_trust", y->validator_trust);
-            } else {
-                cJSON_AddNullToObject(j, "incentive");
-                cJSON_AddNullToObject(j, "dividends");
-                cJSON_AddNullToObject(j, "emission_rao");
-            }
+            tool_epoch_json(j, EPOCH_OF(x), ep.has_earned);
             for (uint32_t i = 0; i < ncm; i++)
                 if (cm[i].uid == u) {
                     cJSON_AddNumberToObject(j, "commitment_bytes", cm[i].len);
@@ -603,41 +584,6 @@ static int cmd_encode(int argc, char **argv) {
 
 #define YUMA_MAX_INPUT (64u << 20)
 
-/* The whole of standard input, NUL-terminated, at most `max` bytes. */
-static int read_all_stdin(size_t max, char **out, size_t *len, ts_err *e) {
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) return ts_fail(e, TS_ENOMEM, "out of memory");
-    for (;;) {
-        if (n == cap) {
-            if (cap >= max) {
-                free(b);
-                return ts_fail(e, TS_ETOOBIG, "standard input: over %zu bytes", max);
-            }
-            cap *= 2;
-            char *nb = realloc(b, cap + 1);
-            if (!nb) {
-                free(b);
-                return ts_fail(e, TS_ENOMEM, "out of memory");
-            }
-            b = nb;
-        }
-        size_t r = fread(b + n, 1, cap - n, stdin);
-        n += r;
-        if (r == 0) {
-            if (ferror(stdin)) {
-                free(b);
-                return ts_fail(e, TS_EIO, "standard input: read error");
-            }
-            break;
-        }
-    }
-    b[n] = 0;
-    *out = b;
-    *len = n;
-    return TS_OK;
-}
-
 static int cmd_yuma(int argc, char **argv) {
     char *path = NULL;
     const ts_opt opts[] = {
@@ -664,7 +610,7 @@ static int cmd_yuma(int argc, char **argv) {
     char *text = NULL;
     size_t len = 0;
     if (path) rc = ts_read_file(path, YUMA_MAX_INPUT, (uint8_t **)&text, &len, &e);
-    else rc = read_all_stdin(YUMA_MAX_INPUT, &text, &len, &e);
+    else rc = tool_read_stdin(YUMA_MAX_INPUT, &text, &len, &e);
     cJSON *j = NULL;
     yuma_params p;
     yuma_input in = {0};

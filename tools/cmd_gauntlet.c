@@ -12,38 +12,6 @@
 
 #define MAX_STDIN (16u << 20)
 
-static int read_stdin(char **out, size_t *len, ts_err *e) {
-    size_t cap = 65536, n = 0;
-    char *b = malloc(cap + 1);
-    if (!b) return ts_fail(e, TS_ENOMEM, "out of memory");
-    for (;;) {
-        if (n == cap) {
-            if (cap >= MAX_STDIN) {
-                free(b);
-                return ts_fail(e, TS_ETOOBIG, "standard input over %u bytes", MAX_STDIN);
-            }
-            cap *= 2;
-            char *nb = realloc(b, cap + 1);
-            if (!nb) {
-                free(b);
-                return ts_fail(e, TS_ENOMEM, "out of memory");
-            }
-            b = nb;
-        }
-        ssize_t r = read(0, b + n, cap - n);
-        if (r < 0) {
-            free(b);
-            return ts_fail(e, TS_EIO, "reading standard input failed");
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    b[n] = 0;
-    *out = b;
-    *len = n;
-    return TS_OK;
-}
-
 static int known_keys(const cJSON *o, const char *const *keys, const char *ctx, ts_err *e) {
     for (const cJSON *it = o->child; it; it = it->next) {
         bool ok = false;
@@ -286,7 +254,7 @@ static int cmd_rate(int argc, char **argv) {
     ts_err e = {0};
     char *in = NULL, *out = NULL;
     size_t len = 0;
-    if ((rc = read_stdin(&in, &len, &e)) == TS_OK) rc = rate_json(in, len, &out, &e);
+    if ((rc = tool_read_stdin(MAX_STDIN, &in, &len, &e)) == TS_OK) rc = rate_json(in, len, &out, &e);
     free(in);
     if (rc) return tool_error(&e);
     fputs(out, stdout);

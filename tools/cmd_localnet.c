@@ -564,11 +564,6 @@ static uint32_t window_leader(chain *ch, const chain_clock *ck, const chain_meta
 
 /* What the last epoch gave the uid's current holder: NULL when there was no
  * epoch, the uid did not exist then, or it has been replaced since. */
-static const chain_epoch_uid *epoch_of(const chain_epoch *ep, const chain_neuron *x) {
-    if (!ep || x->uid >= ep->n || memcmp(ep->uids[x->uid].hotkey, x->hotkey, TS_PK_BYTES)) return NULL;
-    return &ep->uids[x->uid];
-}
-
 static double u16_frac(uint16_t v) { return v / 65535.0; }
 
 /* The epoch line of the status: the last epoch, or when the first will run. */
@@ -644,25 +639,7 @@ static int status_json(uint32_t leader, const chain_params *p, const chain_clock
         if (x->last_active == CHAIN_BLOCK_NONE) cJSON_AddNullToObject(j, "last_active");
         else cJSON_AddNumberToObject(j, "last_active", (double)x->last_active);
         /* the last epoch: fractions, and the u16 values as the chain stores them */
-        const chain_epoch_uid *y = epoch_of(ep, x);
-        if (y) {
-            cJSON_AddNumberToObject(j, "incentive", u16_frac(y->incentive));
-            cJSON_AddNumberToObject(j, "dividends", u16_frac(y->dividends));
-            cJSON_AddNumberToObject(j, "emission_rao", (double)y->emission);
-            cJSON_AddNumberToObject(j, "earned_rao", (double)y->earned);
-            cJSON *q = cJSON_AddObjectToObject(j, "epoch_u16");
-            cJSON_AddNumberToObject(q, "rank", y->rank);
-            cJSON_AddNumberToObject(q, "trust", y->trust);
-            cJSON_AddNumberToObject(q, "consensus", y->consensus);
-            cJSON_AddNumberToObject(q, "incentive", y->incentive);
-            cJSON_AddNumberToObject(q, "dividends", y->dividends);
-            cJSON_AddNumberToObject(q, "validator_trust", y->validator_trust);
-        } else {
-            cJSON_AddNullToObject(j, "incentive");
-            cJSON_AddNullToObject(j, "dividends");
-            cJSON_AddNullToObject(j, "emission_rao");
-            cJSON_AddNullToObject(j, "earned_rao");
-        }
+        tool_epoch_json(j, tool_epoch_of(ep, x), true);
         for (uint32_t i = 0; i < ncm; i++)
             if (cm[i].uid == u) {
                 /* what the commitment names, never its credentials */
@@ -789,7 +766,7 @@ static int cmd_status(int argc, char **argv) {
         char inc[16] = "-", div[16] = "-", emi[40] = "-", earn[40] = "-";
         short_ss58(hk, sizeof hk, x->hotkey);
         chain_fmt_tao(tao, sizeof tao, x->stake, 0);
-        const chain_epoch_uid *y = epoch_of(ep, x);
+        const chain_epoch_uid *y = tool_epoch_of(ep, x);
         if (y) {
             snprintf(inc, sizeof inc, "%.4f", u16_frac(y->incentive));
             snprintf(div, sizeof div, "%.4f", u16_frac(y->dividends));

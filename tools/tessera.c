@@ -5,6 +5,9 @@
 
 #include <sodium.h>
 
+#include <cjson/cJSON.h>
+
+#include "chain/chain.h"
 #include "tools.h"
 
 #define MAX_COMMANDS 64
@@ -199,4 +202,64 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "tessera: unknown command '%s' (see tessera --help)\n", argv[1]);
     return 2;
+}
+
+int tool_read_stdin(size_t max, char **out, size_t *len, ts_err *e) {
+    size_t cap = 65536, n = 0;
+    char *b = malloc(cap + 1);
+    if (!b) return ts_fail(e, TS_ENOMEM, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                free(b);
+                return ts_fail(e, TS_ETOOBIG, "standard input: over %zu bytes", max);
+            }
+            cap *= 2;
+            char *nb = realloc(b, cap + 1);
+            if (!nb) {
+                free(b);
+                return ts_fail(e, TS_ENOMEM, "out of memory");
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, stdin);
+        n += r;
+        if (r == 0) {
+            if (ferror(stdin)) {
+                free(b);
+                return ts_fail(e, TS_EIO, "standard input: read error");
+            }
+            break;
+        }
+    }
+    b[n] = 0;
+    *out = b;
+    *len = n;
+    return TS_OK;
+}
+
+const chain_epoch_uid *tool_epoch_of(const chain_epoch *ep, const chain_neuron *x) {
+    if (!ep || x->uid >= ep->n || memcmp(ep->uids[x->uid].hotkey, x->hotkey, TS_PK_BYTES)) return NULL;
+    return &ep->uids[x->uid];
+}
+
+void tool_epoch_json(cJSON *j, const chain_epoch_uid *y, bool has_earned) {
+    if (!y) {
+        cJSON_AddNullToObject(j, "incentive");
+        cJSON_AddNullToObject(j, "dividends");
+        cJSON_AddNullToObject(j, "emission_rao");
+        if (has_earned) cJSON_AddNullToObject(j, "earned_rao");
+        return;
+    }
+    cJSON_AddNumberToObject(j, "incentive", y->incentive / 65535.0);
+    cJSON_AddNumberToObject(j, "dividends", y->dividends / 65535.0);
+    cJSON_AddNumberToObject(j, "emission_rao", (double)y->emission);
+    if (has_earned) cJSON_AddNumberToObject(j, "earned_rao", (double)y->earned);
+    cJSON *q = cJSON_AddObjectToObject(j, "epoch_u16");
+    cJSON_AddNumberToObject(q, "rank", y->rank);
+    cJSON_AddNumberToObject(q, "trust", y->trust);
+    cJSON_AddNumberToObject(q, "consensus", y->consensus);
+    cJSON_AddNumberToObject(q, "incentive", y->incentive);
+    cJSON_AddNumberToObject(q, "dividends", y->dividends);
+    cJSON_AddNumberToObject(q, "validator_trust", y->validator_trust);
 }

@@ -46,4 +46,20 @@ int tool_error(const ts_err *e);
  * wallet (its secret wiped at once). */
 int tool_resolve_pubkey(const char *wallet, const char *hotkey, uint8_t pk[TS_PK_BYTES], ts_err *e);
 
+/* The whole of standard input, NUL-terminated (*len excludes the NUL), at
+ * most max bytes: TS_ETOOBIG beyond, TS_EIO on a read error. */
+int tool_read_stdin(size_t max, char **out, size_t *len, ts_err *e);
+
+struct chain_epoch;
+struct chain_epoch_uid;
+struct chain_neuron;
+struct cJSON;
+/* The last epoch's entry for a neuron of the metagraph: NULL when there is
+ * none, or when the uid has changed hands since the epoch. */
+const struct chain_epoch_uid *tool_epoch_of(const struct chain_epoch *ep, const struct chain_neuron *x);
+/* A uid's epoch members in a JSON object (incentive and dividends as
+ * fractions, emission_rao, earned_rao when has_earned, epoch_u16 as stored);
+ * nulls when y is NULL. */
+void tool_epoch_json(struct cJSON *j, const struct chain_epoch_uid *y, bool has_earned);
+
 #endif
