@@ -21,6 +21,9 @@ PACKAGES=(
   coreutils
   # tests/t_docker.sh validates docker/compose.yml with Compose's own check
   docker-compose
+  # tests of a real network's faults: network namespaces and veth links
+  # (iproute2), a miner with a skewed clock (libfaketime)
+  iproute2 faketime
 )
 
 missing=()

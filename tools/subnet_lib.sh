@@ -23,6 +23,18 @@
 # Set SUBNET_S3=1 before subnet_setup to use a prefix per participant in the
 # suite's S3 server (Swift's S3 layer) instead of local directories.
 #
+# Set SUBNET_NETNS=TAG (root only) to give every participant and the S3 server
+# a host of its own (tests/net/hosts.sh: network namespaces on one bridge,
+# 10.77.0.N) with S3 (implies SUBNET_S3=1) behind the fault-injecting proxy
+# (tests/net/faultproxy.py) at http://10.77.0.2:9000:
+#   subnet_fault NAME RULE    sets the proxy's rule for NAME's address (RULE
+#                             is its JSON, e.g. '{"delay_ms": 300, "loss":
+#                             0.02}'; '' removes it); NAME "all" is
+#                             everyone else (the default rule)
+#   subnet_link NAME up|down  cuts or restores NAME's link
+#   subnet_host NAME CMD...   runs CMD on NAME's host ("s3": the server's)
+# SUBNET_S3_STATS is the proxy's per-address counters (JSON, every second).
+#
 # Set SUBNET_CHAIN_SPEC=FILE (a raw subtensor chain spec) to run the subnet on
 # Bittensor's chain instead of a local one: a subtensor runtime run by
 # chopsticks (tests/chopsticks.sh), blocks made every SUBNET_BLOCK_MS ms
@@ -38,6 +50,10 @@
 SUBNET_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SUBNET_BIN=$SUBNET_REPO/$BUILD/bin
 SUBNET_S3=${SUBNET_S3:-0}
+SUBNET_NETNS=${SUBNET_NETNS:-}
+[ -n "$SUBNET_NETNS" ] && SUBNET_S3=1
+declare -A SUBNET_RULE
+SUBNET_PROXY_PID=""
 SUBNET_BLOCKS=${SUBNET_BLOCKS:-12}
 SUBNET_TEMPO=${SUBNET_TEMPO:-$((SUBNET_BLOCKS - 1))}
 SUBNET_SIGMA=${SUBNET_SIGMA:-4}
@@ -205,11 +221,71 @@ subnet_chain_setup() {
 
 subnet_s3_up() {
   local kv
-  while IFS= read -r kv; do [[ $kv == *=* ]] && export "${kv?}"; done \
-    < <(bash "$SUBNET_REPO/tests/servers/s3.sh" start "$SUBNET_DIR/s3")
-  [ -n "${TESSERA_TEST_S3_ENDPOINT:-}" ] || { echo "demo: the S3 server did not start" >&2; return 1; }
-  SUBNET_S3_STARTED=1
+  if [ -n "$SUBNET_NETNS" ]; then
+    subnet_net_up || return 1
+    unset TESSERA_TEST_S3_ENDPOINT
+    while IFS= read -r kv; do [[ $kv == *=* ]] && export "${kv?}"; done \
+      < <(net_exec s3 bash "$SUBNET_REPO/tests/servers/s3.sh" start "$SUBNET_DIR/s3")
+    [ -n "${TESSERA_TEST_S3_ENDPOINT:-}" ] || { echo "demo: the S3 server did not start" >&2; return 1; }
+    SUBNET_S3_STARTED=1
+    # everyone reaches the server through the proxy, on the server's host
+    SUBNET_S3_STATS=$SUBNET_DIR/s3/proxy-stats.json
+    subnet_fault_write || return 1
+    net_exec s3 /usr/bin/python3 "$SUBNET_REPO/tests/net/faultproxy.py" --listen "${NET_ADDR[s3]}:9000" \
+      --upstream "${TESSERA_TEST_S3_ENDPOINT#http://}" --control "$SUBNET_DIR/s3/proxy.json" \
+      --stats "$SUBNET_S3_STATS" >"$SUBNET_DIR/logs/proxy.out" 2>"$SUBNET_DIR/logs/proxy.log" &
+    SUBNET_PROXY_PID=$!
+    local i
+    for i in $(seq 100); do grep -q ready "$SUBNET_DIR/logs/proxy.out" 2>/dev/null && break; sleep 0.1; done
+    grep -q ready "$SUBNET_DIR/logs/proxy.out" || { echo "demo: the fault proxy did not start" >&2; return 1; }
+    TESSERA_TEST_S3_ENDPOINT=http://${NET_ADDR[s3]}:9000
+  else
+    while IFS= read -r kv; do [[ $kv == *=* ]] && export "${kv?}"; done \
+      < <(bash "$SUBNET_REPO/tests/servers/s3.sh" start "$SUBNET_DIR/s3")
+    [ -n "${TESSERA_TEST_S3_ENDPOINT:-}" ] || { echo "demo: the S3 server did not start" >&2; return 1; }
+    SUBNET_S3_STARTED=1
+  fi
   export AWS_ACCESS_KEY_ID=$TESSERA_TEST_S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$TESSERA_TEST_S3_SECRET_KEY
+}
+
+# The hosts (SUBNET_NETNS): the S3 server's and one per participant.
+subnet_net_up() {
+  # shellcheck source=tests/net/hosts.sh
+  source "$SUBNET_REPO/tests/net/hosts.sh"
+  local why k
+  why=$(net_why_not)
+  [ -z "$why" ] || { echo "demo: no test hosts: $why" >&2; return 1; }
+  net_init "$SUBNET_NETNS" && net_host s3 || { echo "demo: cannot make the test hosts" >&2; return 1; }
+  for k in "${SUBNET_NAMES[@]}"; do net_host "$k" || return 1; done
+}
+
+# Writes the proxy's control file from SUBNET_RULE (atomically).
+subnet_fault_write() {
+  local k first=1 f=$SUBNET_DIR/s3/proxy.json def='{}'
+  [ -n "${SUBNET_RULE[all]:-}" ] && def=${SUBNET_RULE[all]}
+  {
+    printf '{"default": %s, "clients": {' "$def"
+    for k in "${!SUBNET_RULE[@]}"; do
+      [ "$k" = all ] && continue
+      [ $first = 1 ] || printf ', '
+      first=0
+      printf '"%s": %s' "${NET_ADDR[$k]}" "${SUBNET_RULE[$k]}"
+    done
+    printf '}}\n'
+  } >"$f.tmp" && mv "$f.tmp" "$f"
+}
+
+subnet_fault() { # name rule-json ('' removes it)
+  if [ -z "$2" ]; then unset "SUBNET_RULE[$1]"; else SUBNET_RULE[$1]=$2; fi
+  subnet_fault_write
+}
+
+subnet_link() { net_link "$1" "$2"; }
+
+subnet_host() {
+  local name=$1
+  shift
+  if [ -n "$SUBNET_NETNS" ]; then net_exec "$name" "$@"; else "$@"; fi
 }
 
 # The store URL of a participant (its bucket, or its prefix of the S3 bucket).
@@ -242,7 +318,9 @@ subnet_start() { # name, extra args...
   [ -n "${SUBNET_CHAIN_SPEC:-}" ] && [ "$SUBNET_S3" != 1 ] && commit+=(--allow-local-peers)
   local envs=()
   [ -n "${SUBNET_ENV[$name]:-}" ] && read -ra envs <<<"${SUBNET_ENV[$name]}"
-  env "${envs[@]}" "$SUBNET_BIN/$role" --chain "$SUBNET_CHAIN" --wallet demo --hotkey "$name" \
+  local host=()
+  [ -n "$SUBNET_NETNS" ] && host=(ip netns exec "${NET_NS[$name]}")
+  "${host[@]}" env "${envs[@]}" "$SUBNET_BIN/$role" --chain "$SUBNET_CHAIN" --wallet demo --hotkey "$name" \
     --store-url "$store" "${commit[@]}" --state-dir "$SUBNET_DIR/state/$name" "$@" >>"$SUBNET_DIR/logs/$name.log" 2>&1 &
   SUBNET_PID[$name]=$!
 }
@@ -264,6 +342,12 @@ subnet_stop_all() {
     bash "$SUBNET_REPO/tests/servers/s3.sh" stop "$SUBNET_DIR/s3" >/dev/null 2>&1 || true
     SUBNET_S3_STARTED=0
   fi
+  if [ -n "$SUBNET_PROXY_PID" ]; then
+    kill "$SUBNET_PROXY_PID" 2>/dev/null
+    wait "$SUBNET_PROXY_PID" 2>/dev/null
+    SUBNET_PROXY_PID=""
+  fi
+  [ -n "$SUBNET_NETNS" ] && net_cleanup
   subnet_chain_stop
 }
 
