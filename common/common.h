@@ -143,6 +143,8 @@ typedef struct ts_cmdline {
     int min_pos, max_pos;      /* positional arguments (max -1: unlimited) */
     const ts_opt_range *ranges; /* ranges of numeric options (optional) */
     int nranges;
+    bool *given;               /* optional, nopts entries: true where a config file, the
+                                  environment or a flag set the option (false: its default) */
 } ts_cmdline;
 
 /* Parses defaults, then the config file, the environment, then argv.

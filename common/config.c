@@ -156,7 +156,13 @@ static int set_text(const ts_opt *o, const char *text, const char *src, ts_err *
     return ts_fail(e, TS_EINVAL, "option '%s' has no type", o->name);
 }
 
+/* Records that option o was given (not left at its default). */
+static void mark_given(const ts_cmdline *c, const ts_opt *o) {
+    if (c && c->given && o >= c->opts && o < c->opts + c->nopts) c->given[o - c->opts] = true;
+}
+
 static int set_json(const ts_cmdline *c, const ts_opt *o, const cJSON *v, ts_err *e) {
+    mark_given(c, o);
     char who[300];
     snprintf(who, sizeof who, "config key '%s'", o->name);
     switch (o->type) {
@@ -292,6 +298,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
         else if (o->type == TS_OPT_INT) *(int64_t *)o->dst = 0;
         else if (o->type == TS_OPT_F64) *(double *)o->dst = 0;
         else *(bool *)o->dst = false;
+        if (c->given) c->given[i] = false;
         if (o->def && set_text(o, o->def, "default for", e)) return e ? e->code : TS_ECONFIG;
         char who[300];
         snprintf(who, sizeof who, "default of '%s'", o->name);
@@ -337,6 +344,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
             env_name(en, sizeof en, o->name);
             const char *v = getenv(en);
             if (v && set_text(o, v, "environment variable for", e)) return ts_wrap(e, "%s", en);
+            if (v) mark_given(c, o);
             if (v && check_value(c, o, en, e)) return e ? e->code : TS_ECONFIG;
         }
     }
@@ -380,6 +388,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
         if (!o) goto unknown;
         if (o->type == TS_OPT_BOOL && !val) {
             *(bool *)o->dst = !neg;
+            mark_given(c, o);
             continue;
         }
         if (neg) goto unknown;
@@ -394,6 +403,7 @@ int ts_cmdline_parse(const ts_cmdline *c, int argc, char **argv, char ***pos, in
             free(p);
             return e ? e->code : TS_EINVAL;
         }
+        mark_given(c, o);
         /* the flag as given: "-b", "--batch" (without "=value") */
         char who[170];
         if (a[1] != '-') snprintf(who, sizeof who, "%s", a);

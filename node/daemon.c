@@ -73,7 +73,8 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         {"metrics_bind_all", TS_OPT_BOOL, &d->metrics_bind_all, "false",
          "serve metrics on every interface, not only loopback", 0, 0},
         {"allow_local_peers", TS_OPT_BOOL, &d->allow_local_peers, "false",
-         "accept file:// and http:// peer buckets (on by default for local: chains)", 0, 0},
+         "accept file:// and http:// peer buckets (on by default for local: chains; "
+         "--no-allow-local-peers turns it off there)", 0, 0},
         {"max_windows", TS_OPT_INT, &d->max_windows, "0", "stop after this many windows (0: run forever)", 0, 0},
         {"log_level", TS_OPT_STR, &d->log_level, "info", "debug, info, warn or error", 0, 0},
         {"log_json", TS_OPT_BOOL, &d->log_json, "false", "log JSON lines", 0, 0},
@@ -100,6 +101,7 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
     };
     int nranges = (int)(sizeof ranges / sizeof ranges[0]);
     if (role == NODE_VALIDATOR) nranges -= 1;
+    bool given[sizeof opts / sizeof opts[0]] = {0};
     const ts_cmdline c = {
         .prog = d->prog,
         .usage = "--chain URL --hotkey H --store-url URL [options]",
@@ -119,6 +121,7 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         .max_pos = 0,
         .ranges = ranges,
         .nranges = nranges,
+        .given = given,
     };
     ts_err e = {0};
     bool help;
@@ -148,7 +151,12 @@ int node_daemon_parse(node_daemon *d, node_role role, int argc, char **argv) {
         free(nodes);
     }
     g_log_plain = !d->log_json;
-    if (!strncmp(d->chain, "local:", 6)) d->allow_local_peers = true;
+    /* a subnet on this machine has its peers' buckets on this machine too,
+     * unless the option says otherwise (--no-allow-local-peers) */
+    bool local_peers_given = false;
+    for (int i = 0; i < nopts; i++)
+        if (!strcmp(opts[i].name, "allow_local_peers")) local_peers_given = given[i];
+    if (!strncmp(d->chain, "local:", 6) && !local_peers_given) d->allow_local_peers = true;
     if (d->threads > 0) omp_set_num_threads((int)d->threads);
     return 0;
 }

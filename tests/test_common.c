@@ -196,6 +196,45 @@ TEST(config_positionals_and_required) {
     ts_opts_free(ro, 1);
 }
 
+/* `given` tells a default from a value some source set, even an equal one. */
+TEST(config_given_tells_default_from_set) {
+    bool flag = false;
+    int64_t n = 0;
+    ts_opt go[] = {{"flag", TS_OPT_BOOL, &flag, "false", "a flag", 0, 0},
+                   {"n", TS_OPT_INT, &n, "3", "a number", 0, 0}};
+    bool given[2] = {true, true};
+    ts_cmdline cl = {.prog = "t", .opts = go, .nopts = 2, .env = true, .given = given};
+    bool help;
+    ts_err e = {0};
+    unsetenv("TESSERA_FLAG");
+    unsetenv("TESSERA_N");
+    char *a1[] = {"t", NULL};
+    REQUIRE(ts_cmdline_parse(&cl, 1, a1, NULL, NULL, &help, &e) == TS_OK);
+    CHECK(!given[0] && !given[1]);
+    char *a2[] = {"t", "--no-flag", "--n", "3", NULL};
+    REQUIRE(ts_cmdline_parse(&cl, 4, a2, NULL, NULL, &help, &e) == TS_OK);
+    CHECK(given[0] && given[1] && !flag && n == 3);
+    char *a3[] = {"t", "--flag", NULL};
+    REQUIRE(ts_cmdline_parse(&cl, 2, a3, NULL, NULL, &help, &e) == TS_OK);
+    CHECK(given[0] && !given[1] && flag);
+    setenv("TESSERA_FLAG", "false", 1);
+    REQUIRE(ts_cmdline_parse(&cl, 1, a1, NULL, NULL, &help, &e) == TS_OK);
+    CHECK(given[0] && !given[1] && !flag);
+    unsetenv("TESSERA_FLAG");
+    char dir[] = "/tmp/tessera-given-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char *p = ts_path_join(dir, "c.json");
+    REQUIRE(ts_write_atomic(p, "{\"flag\": false}", 15, NULL) == TS_OK);
+    ts_cmdline cf = cl;
+    cf.config_file = true;
+    char *a4[] = {"t", "--config", p, NULL};
+    REQUIRE(ts_cmdline_parse(&cf, 3, a4, NULL, NULL, &help, &e) == TS_OK);
+    CHECK(given[0] && !given[1]);
+    unlink(p);
+    rmdir(dir);
+    free(p);
+}
+
 /* Ranges: one check whatever the source, naming the option as it was given. */
 
 static const ts_opt_range CFG_RANGES[] = {
