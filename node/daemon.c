@@ -278,6 +278,15 @@ bool node_daemon_tick(node_daemon *d, chain_clock *clk) {
     return true;
 }
 
+void node_daemon_waiting(node_daemon *d, int code, const char *why) {
+    double now = ts_now();
+    if (!strcmp(d->wait_msg, why) && now - d->wait_logged < 60) return;
+    snprintf(d->wait_msg, sizeof d->wait_msg, "%s", why);
+    d->wait_logged = now;
+    if (code == TS_EDENIED) TS_WARN("waiting for the run's start window: %s", why);
+    else TS_INFO("waiting for the run's start window (%s)", why);
+}
+
 void node_daemon_metric(node_daemon *d, const char *name, const char *labels, double v) {
     node_metrics_set(d->metrics, name, labels, v);
 }

@@ -27,6 +27,8 @@ typedef struct node_daemon {
     node *n;
     struct node_metrics *metrics;
     int metrics_port_bound;
+    char wait_msg[512];     /* node_daemon_waiting: the last reason logged, and when */
+    double wait_logged;
 } node_daemon;
 
 /* Parses argv for the role; prints help or an error.  Returns 0 to run, -1
@@ -43,6 +45,13 @@ void node_daemon_stop(node_daemon *d);
  * clock.  false, after logging why and pausing, when either failed (the loop
  * then tries again). */
 bool node_daemon_tick(node_daemon *d, chain_clock *clk);
+
+/* Logs why the daemon waits for the run's start window: at once when the
+ * reason is new, then once a minute while it stays the same (a loop that
+ * retries every second or two would otherwise repeat it every turn).  A
+ * refusal (TS_EDENIED: a peer's bucket this node's policy does not accept)
+ * is a warning, since waiting alone will not end it. */
+void node_daemon_waiting(node_daemon *d, int code, const char *why);
 
 void node_daemon_metric(node_daemon *d, const char *name, const char *labels, double v);
 void node_daemon_metric_add(node_daemon *d, const char *name, const char *labels, double v);

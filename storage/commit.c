@@ -44,7 +44,7 @@ int store_commitment_r2(store_commitment *c, const char *account_id, const char 
 static int endpoint_allowed(const char *ep, store_commit_policy policy, ts_err *e) {
     if (policy == STORE_COMMIT_ANY) return TS_OK;
     if (strncmp(ep, "https://", 8))
-        return ts_fail(e, TS_EDENIED, "commitment names a plain http endpoint (only https is accepted)");
+        return ts_fail(e, TS_EDENIED, "commitment names a plain http endpoint (only https is accepted; --allow-local-peers accepts http:// and file://)");
     return TS_OK;
 }
 

@@ -66,9 +66,16 @@ kill "$other" 2>/dev/null
 wait "$other" 2>/dev/null
 
 # 3. the state directory is free again once its process is gone (a crash leaves no stale lock)
+# (the node logs the run it joins once it holds the directory: wait for that
+# line of this start, not a fixed time, so a loaded machine cannot pass a
+# refusal that came late)
+echo "--- restart ---" >>"$D/logs/m1.log"
 subnet_start m1 --max-windows 1
-sleep 2
-if kill -0 "${SUBNET_PID[m1]}" 2>/dev/null && ! grep -q "in use by another process" "$D/logs/m1.log"; then
+deadline=$((SECONDS + 60))
+since() { sed -n '/^--- restart ---$/,$p' "$D/logs/m1.log" | sed '1d'; }
+while ! since | grep -q "run demo,\|in use by another process" && kill -0 "${SUBNET_PID[m1]}" 2>/dev/null &&
+  [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+if kill -0 "${SUBNET_PID[m1]}" 2>/dev/null && since | grep -q "run demo," && ! since | grep -q "in use by another process"; then
   ok lock_released_when_the_process_dies
 else
   fail lock_released_when_the_process_dies "$(tail -n 3 "$D/logs/m1.log")"

@@ -53,46 +53,8 @@ await_exit() {
   unset "SUBNET_PID[$1]"
 }
 
-# Whether a node's state files load.  Each must be whole: node.json parses,
-# model.safetensors loads and evaluates (tessera eval), ef.safetensors (a
-# miner's) has every parameter's name, shape and size, all finite.  With
-# "strict", node.json must also vouch for the model beside it (its hash): a
-# clean stop never leaves them from different windows.  (After a forced stop
-# they may be, one rename done and the next not: the loader then ignores the
-# pair and the node catches up, which part (d) sees.)
-state_loads() { # name strict|whole -> prints what is wrong, returns 1
-  local d=$SUBNET_DIR/state/$1
-  "$SUBNET_BIN/tessera" eval --model tiny --init "$d/model.safetensors" --data "$BUILD/corpus/val" --seq 64 \
-    --samples 1 >/dev/null 2>&1 || { echo "$1/model.safetensors does not load"; return 1; }
-  $PY - "$d" "$2" <<'EOF'
-import hashlib, json, math, os, struct, sys
-d, strict = sys.argv[1], sys.argv[2] == "strict"
-def st(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    end = max([t["data_offsets"][1] for k, t in h.items() if k != "__metadata__"] or [0])
-    if len(b) != 8 + n + end: sys.exit(f"{os.path.basename(p)}: {len(b)} bytes, its header says {8 + n + end}")
-    return h, b[8 + n:]
-s = json.load(open(os.path.join(d, "node.json")))
-if s.get("format") != "tessera-node-state" or s.get("version") != 1: sys.exit("node.json: wrong format")
-hdr, data = st(os.path.join(d, "model.safetensors"))
-if strict and hashlib.blake2b(data, digest_size=32).hexdigest() != s["model_hash"]:
-    sys.exit("node.json does not vouch for model.safetensors")
-if os.path.exists(os.path.join(d, "ef.safetensors")):
-    eh, ed = st(os.path.join(d, "ef.safetensors"))
-    for name, t in hdr.items():
-        if name == "__metadata__": continue
-        e = eh.get(name)
-        if not e or e["dtype"] != "F32" or e["shape"] != t["shape"]: sys.exit(f"ef.safetensors: {name} missing or misshaped")
-        a, b = e["data_offsets"]
-        if b - a != 4 * math.prod(t["shape"]): sys.exit(f"ef.safetensors: {name} has the wrong size")
-        if not all(math.isfinite(v) for v in struct.unpack(f"<{(b - a) // 4}f", ed[a:b])):
-            sys.exit(f"ef.safetensors: {name} is not finite")
-elif s.get("error_feedback"):
-    sys.exit("node.json names an error feedback, ef.safetensors is missing")
-EOF
-}
+# Whether a node's state files load: subnet_state_loads (tools/subnet_lib.sh).
+state_loads() { subnet_state_loads "$@"; }
 
 if ! subnet_setup "$T/s" tiny validator m1 m2; then
   fail setup "$(tail -n 5 "$T/s/logs/init.log" 2>/dev/null)"
@@ -233,7 +195,13 @@ while [ "$(subnet_windows_done)" -lt $((rows_before + 2)) ] || [ "$(after_up m1)
   [ $SECONDS -lt $deadline ] || break
   sleep 0.5
 done
-sleep 1 # the miners' sync records of the last window come with the validator's line
+# the miners publish their sync records of a window about when the validator
+# logs it: wait for those of the last window processed (20 s at most)
+lw=$(tail -n 1 "$D/state/validator/windows.jsonl" | $PY -c 'import json,sys; print(json.loads(sys.stdin.read())["window"])')
+deadline=$((SECONDS + 20))
+while { [ ! -f "$D/stores/m1/debug/$lw/1" ] || [ ! -f "$D/stores/m2/debug/$lw/2" ]; } && [ $SECONDS -lt $deadline ]; do
+  sleep 0.2
+done
 detail=$($PY - "$D" "$rows_before" "$gs_window" "$m1_next" <<'EOF'
 import json, os, re, sys
 d, rows_before, gs_window, m1_next = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])

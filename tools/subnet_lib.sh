@@ -11,6 +11,13 @@
 #                                    evaluation and held-out samples;
 #                                    SUBNET_TEMPO (SUBNET_BLOCKS - 1: an epoch
 #                                    every window) sets the local subnet's tempo
+#                                    SUBNET_GAUNTLET_EXTRA='"key": value,' adds
+#                                    scoring parameters;
+#                                    SUBNET_GAUNTLET_DEFAULTS=1 leaves the
+#                                    "gauntlet" object empty: the protocol's
+#                                    default scoring parameters;
+#                                    SUBNET_GATHER_DELAY (0.5 s) sets
+#                                    gather_delay_s
 #   subnet_start NAME [args...]      starts a node in the background (pid in
 #                                    SUBNET_PID[NAME]); logs in DIR/logs/NAME.log;
 #                                    SUBNET_ENV[NAME]="VAR=value ..." gives that
@@ -122,16 +129,22 @@ subnet_setup() { # dir model names...
   "optimizer": {"lr": 0.003, "warmup_steps": 8, "total_steps": 2000},
   "upload_grace_s": 3,
   "upload_delay_s": 0.5,
-  "gather_delay_s": 0.5,
+  "gather_delay_s": ${SUBNET_GATHER_DELAY:-0.5},
   "checkpoint_interval": 3,
   "val_samples": ${SUBNET_VAL_SAMPLES:-32},
   ${SUBNET_PARAMS_EXTRA:-}
   "gauntlet": {"peers_interval": 1, "weights_interval": 1, "openskill_sigma": $SUBNET_SIGMA,
                "copycat_slash_overlap": 0.6, "copycat_reset_overlap": 0.75, "copycat_ban_overlap": 0.9,
-               "copycat_start_windows": 0,
+               "copycat_start_windows": 0, ${SUBNET_GAUNTLET_EXTRA:-}
                "eval_samples": ${SUBNET_EVAL_SAMPLES:-32}}
 }
 EOF
+  # SUBNET_GAUNTLET_DEFAULTS=1: none of the tuning above, every scoring
+  # parameter at the protocol's default (tests/t_adversaries.sh)
+  if [ "${SUBNET_GAUNTLET_DEFAULTS:-0}" = 1 ]; then
+    /usr/bin/python3 -c 'import json, sys; p = json.load(open(sys.argv[1])); p["gauntlet"] = {}
+json.dump(p, open(sys.argv[1], "w"), indent=2)' "$SUBNET_DIR/params.json" || return 1
+  fi
   if [ -n "${SUBNET_CHAIN_SPEC:-}" ]; then
     subnet_chain_setup || return 1
     if [ "$SUBNET_S3" = 1 ]; then
@@ -347,7 +360,7 @@ subnet_stop_all() {
     wait "$SUBNET_PROXY_PID" 2>/dev/null
     SUBNET_PROXY_PID=""
   fi
-  [ -n "$SUBNET_NETNS" ] && net_cleanup
+  [ -n "$SUBNET_NETNS" ] && declare -F net_cleanup >/dev/null && net_cleanup
   subnet_chain_stop
 }
 
@@ -372,4 +385,46 @@ subnet_uid() {
 subnet_windows_done() {
   local f=$SUBNET_DIR/state/${SUBNET_NAMES[0]}/windows.jsonl
   if [ -f "$f" ]; then wc -l <"$f"; else echo 0; fi
+}
+
+# Whether a node's state files load (prints what is wrong, returns 1): each
+# must be whole: node.json parses, model.safetensors loads and evaluates
+# (tessera eval), ef.safetensors (a miner's) has every parameter's name,
+# shape and size, all finite.  With "strict", node.json must also vouch for
+# the model beside it (its hash): a clean stop never leaves them from
+# different windows.  (After a forced stop they may be, one rename done and
+# the next not: the loader then ignores the pair and the node catches up.)
+subnet_state_loads() { # name strict|whole
+  local d=$SUBNET_DIR/state/$1
+  "$SUBNET_BIN/tessera" eval --model "$SUBNET_MODEL" --init "$d/model.safetensors" --data "$SUBNET_REPO/$BUILD/corpus/val" \
+    --seq 64 --samples 1 >/dev/null 2>&1 || { echo "$1/model.safetensors does not load"; return 1; }
+  /usr/bin/python3 - "$d" "$2" <<'EOF'
+import hashlib, json, math, os, struct, sys
+d, strict = sys.argv[1], sys.argv[2] == "strict"
+name = os.path.basename(d)
+def st(p):
+    b = open(p, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    end = max([t["data_offsets"][1] for k, t in h.items() if k != "__metadata__"] or [0])
+    if len(b) != 8 + n + end: sys.exit(f"{name}/{os.path.basename(p)}: {len(b)} bytes, its header says {8 + n + end}")
+    return h, b[8 + n:]
+s = json.load(open(os.path.join(d, "node.json")))
+if s.get("format") != "tessera-node-state" or s.get("version") != 1: sys.exit(f"{name}/node.json: wrong format")
+hdr, data = st(os.path.join(d, "model.safetensors"))
+if strict and hashlib.blake2b(data, digest_size=32).hexdigest() != s["model_hash"]:
+    sys.exit(f"{name}/node.json does not vouch for model.safetensors")
+if os.path.exists(os.path.join(d, "ef.safetensors")):
+    eh, ed = st(os.path.join(d, "ef.safetensors"))
+    for k, t in hdr.items():
+        if k == "__metadata__": continue
+        e = eh.get(k)
+        if not e or e["dtype"] != "F32" or e["shape"] != t["shape"]: sys.exit(f"{name}/ef.safetensors: {k} missing or misshaped")
+        a, b = e["data_offsets"]
+        if b - a != 4 * math.prod(t["shape"]): sys.exit(f"{name}/ef.safetensors: {k} has the wrong size")
+        if not all(math.isfinite(v) for v in struct.unpack(f"<{(b - a) // 4}f", ed[a:b])):
+            sys.exit(f"{name}/ef.safetensors: {k} is not finite")
+elif s.get("error_feedback"):
+    sys.exit(f"{name}/node.json names an error feedback, ef.safetensors is missing")
+EOF
 }

@@ -19,12 +19,15 @@ and rename it into place):
                                holding back what follows, as TCP does
 
     pass    forward, with the delay and loss above
-    reset   a store that is down: new connections are reset at once, and the
-            client's open connections are reset when the rule takes effect
+    reset   a store that is down: new connections are reset at once
     503     a store that answers but is unavailable: every request is read
             and answered "503 Service Unavailable" (an S3 error body), then
             the connection is closed
     stall   accept and read, never answer (a hung server)
+
+When a client's mode changes, its open connections are reset (as when a
+server restarts or a link fails), so the new mode applies to its next
+request even over a kept-alive connection.
 
 Delay does not reduce throughput (as netem's delay: chunks are released at
 their arrival time plus the delay).  The random source is seeded (--seed,
@@ -115,7 +118,7 @@ class Proxy:
         self.stats_path = a.stats
         self.seed = a.seed
         self.nconn = 0
-        self.conns = {}  # id -> (ip, writer objects)
+        self.conns = {}  # id -> (client address, mode it was opened under, writers)
         self.stats = {}
 
     def count(self, ip, key, n=1):
@@ -128,9 +131,13 @@ class Proxy:
         while True:
             await asyncio.sleep(0.2)
             if self.control.load():
-                # a store that goes down breaks the connections open to it
-                for cid, (ip, ws) in list(self.conns.items()):
-                    if self.control.rule(ip)["mode"] == "reset":
+                # A connection lives under the mode it was opened with: when
+                # its client's mode changes (the store goes down, starts
+                # answering 503, comes back), it is reset, as a server
+                # restarting or a link failing breaks the connections open
+                # through it; the client's next connection gets the new mode.
+                for cid, (ip, mode, ws) in list(self.conns.items()):
+                    if self.control.rule(ip)["mode"] != mode:
                         for w in ws:
                             abort(w)
                         self.count(ip, "reset")
@@ -158,7 +165,7 @@ class Proxy:
                 return
             if rule["mode"] == "stall":
                 self.count(ip, "stalled")
-                self.conns[cid] = (ip, [writer])
+                self.conns[cid] = (ip, "stall", [writer])
                 while await reader.read(CHUNK):
                     pass
                 return
@@ -169,7 +176,7 @@ class Proxy:
                 log("connection %d from %s: upstream %s: %s" % (cid, ip, self.upstream, e))
                 abort(writer)
                 return
-            self.conns[cid] = (ip, [writer, uw])
+            self.conns[cid] = (ip, "pass", [writer, uw])
             await asyncio.gather(self.pump(reader, uw, ip, "bytes_up", rng),
                                  self.pump(ur, writer, ip, "bytes_down", rng))
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
