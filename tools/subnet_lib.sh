@@ -244,7 +244,7 @@ subnet_s3_up() {
     # everyone reaches the server through the proxy, on the server's host
     SUBNET_S3_STATS=$SUBNET_DIR/s3/proxy-stats.json
     subnet_fault_write || return 1
-    net_exec s3 /usr/bin/python3 "$SUBNET_REPO/tests/net/faultproxy.py" --listen "${NET_ADDR[s3]}:9000" \
+    ip netns exec "${NET_NS[s3]}" /usr/bin/python3 "$SUBNET_REPO/tests/net/faultproxy.py" --listen "${NET_ADDR[s3]}:9000" \
       --upstream "${TESSERA_TEST_S3_ENDPOINT#http://}" --control "$SUBNET_DIR/s3/proxy.json" \
       --stats "$SUBNET_S3_STATS" >"$SUBNET_DIR/logs/proxy.out" 2>"$SUBNET_DIR/logs/proxy.log" &
     SUBNET_PROXY_PID=$!

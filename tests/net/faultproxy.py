@@ -34,6 +34,9 @@ their arrival time plus the delay).  The random source is seeded (--seed,
 plus the connection's number), so a run's losses are reproducible for the
 same sequence of connections.
 
+The proxy stops by itself when the control file's directory is removed (a
+test that died cannot leave it running).
+
 --stats FILE is rewritten (atomically) every second with per-client counts:
 connections, bytes each way, chunks lost, 503 answers, resets.
 """
@@ -130,6 +133,10 @@ class Proxy:
         last = 0.0
         while True:
             await asyncio.sleep(0.2)
+            # the test that started it is gone with its directory: so is it
+            if not os.path.isdir(os.path.dirname(os.path.abspath(self.control.path))):
+                log("the control file's directory is gone: stopping")
+                os._exit(0)
             if self.control.load():
                 # A connection lives under the mode it was opened with: when
                 # its client's mode changes (the store goes down, starts
