@@ -38,7 +38,12 @@ typedef struct miner {
     uint32_t *sample;     /* one sample */
     uint64_t *pool;
     int windows_done;
+    double skew;          /* own clock minus the store's, measured on uploads (0: within what the put and the date resolution allow) */
 } miner;
+
+/* A clock offset is corrected when it exceeds what the put's duration and
+ * the store's date resolution allow by this much (seconds). */
+#define SKEW_MIN_S 0.5
 
 static int parse_adversary(const char *s, adversary *a) {
     static const char *names[] = {"honest", "copycat", "garbage", "lazy", "late"};
@@ -140,7 +145,7 @@ static int train_window(miner *m, uint64_t w, uint8_t digest[TS_HASH_BYTES], int
         free(lazy);
         return ts_fail(e, TS_EIO, "%s: saving the window's start model failed", be->name);
     }
-    double end = node_window_time(n, w + 1);
+    double end = node_window_time(n, w + 1) + m->skew;
     double t0 = ts_now(), step_time = 0;
     model_schedule sched;
     model_schedule_defaults(&sched, r->adamw.lr, r->warmup_steps, r->total_steps);
@@ -282,6 +287,69 @@ static void backdate(miner *m, uint64_t w, const char *key) {
     free(path);
 }
 
+/* The miner checks its own upload as validators will (PROTOCOL.md 2): the
+ * store dates it (LastModified, the store's clock), the chain gives T(w+1).
+ * It also measures its clock against the store's (the put's midpoint minus
+ * LastModified).  An upload dated before the acceptance window opened is
+ * put again (same key: a new LastModified) once the store's clock is past
+ * T(w+1) + upload_delay_s; one dated late is too late to mend.  Either way
+ * the log names the uid, the window and the offset.  An offset beyond its
+ * bound (below) becomes m->skew (the latest measurement), by which the
+ * next windows' training end, upload and gather are moved (an NTP-like
+ * estimate: the store's clock stands in for the chain's). */
+static void check_upload(miner *m, uint64_t w, const char *key, const void *wire, size_t len, double t0, double t1) {
+    node *n = m->n;
+    double open = node_window_time(n, w + 1), grace = m->r->upload_grace_s;
+    for (int put = 1;; put++) {
+        store_info info;
+        ts_err he = {0};
+        if (store_head(node_store(n), key, &info, &he)) {
+            TS_WARN("window %llu: cannot check the upload's date: %s", (unsigned long long)w, he.msg);
+            return;
+        }
+        /* The offset is known only within a bound: the put ran somewhere in
+         * [t0, t1] by our clock, and a date to the whole second (S3's
+         * Last-Modified) may be rounded down (R2, AWS) or up (Swift), so the
+         * store's time of the put lies within a second of it either way.  An
+         * offset is taken as real only when it exceeds that bound by
+         * SKEW_MIN_S; a node with a right clock then never corrects itself
+         * by what a slow put or a rounded date look like. */
+        double lm = info.last_modified, off = 0.5 * (t0 + t1) - lm;
+        double bound = 0.5 * (t1 - t0) + (lm == floor(lm) ? 1.0 : 0.0);
+        double was = m->skew;
+        m->skew = fabs(off) >= bound + SKEW_MIN_S ? off : 0;
+        char clk[80];
+        snprintf(clk, sizeof clk, "clock about %.1f s %s the store's", fabs(off), off >= 0 ? "ahead of" : "behind");
+        if ((m->skew == 0) != (was == 0) || fabs(m->skew - was) >= 0.5)
+            TS_WARN("uid %u: %s; correcting training end, upload and gather times by %+.1f s from window %llu on",
+                    node_uid(n), clk, m->skew, (unsigned long long)w + 1);
+        if (!isfinite(open) || (lm >= open && lm <= open + grace)) {
+            if (put > 1)
+                TS_INFO("window %llu: uid %u: re-upload dated %.1fs into the acceptance window (%s)",
+                        (unsigned long long)w, node_uid(n), lm - open, clk);
+            return;
+        }
+        if (lm > open + grace) {
+            TS_WARN("window %llu: uid %u: upload dated %.1fs after the acceptance window closed (%s): validators "
+                    "count it as missing (too late)", (unsigned long long)w, node_uid(n), lm - open - grace, clk);
+            return;
+        }
+        TS_WARN("window %llu: uid %u: upload dated %.1fs before the acceptance window opened (%s)%s",
+                (unsigned long long)w, node_uid(n), open - lm, clk, put < 3 ? ": uploading again once it is open" : "");
+        if (put >= 3) return;
+        /* the store's clock read about lm at the put: it reads open + delay
+         * (open - lm) + delay after it */
+        if (!node_sleep_until(n, t1 + (open - lm) + m->r->upload_delay_s)) return;
+        ts_err pe = {0};
+        t0 = ts_now();
+        if (store_put(node_store(n), key, wire, len, &pe)) {
+            TS_ERROR("window %llu: upload failed, this window counts as missing: %s", (unsigned long long)w, pe.msg);
+            return;
+        }
+        t1 = ts_now();
+    }
+}
+
 /* One window: train, upload, gather, step, publish the sync record. */
 static int run_window(miner *m, uint64_t w, ts_err *e) {
     node *n = m->n;
@@ -321,14 +389,17 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
         if (spl_compress(node_codec(n), m->delta, node_ef(n), &meta, node_keys(n), &wire, &len, e))
             return ts_wrap(e, "compressing window %llu", (unsigned long long)w);
     }
-    /* upload inside [T(w+1), T(w+1) + grace] */
+    /* upload inside [T(w+1), T(w+1) + grace] (by the store's clock, when
+     * ours is off by m->skew) */
     if (wire && (m->adv == ADV_LATE ? node_sleep_until(n, open + r->upload_grace_s + 1.0)
+                 : m->skew != 0     ? node_sleep_until(n, open + m->skew + r->upload_delay_s)
                                     : node_sleep_past_window_start(n, w + 1, r->upload_delay_s))) {
         char key[STORE_LAYOUT_KEY_MAX];
         store_key_gradient(key, w, node_uid(n));
         double t0 = ts_now();
         ts_err pe = {0};
         int prc = store_put(node_store(n), key, wire, len, &pe);
+        double t1 = ts_now();
         if (!prc && m->adv == ADV_COPYCAT) backdate(m, w, key);
         if (prc) {
             TS_ERROR("window %llu: upload failed, this window counts as missing: %s", (unsigned long long)w, pe.msg);
@@ -338,15 +409,16 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
             char sz[32];
             ts_fmt_bytes(sz, sizeof sz, (double)len);
             TS_INFO("window %llu: uploaded %s in %.2fs (%.1fs into the acceptance window)", (unsigned long long)w, sz,
-                    dt, ts_now() - node_window_time(n, w + 1));
+                    dt, ts_now() - m->skew - node_window_time(n, w + 1));
             node_daemon_metric(&m->d, "tessera_upload_bytes", NULL, (double)len);
             node_daemon_metric(&m->d, "tessera_upload_seconds", NULL, dt);
+            if (m->adv != ADV_COPYCAT && m->adv != ADV_LATE) check_upload(m, w, key, wire, len, t0, t1);
         }
     }
     free(garbage);
     if (node_stopping(n)) return TS_OK;
     /* gather and the outer step, once the acceptance window has closed */
-    if (!node_sleep_until(n, open + r->upload_grace_s + r->gather_delay_s)) return TS_OK;
+    if (!node_sleep_until(n, open + m->skew + r->upload_grace_s + r->gather_delay_s)) return TS_OK;
     node_refresh(n, NULL);
     node_peers peers;
     ts_err pe = {0};
@@ -385,6 +457,14 @@ static int run_window(miner *m, uint64_t w, ts_err *e) {
     return TS_OK;
 }
 
+/* The window by the store's clock when ours is off by m->skew (the chain's
+ * window otherwise: on a local subnet our clock gives it). */
+static uint64_t store_window(miner *m, uint64_t w) {
+    while (m->skew != 0 && ts_now() - m->skew >= node_window_time(m->n, w + 1)) w++;
+    while (m->skew != 0 && w > 0 && ts_now() - m->skew < node_window_time(m->n, w)) w--;
+    return w;
+}
+
 int main(int argc, char **argv) {
     miner m = {0};
     int rc = node_daemon_parse(&m.d, NODE_MINER, argc, argv);
@@ -417,11 +497,11 @@ int main(int argc, char **argv) {
         chain_clock clk;
         if (!node_daemon_tick(&m.d, &clk)) continue;
         if (node_start_window(n, &m.start, &le)) {
-            TS_INFO("waiting for the run's start window (%s)", le.msg);
+            node_daemon_waiting(&m.d, le.code, le.msg);
             node_sleep_until(n, ts_now() + 2);
             continue;
         }
-        uint64_t w = clk.window;
+        uint64_t w = store_window(&m, clk.window);
         if (w < m.start) {
             TS_INFO("the run starts at window %llu; waiting", (unsigned long long)m.start);
             node_sleep_until(n, node_window_time(n, m.start));
@@ -432,7 +512,7 @@ int main(int argc, char **argv) {
         if (node_check_agreement(n, &le) == TS_ESIG) TS_ERROR("%s", le.msg);
         if (node_next_window(n) != w) {
             /* behind: every window before w must have closed its acceptance window */
-            double ready = node_window_time(n, w) + r->upload_grace_s + r->gather_delay_s;
+            double ready = node_window_time(n, w) + m.skew + r->upload_grace_s + r->gather_delay_s;
             if (ts_now() < ready && !node_sleep_until(n, ready)) break;
             if (node_catch_up(n, w, &le)) {
                 TS_WARN("catching up to window %llu: %s; retrying", (unsigned long long)w, le.msg);
@@ -442,7 +522,7 @@ int main(int argc, char **argv) {
             if (node_save_state(n, &le)) TS_ERROR("saving local state: %s", le.msg);
             /* the window may have ended while catching up */
             chain_now(node_chain(n), &clk, &le);
-            if (clk.window != w) continue;
+            if (store_window(&m, clk.window) != w) continue;
         }
         if (run_window(&m, w, &le)) {
             TS_ERROR("window %llu: %s", (unsigned long long)w, le.msg);
