@@ -39,7 +39,15 @@ static int read_latest(store *s, const char *run_id, const uint8_t *pk, cJSON **
         goto fail;
     }
     if ((rc = store_get(s, mk->valuestring, NODE_OBJ_MAX, &buf, &len, e))) {
-        ts_wrap(e, "the manifest LATEST names");
+        uint64_t lw;
+        /* a validator deletes only checkpoints older than the newest one at
+         * the retention's start (validator/main.c), never the one its LATEST
+         * names: a LATEST naming a deleted one was put back */
+        if (rc == TS_ENOTFOUND && !node_json_u64(*latest, "window", &lw))
+            ts_fail(e, rc, "LATEST names the checkpoint of window %llu, which the store no longer holds: "
+                           "refused (an older LATEST put back?)", (unsigned long long)lw);
+        else
+            ts_wrap(e, "the manifest LATEST names");
         goto fail;
     }
     ts_blake2b(manifest_hash, TS_HASH_BYTES, buf, len);
@@ -154,6 +162,18 @@ static int read_head(store *s, const char *run_id, const uint8_t *pk, bool fallb
     return TS_OK;
 }
 
+/* Removes the checkpoint's staging directory (state_dir/checkpoint.tmp) and
+ * frees its paths. */
+static void unstage_checkpoint(char *dir, char *wpath) {
+    unlink(wpath);
+    char *cpath = ts_path_join(dir, "config.json");
+    if (cpath) unlink(cpath);
+    free(cpath);
+    rmdir(dir);
+    free(dir);
+    free(wpath);
+}
+
 int node_publish_checkpoint(node *n, uint64_t window, ts_err *e) {
     if (n->forked) return ts_fail(e, TS_ESTATE, "forked: no checkpoint goes out");
     if (n->next_window != window + 1)
@@ -175,8 +195,9 @@ int node_publish_checkpoint(node *n, uint64_t window, ts_err *e) {
     if (!rc) rc = store_put_file(n->own, wkey, wpath, e);
     if (!rc) rc = store_head(n->own, wkey, &wi, e);
     if (rc) {
-        free(dir);
-        free(wpath);
+        /* never leave a model-sized staging file behind (a full disk would
+         * keep it full) */
+        unstage_checkpoint(dir, wpath);
         return ts_wrap(e, "checkpoint of window %llu", (unsigned long long)window);
     }
     /* the previous manifest: the newest this validator published (never an
@@ -240,13 +261,7 @@ int node_publish_checkpoint(node *n, uint64_t window, ts_err *e) {
         rc = node_put_object(n, STORE_KEY_LATEST, l, e);
         cJSON_Delete(l);
     }
-    unlink(wpath);
-    char *cpath = ts_path_join(dir, "config.json");
-    if (cpath) unlink(cpath);
-    free(cpath);
-    rmdir(dir);
-    free(dir);
-    free(wpath);
+    unstage_checkpoint(dir, wpath);
     if (rc) return ts_wrap(e, "checkpoint of window %llu", (unsigned long long)window);
     TS_INFO("published the checkpoint of window %llu (%s)", (unsigned long long)window, wkey);
     return TS_OK;

@@ -14,12 +14,14 @@
  *   leader: the catch-up bundle, peer lists, the start window
  *   every K windows: a signed checkpoint
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -147,17 +149,36 @@ static double held_out_loss(validator *v) {
     return counted ? total / (double)counted : NAN;
 }
 
-static void append_log(validator *v, cJSON *rec) {
+/* One line of windows.jsonl per window.  A line the disk cannot hold (full,
+ * or a write error) is cut off again, so that the next window's line does
+ * not join a half-written one: the file keeps only whole lines. */
+static void append_log(validator *v, uint64_t w, cJSON *rec) {
     char *line = cJSON_PrintUnformatted(rec);
-    if (!line) return;
-    int fd = open(v->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        size_t l = strlen(line);
-        line[l] = '\n';
-        if (write(fd, line, l + 1) != (ssize_t)(l + 1)) TS_WARN("window log: short write");
-        fsync(fd);
-        close(fd);
+    if (!line) {
+        TS_ERROR("window %llu: %s: out of memory; its line is not written", (unsigned long long)w, v->log_path);
+        return;
     }
+    size_t l = strlen(line), done = 0;
+    line[l++] = '\n'; /* in place of the terminator: written by length */
+    int err = 0;
+    struct stat st;
+    int fd = open(v->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || fstat(fd, &st)) err = errno;
+    while (!err && done < l) {
+        ssize_t k = write(fd, line + done, l - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) err = k < 0 ? errno : EIO;
+        else done += (size_t)k;
+    }
+    if (!err && fsync(fd)) err = errno;
+    if (err) {
+        bool cut = done > 0 && done < l;
+        if (cut && ftruncate(fd, st.st_size))
+            TS_ERROR("window %llu: %s: cannot remove a partial line (%s)", (unsigned long long)w, v->log_path,
+                     strerror(errno));
+        TS_ERROR("window %llu: %s: %s; its line is not written", (unsigned long long)w, v->log_path, strerror(err));
+    }
+    if (fd >= 0) close(fd);
     free(line);
 }
 
@@ -165,16 +186,53 @@ static int is_miner(const validator *v, const chain_neuron *nu) {
     return nu->uid != node_uid(v->n) && !nu->validator_permit;
 }
 
+/* The newest peer list or checkpoint manifest of a window at most `at`. */
+typedef struct newest_ctx {
+    store_obj_kind kind;
+    uint64_t at, best;
+    bool found;
+} newest_ctx;
+
+static int newest_cb(void *ud, const char *key, const store_info *info) {
+    (void)info;
+    newest_ctx *c = ud;
+    uint64_t w;
+    if (store_key_parse(key, &w, NULL) == c->kind && w <= c->at && (!c->found || w > c->best)) {
+        c->best = w;
+        c->found = true;
+    }
+    return 0;
+}
+
+/* Deletes dir's windows before the newest one (of kind) at or before keep:
+ * that one is still in force at keep (a peer list) or the start of a replay
+ * (a checkpoint), the newer ones are kept whole. */
+static int prune_superseded(store *s, const char *dir, store_obj_kind kind, uint64_t keep, ts_err *e) {
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s/", dir);
+    newest_ctx c = {.kind = kind, .at = keep};
+    if (store_list(s, prefix, newest_cb, &c, e)) return e->code;
+    int deleted = 0;
+    return c.found ? store_prune_windows(s, dir, c.best, &deleted, e) : TS_OK;
+}
+
 /* Old objects: our sync records and bundles past the retention (the run
  * parameters guarantee it spans two checkpoint intervals, so a node can
- * replay from either of the last two checkpoints). */
+ * replay from either of the last two checkpoints), and the peer lists and
+ * checkpoints that a newer one at or before the retention's start
+ * supersedes; without that last part a bucket grows by a peer list every
+ * peers_interval windows and a whole model every checkpoint_interval
+ * (bench/soak.sh found it). */
 static void retention(validator *v, uint64_t w) {
     int64_t keep = (int64_t)w - v->r->retention_windows;
     if (keep <= 0) return;
     ts_err e = {0};
     int deleted = 0;
-    if (store_prune_windows(node_store(v->n), "debug", (uint64_t)keep, &deleted, &e) ||
-        store_prune_windows(node_store(v->n), "aggregates", (uint64_t)keep, &deleted, &e))
+    store *s = node_store(v->n);
+    if (store_prune_windows(s, "debug", (uint64_t)keep, &deleted, &e) ||
+        store_prune_windows(s, "aggregates", (uint64_t)keep, &deleted, &e) ||
+        prune_superseded(s, "peers", STORE_OBJ_PEERS, (uint64_t)keep, &e) ||
+        prune_superseded(s, "checkpoints", STORE_OBJ_MANIFEST, (uint64_t)keep, &e))
         TS_WARN("retention: %s", e.msg);
 }
 
@@ -599,7 +657,12 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
                                     .gather_ok = gok, .n_gather_ok = nok, .gather_missed = gmiss,
                                     .n_gather_missed = nmiss};
         rc = gauntlet_update(&v->gs, gp, &in, e);
-        if (!rc) rc = gauntlet_state_save(&v->gs, v->gs_path, e);
+        /* scores that cannot be saved (a full disk) stay in memory and go
+         * out with the next window's save: the window still counts, its
+         * outer step and weights go ahead */
+        if (!rc && gauntlet_state_save(&v->gs, v->gs_path, &pe))
+            TS_ERROR("window %llu: saving the scores: %s; kept in memory until a save succeeds",
+                     (unsigned long long)w, pe.msg);
     }
 
     /* the outer step */
@@ -710,10 +773,14 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
             snprintf(k, sizeof k, "%u", wuids[i]);
             cJSON_AddNumberToObject(wa, k, wts[i]);
         }
-        append_log(v, rec);
+        append_log(v, w, rec);
         cJSON_Delete(rec);
         if (isfinite(hol)) node_daemon_metric(&v->d, "tessera_held_out_loss", NULL, hol);
         node_daemon_metric(&v->d, "tessera_gather_peers", NULL, g.n);
+        /* the gathered share of the peer list's gather tier (1 without a list:
+         * nothing was expected), as a miner reports it */
+        node_daemon_metric(&v->d, "tessera_gather_success_ratio", NULL,
+                           prc == TS_OK && peers.n_gather ? (double)g.n / peers.n_gather : 1);
         for (size_t i = 0; i < v->gs.n; i++) {
             char lab[32];
             snprintf(lab, sizeof lab, "uid=\"%u\"", v->gs.uids[i].uid);
@@ -822,7 +889,7 @@ int main(int argc, char **argv) {
             if (src == TS_ENOTFOUND && node_leader(n, &leader, NULL) == TS_OK && leader == node_uid(n)) {
                 if (node_publish_start_window(n, clk.window + 1, &le)) TS_WARN("start window: %s", le.msg);
             } else {
-                TS_INFO("waiting for the run's start window (%s)", le.msg);
+                node_daemon_waiting(&v.d, le.code, le.msg);
             }
             node_sleep_until(n, ts_now() + 1);
             continue;
