@@ -488,6 +488,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (m.adv != ADV_HONEST) TS_WARN("running as a '%s' adversary (demos and tests only)", m.d.adversary);
+    /* a counter is there from the start, at 0, so that a scrape tells "no
+     * failures" from "no such metric" */
+    node_daemon_metric(&m.d, "tessera_upload_failures_total", NULL, 0);
     node *n = m.n;
     const node_run *r = m.r;
     int status = 0;
