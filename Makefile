@@ -5,6 +5,7 @@
 #   make test-asan    the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make demo         a whole local subnet on this machine
 #   make bench        benchmarks (figures and the command that reproduces them)
+#   make soak         the soak: a local subnet for 100 windows, resources and buckets flat (bench/soak.sh)
 #   make fuzz         fuzz the untrusted-input decoders (FUZZ_SECONDS=600)
 #   make deps         apt-get the Debian packages the project needs (no-op when present)
 #
@@ -87,7 +88,7 @@ BENCH_SRCS := $(wildcard bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all deps test test-asan check demo bench fuzz clean tests benches corpus
+.PHONY: all deps test test-asan check demo bench soak fuzz clean tests benches corpus
 all: $(BINS) $(CUDA_LIB)
 
 deps:
@@ -163,6 +164,10 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory benches corpus
 	@BUILD=$(BUILD) bash bench/run.sh $(BENCH_ARGS)
+
+soak: deps
+	@$(MAKE) --no-print-directory all corpus
+	@BUILD=$(BUILD) bash bench/soak.sh
 
 fuzz: deps
 	@bash tests/fuzz/run.sh $(FUZZ_SECONDS)
