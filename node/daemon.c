@@ -271,6 +271,8 @@ bool node_daemon_tick(node_daemon *d, chain_clock *clk) {
     ts_err e = {0};
     if (node_refresh(d->n, &e) || chain_now(node_chain(d->n), clk, &e)) {
         TS_WARN("chain: %s", e.msg);
+        /* once the chain answers again, the wait's reason is news again */
+        d->wait_msg[0] = 0;
         node_sleep_until(d->n, ts_now() + 2);
         return false;
     }
