@@ -255,41 +255,15 @@ for k in "${NAMES[@]}"; do
     if [ -f "$d/gauntlet.state" ]; then
       "$SUBNET_BIN/tessera" gauntlet state "$d/gauntlet.state" >"$D/gs-$k.out" 2>&1 || bad+="gauntlet.state does not load: $(tail -n 1 "$D/gs-$k.out"); "
     fi
-    "$SUBNET_BIN/tessera" eval --model tiny --init "$d/model.safetensors" --data "$BUILD/corpus/val" --seq 64 \
-      --samples 1 >/dev/null 2>&1 || bad+="model.safetensors does not load; "
-    msg=$($PY - "$d" 2>&1 <<'EOF'
-import hashlib, json, math, os, struct, sys
-d = sys.argv[1]
-def st(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    end = max([t["data_offsets"][1] for k, t in h.items() if k != "__metadata__"] or [0])
-    if len(b) != 8 + n + end: sys.exit(f"{os.path.basename(p)}: {len(b)} bytes, its header says {8 + n + end}")
-    return h, b[8 + n:]
-s = json.load(open(os.path.join(d, "node.json")))
-if s.get("format") != "tessera-node-state" or s.get("version") != 1: sys.exit("node.json: wrong format")
-hdr, data = st(os.path.join(d, "model.safetensors"))
-if hashlib.blake2b(data, digest_size=32).hexdigest() != s["model_hash"]:
-    sys.exit("node.json does not vouch for model.safetensors")
-files = ["node.json", "model.safetensors"]
-if os.path.exists(os.path.join(d, "ef.safetensors")):
-    eh, ed = st(os.path.join(d, "ef.safetensors"))
-    for name, t in hdr.items():
-        if name == "__metadata__": continue
-        e = eh.get(name)
-        if not e or e["dtype"] != "F32" or e["shape"] != t["shape"]: sys.exit(f"ef.safetensors: {name} missing or misshaped")
-        a, b = e["data_offsets"]
-        if b - a != 4 * math.prod(t["shape"]): sys.exit(f"ef.safetensors: {name} has the wrong size")
-        if not all(math.isfinite(v) for v in struct.unpack(f"<{(b - a) // 4}f", ed[a:b])):
-            sys.exit(f"ef.safetensors: {name} is not finite")
-    files.append("ef.safetensors")
-elif s.get("error_feedback"):
-    sys.exit("node.json names an error feedback, ef.safetensors is missing")
-if os.path.exists(os.path.join(d, "gauntlet.state")): files.append("gauntlet.state")
-print(f"next_window {s['next_window']}; " + ", ".join(files))
-EOF
-    ) || bad+="$msg; "
+    # the checks of tools/subnet_lib.sh (node.json vouches for the model, the
+    # model evaluates, the error feedback is whole and finite)
+    msg=$(subnet_state_loads "$k" strict 2>&1) || bad+="$msg; "
+    if [ -z "$bad" ]; then
+      files="node.json, model.safetensors"
+      [ -f "$d/ef.safetensors" ] && files+=", ef.safetensors"
+      [ -f "$d/gauntlet.state" ] && files+=", gauntlet.state"
+      msg="next_window $($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["next_window"])' "$d/node.json"); $files"
+    fi
     if [ -n "$bad" ]; then printf 'FAIL\t%s\n' "$bad"; else printf 'ok\t%s\n' "$msg"; fi
   } >>"$SB"
 done

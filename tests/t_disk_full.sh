@@ -116,43 +116,20 @@ fill_to() {
 # windows.jsonl is a whole JSON object.
 state_loads() { # name -> prints what is wrong, returns 1
   local d=$SUBNET_DIR/state/$1
-  "$SUBNET_BIN/tessera" eval --model tiny --init "$d/model.safetensors" --data "$BUILD/corpus/val" --seq 64 \
-    --samples 1 >/dev/null 2>&1 || { echo "$1/model.safetensors does not load"; return 1; }
+  subnet_state_loads "$1" strict || return 1
   if [ -f "$d/gauntlet.state" ]; then
     "$SUBNET_BIN/tessera" gauntlet state "$d/gauntlet.state" >"$T/gs.out" 2>&1 ||
       { echo "$1/gauntlet.state: $(tail -n 1 "$T/gs.out")"; return 1; }
   fi
   $PY - "$d" <<'EOF'
-import hashlib, json, math, os, struct, sys
-d = sys.argv[1]
-def st(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    end = max([t["data_offsets"][1] for k, t in h.items() if k != "__metadata__"] or [0])
-    if len(b) != 8 + n + end: sys.exit(f"{os.path.basename(p)}: {len(b)} bytes, its header says {8 + n + end}")
-    return h, b[8 + n:]
-s = json.load(open(os.path.join(d, "node.json")))
-if s.get("format") != "tessera-node-state" or s.get("version") != 1: sys.exit("node.json: wrong format")
-hdr, data = st(os.path.join(d, "model.safetensors"))
-if hashlib.blake2b(data, digest_size=32).hexdigest() != s["model_hash"]:
-    sys.exit("node.json does not vouch for model.safetensors")
-if s.get("error_feedback"):
-    eh, ed = st(os.path.join(d, "ef.safetensors"))
-    for name, t in hdr.items():
-        if name == "__metadata__": continue
-        e = eh.get(name)
-        if not e or e["dtype"] != "F32" or e["shape"] != t["shape"]: sys.exit(f"ef.safetensors: {name} missing or misshaped")
-        a, b = e["data_offsets"]
-        if b - a != 4 * math.prod(t["shape"]): sys.exit(f"ef.safetensors: {name} has the wrong size")
-        if not all(math.isfinite(v) for v in struct.unpack(f"<{(b - a) // 4}f", ed[a:b])):
-            sys.exit(f"ef.safetensors: {name} is not finite")
-p = os.path.join(d, "windows.jsonl")
+import json, os, sys
+p = os.path.join(sys.argv[1], "windows.jsonl")
 if os.path.exists(p):
-    for i, l in enumerate(open(p, "rb").read().split(b"\n")[:-1]):
+    b = open(p, "rb").read()
+    for i, l in enumerate(b.split(b"\n")[:-1]):
         try: json.loads(l)
         except ValueError: sys.exit(f"windows.jsonl line {i + 1} is not whole: {l[:60]!r}")
-    if not open(p, "rb").read().endswith(b"\n"): sys.exit("windows.jsonl ends in a partial line")
+    if b and not b.endswith(b"\n"): sys.exit("windows.jsonl ends in a partial line")
 EOF
 }
 
