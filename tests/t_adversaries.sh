@@ -235,21 +235,23 @@ EOF
 # in common).  Copycat checks start once the validator's state has applied
 # copycat_start_windows (20) windows, counted from the first window this
 # validator processed ("started" in its state).  Pass: the copycat is banned
-# (report), the ban (ban_until - copycat_ban_windows - 1) came in one of the
-# first three windows with checks (windows started + 20 .. + 22), never
-# before, and it has no weight in the last window.
+# (report), its first ban (the validator's "uid N banned as a copycat" line;
+# a copycat still copying is banned again, which moves ban_until on) came in
+# one of the first three windows with checks (windows started + 20 .. + 22),
+# never before, and it has no weight in the last window.
 check copycat_banned <<'EOF'
 import os, sys
 exec(open(os.path.join(sys.argv[1], "lib.py")).read())
 x = rep.get(COPYCAT, {})
-m = re.search(r"copycat: banned until window (\d+)", x.get("penalties", ""))
-ban = int(m.group(1)) - 20 - 1 if m else None
+m = re.search(rf"window (\d+): uid {COPYCAT} banned as a copycat until window", vlog)
+ban = int(m.group(1)) if m else None
 seen = sorted({int(w) for w, a, b, s, later in
                re.findall(r"window (\d+): uploads of uids (\d+) and (\d+) share (\d+)% of their indices; (\d+) appeared later", vlog)
                if {int(a), int(b)} == {1, COPYCAT} and int(later) == COPYCAT and int(s) == 100})
 paid_before = [row["window"] for row in rows if row["window"] < first + 20 and weights(row).get(COPYCAT, 0) > 0]
 bad = []
 if not x.get("banned"): bad.append("not banned")
+if ban is None: bad.append("no 'banned as a copycat' line in the validator's log")
 if ban is not None and not first + 20 <= ban <= first + 22: bad.append(f"banned at window {ban}, checks start at {first + 20}")
 if last_w.get(COPYCAT, 0) > 0: bad.append(f"weight {last_w[COPYCAT]} in the last window")
 print(f"state started at window {first}, copycat checks from window {first + 20}; banned at window {ban} "

@@ -657,6 +657,12 @@ static int process_window(validator *v, uint64_t w, ts_err *e) {
                                     .gather_ok = gok, .n_gather_ok = nok, .gather_missed = gmiss,
                                     .n_gather_missed = nmiss};
         rc = gauntlet_update(&v->gs, gp, &in, e);
+        for (size_t i = 0; !rc && i < v->gs.n; i++) {
+            const gauntlet_uid *u = &v->gs.uids[i];
+            if (u->last_penalty_window == w && (u->last_penalties & GAUNTLET_PEN_COPY_BAN))
+                TS_WARN("window %llu: uid %u banned as a copycat until window %llu (overlap %.0f %%)",
+                        (unsigned long long)w, u->uid, (unsigned long long)u->ban_until, 100 * u->last_overlap);
+        }
         /* scores that cannot be saved (a full disk) stay in memory and go
          * out with the next window's save: the window still counts, its
          * outer step and weights go ahead */
