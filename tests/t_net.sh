@@ -135,12 +135,32 @@ peers_for() {
 subnet_start m5 --no-allow-local-peers
 
 # ---- 2. a gather peer cut from the network for two windows
+# The victim is m3 or m4 in the gather tier of the list in force, in a window
+# whose reserves hold a miner with a healthy link (m1, or the other of m3/m4):
+# m2's uploads come over the slow link and m5 has only just started, so a list
+# whose reserves are only those two may have no reserve to offer. Up to four
+# windows are tried.
 c=$(chain_window)
-W=$((c + 1))
-sleep_until "$($PY -c 'import sys; print(float(sys.argv[1]) + 1)' "$(window_time $W)")"
-pl=$(peers_for $W)
-victim=$($PY -c 'import json,sys; p=json.loads(sys.argv[1]); u=json.loads(sys.argv[2]); print(next((n for n in ("m3","m4") if u[n] in p["gather"]), ""))' "$pl" "$UIDS")
-echo "    window $W: peer list $(tr -d '\n ' <<<"$pl" | cut -c 1-200); cutting $victim"
+victim=""
+for W in $((c + 1)) $((c + 2)) $((c + 3)) $((c + 4)); do
+  sleep_until "$($PY -c 'import sys; print(float(sys.argv[1]) + 1)' "$(window_time $W)")"
+  pl=$(peers_for $W) || continue
+  victim=$($PY -c '
+import json, sys
+p, u = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for n in ("m3", "m4"):
+    healthy = {u[h] for h in ("m1", "m3", "m4") if h != n}
+    if u[n] in p["gather"] and healthy & set(p.get("reserve", [])):
+        print(n); break
+' "$pl" "$UIDS")
+  echo "    window $W: $($PY -c 'import json,sys; p=json.loads(sys.argv[1]); print("gather", p["gather"], "reserve", p.get("reserve", []))' "$pl"); victim: ${victim:-none}"
+  [ -n "$victim" ] && break
+done
+if [ -z "$victim" ]; then
+  fail cut_link_charged_and_replaced_by_reserve "no window $((c + 1))..$((c + 4)) had m3 or m4 in its gather tier and a healthy miner in its reserves"
+  victim=m4 no_pick=1
+fi
+echo "    cutting $victim in window $W"
 subnet_link "$victim" down
 cut_at=$W
 sleep_until "$($PY -c 'import sys; print(float(sys.argv[1]) + 1)' "$(window_time $((W + 2)))")"
@@ -242,7 +262,7 @@ fi
 # gather holds the reserve, not the cut miner); after the link is back it
 # uploads again (status ok) within two windows and holds weight in the last
 # window.
-check cut_link_charged_and_replaced_by_reserve <<EOF
+[ -n "${no_pick:-}" ] || check cut_link_charged_and_replaced_by_reserve <<EOF
 $PRELUDE
 v, w0 = F["cut"], F["cut_from"]
 uid = U[v]
