@@ -64,7 +64,7 @@ endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 
 # Library modules: every .c in these folders goes into libtessera.a.
-MODULES := common yuma data model kernels codec storage chain gauntlet node
+MODULES := common yuma data model kernels codec storage chain gauntlet node lab
 LIB_SRCS := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 CU_SRCS := $(if $(filter 1,$(USE_CUDA)),$(foreach m,$(MODULES),$(wildcard $(m)/*.cu)))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -216,6 +216,12 @@ int model_adamw_step(model *m, const model_adamw *h, double lr, ts_err *e);
 void model_adam_reset(model *m);
 /* AdamW steps taken since the last reset. */
 int64_t model_adam_steps(const model *m);
+/* The optimizer's moments (m, then v: 2 * count floats in the parameters'
+ * layout, the backend's memory) and the step count, for a caller that keeps
+ * several optimizers over one model (the lab's simulated miners swap theirs
+ * in and out).  NULL on an eval-only model. */
+float *model_adam_data(model *m, size_t *count);
+void model_adam_set_steps(model *m, int64_t steps);
 
 /* Learning-rate schedule, per inner step s = 0, 1, 2, ...:
  *   s <  warmup:          lr * (s + 1) / warmup

@@ -40,6 +40,13 @@ void model_adam_reset(model *m) {
 
 int64_t model_adam_steps(const model *m) { return m->adam_t; }
 
+float *model_adam_data(model *m, size_t *count) {
+    if (count) *count = m->mv ? m->nparams : 0;
+    return m->mv;
+}
+
+void model_adam_set_steps(model *m, int64_t steps) { m->adam_t = steps; }
+
 int model_adamw_step(model *m, const model_adamw *h, double lr, ts_err *e) {
     if (!m->mv) return ts_fail(e, TS_ESTATE, "model: created for evaluation only (no optimizer state)");
     if (!(lr >= 0 && isfinite(lr)) || !(h->beta1 >= 0 && h->beta1 < 1) ||
