@@ -4,7 +4,8 @@
 #   make test         install Debian dependencies if missing, build, run the suite
 #   make test-asan    the same suite under AddressSanitizer + UBSan (build-asan/)
 #   make demo         a whole local subnet on this machine
-#   make bench        benchmarks (figures and the command that reproduces them)
+#   make bench        benchmarks (figures and the command that reproduces them; the lab's
+#                     comparison only with BENCH_ARGS=b_lab, it takes hours)
 #   make soak         the soak: a local subnet for 100 windows, resources and buckets flat (bench/soak.sh)
 #   make fuzz         fuzz the untrusted-input decoders (FUZZ_SECONDS=600)
 #   make deps         apt-get the Debian packages the project needs (no-op when present)

@@ -3,7 +3,7 @@
 # (`tessera lab`): held-out loss at equal tokens, bytes each miner sends and
 # their ratio to DiLoCo's, and an SVG plot (docs/BENCHMARKS.md, "Lab").
 #
-#   BUILD=build bash bench/b_lab.sh [OUT_DIR]
+#   BUILD=build bash bench/b_lab.sh [OUT_DIR]     (or: make bench BENCH_ARGS=b_lab)
 #
 # The default is the recorded configuration: the `small` preset on the demo
 # corpus, 8 miners, H = 20, B = 8, T = 256, 30 outer steps; ddp, diloco,
