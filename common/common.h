@@ -455,6 +455,17 @@ bool ts_run_id_valid(const char *s);
 /* Parses a decimal integer/float with range checks; whole string must match. */
 int ts_parse_i64(const char *s, int64_t *out);
 int ts_parse_f64(const char *s, double *out);
+/* A growing NUL-terminated text buffer: start from {0}; an allocation that
+ * fails sets oom, and every later call does nothing (check oom once at the
+ * end; free p). */
+typedef struct ts_sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} ts_sbuf;
+void ts_sbuf_put(ts_sbuf *b, const char *s, size_t n);
+void ts_sbuf_printf(ts_sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Human sizes: "1.5 MB". */
 void ts_fmt_bytes(char *out, size_t cap, double bytes);
 /* Seconds to "1h02m", "3m05s", "12.3s". */

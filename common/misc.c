@@ -1,5 +1,6 @@
 /* misc.c - strict number parsing, human formatting, a progress line. */
 #include <errno.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,4 +87,41 @@ void ts_progress_done(void) {
     if (g_progress_tty > 0 && g_progress_width) fputc('\n', stderr);
     g_progress_width = 0;
     g_progress_last = 0;
+}
+
+static bool sbuf_room(ts_sbuf *b, size_t n) {
+    if (b->oom) return false;
+    if (b->len + n + 1 <= b->cap) return true;
+    size_t nc = (b->cap + n + 1) * 2;
+    char *np = realloc(b->p, nc);
+    if (!np) {
+        b->oom = true;
+        return false;
+    }
+    b->p = np;
+    b->cap = nc;
+    return true;
+}
+
+void ts_sbuf_put(ts_sbuf *b, const char *s, size_t n) {
+    if (!sbuf_room(b, n)) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+void ts_sbuf_printf(ts_sbuf *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+        b->oom = true;
+        return;
+    }
+    if (!sbuf_room(b, (size_t)k)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)k;
 }

@@ -658,7 +658,6 @@ static int round_diloco(lab *L, int r, lab_point *pt, double *loss_sum, int *ste
 static int round_ddp(lab *L, int r, lab_point *pt, double *loss_sum, int *steps, ts_err *e) {
     const lab_config *c = L->c;
     const int N = c->miners;
-    int active = 0;
     for (int i = 0; i < N; i++) {
         miner_st *q = &L->mi[i];
         if (r < q->join) {
@@ -667,7 +666,6 @@ static int round_ddp(lab *L, int r, lab_point *pt, double *loss_sum, int *steps,
         }
         if (miner_pool(L, i, r, e)) return e->code;
         pt->trained++;
-        active++;
         if (q->fault == F_OFFDATA) pt->offdata++;
         if (q->fault == F_SILENT) pt->silent++;
         if (q->fault == F_GARBAGE) {
@@ -713,7 +711,6 @@ static int round_ddp(lab *L, int r, lab_point *pt, double *loss_sum, int *steps,
         if (model_adamw_step(L->m, &c->adamw, model_schedule_lr(&sch, s), e)) return e->code;
     }
     pt->accepted = pt->aggregated = pt->trained - pt->silent - pt->refused;
-    (void)active;
     return TS_OK;
 }
 

@@ -1,44 +1,11 @@
 /* plot.c - the lab's SVG: held-out loss against tokens and against bytes
  * each miner sent, one line per series (lab.h). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lab/lab.h"
-
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-__attribute__((format(printf, 2, 3))) static void put(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)k < b->cap - b->n) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)k + 1) * 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
 
 static const char *const COLORS[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
@@ -69,19 +36,19 @@ static double px(const panel *p, double x) {
 }
 static double py(const panel *p, double y) { return p->y0 + p->h - (y - p->ymin) / (p->ymax - p->ymin) * p->h; }
 
-static void axes(sbuf *b, const panel *p, const char *xlabel, const char *title) {
-    put(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", p->x0, p->y0,
+static void axes(ts_sbuf *b, const panel *p, const char *xlabel, const char *title) {
+    ts_sbuf_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#444\"/>\n", p->x0, p->y0,
         p->w, p->h);
-    put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\">%s</text>\n", p->x0 + p->w / 2,
+    ts_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"14\">%s</text>\n", p->x0 + p->w / 2,
         p->y0 - 10, title);
-    put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", p->x0 + p->w / 2, p->y0 + p->h + 38, xlabel);
-    put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 %.1f %.1f)\">held-out loss (nats/token)</text>\n",
+    ts_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", p->x0 + p->w / 2, p->y0 + p->h + 38, xlabel);
+    ts_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" transform=\"rotate(-90 %.1f %.1f)\">held-out loss (nats/token)</text>\n",
         p->x0 - 48, p->y0 + p->h / 2, p->x0 - 48, p->y0 + p->h / 2);
     double ys = nice_step(p->ymax - p->ymin, 6);
     for (double y = ceil(p->ymin / ys) * ys; y <= p->ymax + 1e-12; y += ys) {
-        put(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", p->x0, py(p, y), p->x0 + p->w,
+        ts_sbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", p->x0, py(p, y), p->x0 + p->w,
             py(p, y));
-        put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", p->x0 - 4, py(p, y) + 4, y);
+        ts_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%.3g</text>\n", p->x0 - 4, py(p, y) + 4, y);
     }
     char t[32];
     if (p->logx) {
@@ -89,28 +56,28 @@ static void axes(sbuf *b, const panel *p, const char *xlabel, const char *title)
             double x = pow(10, d);
             if (x < p->xmin * 0.999 || x > p->xmax * 1.001) continue;
             fmt_si(t, sizeof t, x);
-            put(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px(p, x), p->y0, px(p, x),
+            ts_sbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px(p, x), p->y0, px(p, x),
                 p->y0 + p->h);
-            put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%sB</text>\n", px(p, x), p->y0 + p->h + 16, t);
+            ts_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%sB</text>\n", px(p, x), p->y0 + p->h + 16, t);
         }
     } else {
         double xs = nice_step(p->xmax - p->xmin, 6);
         for (double x = ceil(p->xmin / xs) * xs; x <= p->xmax + 1e-9; x += xs) {
             fmt_si(t, sizeof t, x);
-            put(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px(p, x), p->y0, px(p, x),
+            ts_sbuf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", px(p, x), p->y0, px(p, x),
                 p->y0 + p->h);
-            put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", px(p, x), p->y0 + p->h + 16, t);
+            ts_sbuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", px(p, x), p->y0 + p->h + 16, t);
         }
     }
 }
 
-static void esc(sbuf *b, const char *s) {
+static void esc(ts_sbuf *b, const char *s) {
     for (; *s; s++) {
-        if (*s == '<') put(b, "&lt;");
-        else if (*s == '>') put(b, "&gt;");
-        else if (*s == '&') put(b, "&amp;");
-        else if (*s == '"') put(b, "&quot;");
-        else put(b, "%c", *s);
+        if (*s == '<') ts_sbuf_printf(b, "&lt;");
+        else if (*s == '>') ts_sbuf_printf(b, "&gt;");
+        else if (*s == '&') ts_sbuf_printf(b, "&amp;");
+        else if (*s == '"') ts_sbuf_printf(b, "&quot;");
+        else ts_sbuf_printf(b, "%c", *s);
     }
 }
 
@@ -146,13 +113,13 @@ int lab_plot_svg(const lab_series *s, int n, const char *title, char **svg, ts_e
         R.xmax = pow(10, ceil(log10(R.xmax)));
         if (R.xmax <= R.xmin) R.xmax = R.xmin * 10;
     }
-    sbuf b = {0};
+    ts_sbuf b = {0};
     int H = 420 + 18 * ((n + 1) / 2);
-    put(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1000\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", H);
-    put(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    put(&b, "<text x=\"500\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">");
+    ts_sbuf_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1000\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n", H);
+    ts_sbuf_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    ts_sbuf_printf(&b, "<text x=\"500\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">");
     esc(&b, title ? title : "tessera lab");
-    put(&b, "</text>\n");
+    ts_sbuf_printf(&b, "</text>\n");
     axes(&b, &L, "tokens trained (all miners)", "against tokens");
     if (right) axes(&b, &R, "bytes sent per miner (log)", "against bytes communicated");
     for (int i = 0; i < n; i++) {
@@ -161,23 +128,23 @@ int lab_plot_svg(const lab_series *s, int n, const char *title, char **svg, ts_e
         for (int side = 0; side < 2; side++) {
             const panel *p = side ? &R : &L;
             if (side && !right) break;
-            put(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"", col, dash);
+            ts_sbuf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\"%s points=\"", col, dash);
             for (int k = 0; k < s[i].n; k++) {
                 double x = side ? s[i].bytes[k] : s[i].tokens[k], y = s[i].loss[k];
                 if (!isfinite(y) || (side && !(x > 0)) || (!side && x <= 0 && s[i].n > 1)) continue;
                 if (y > p->ymax) y = p->ymax; /* clipped to the frame */
-                put(&b, "%.1f,%.1f ", px(p, x), py(p, y));
+                ts_sbuf_printf(&b, "%.1f,%.1f ", px(p, x), py(p, y));
             }
-            put(&b, "\"/>\n");
+            ts_sbuf_printf(&b, "\"/>\n");
         }
         double lx = 70 + (i % 2) * 490, ly = 420 + 18 * (i / 2);
-        put(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"3\"%s/>\n", lx, ly - 4,
+        ts_sbuf_printf(&b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"%s\" stroke-width=\"3\"%s/>\n", lx, ly - 4,
             lx + 24, ly - 4, col, dash);
-        put(&b, "<text x=\"%.0f\" y=\"%.0f\">", lx + 30, ly);
+        ts_sbuf_printf(&b, "<text x=\"%.0f\" y=\"%.0f\">", lx + 30, ly);
         esc(&b, s[i].label);
-        put(&b, "</text>\n");
+        ts_sbuf_printf(&b, "</text>\n");
     }
-    put(&b, "</svg>\n");
+    ts_sbuf_printf(&b, "</svg>\n");
     if (b.oom) {
         free(b.p);
         return ts_fail(e, TS_ENOMEM, "out of memory");

@@ -21,29 +21,7 @@
 /* Keys excluded from the canonical text (bound by a hash field instead). */
 static bool unsigned_key(const char *k) { return !strcmp(k, "signature") || !strcmp(k, "config"); }
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = (b->cap + n + 1) * 2;
-        char *nb = realloc(b->buf, nc);
-        if (!nb) {
-            b->oom = true;
-            return;
-        }
-        b->buf = nb;
-        b->cap = nc;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = 0;
-}
-static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_(ts_sbuf *b, const char *s) { ts_sbuf_put(b, s, strlen(s)); }
 
 static int cmp_keys(const void *a, const void *b) {
     return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
@@ -56,7 +34,7 @@ static int int_text(const cJSON *v, char *out, size_t cap) {
     return 0;
 }
 
-static int emit(const cJSON *obj, const char *prefix, bool top, sbuf *b, ts_err *e) {
+static int emit(const cJSON *obj, const char *prefix, bool top, ts_sbuf *b, ts_err *e) {
     int n = cJSON_GetArraySize(obj);
     const cJSON **items = malloc(sizeof *items * (size_t)(n ? n : 1));
     if (!items) return ts_fail(e, TS_ENOMEM, "out of memory");
@@ -126,18 +104,18 @@ char *node_obj_canonical(const cJSON *obj, ts_err *e) {
         ts_fail(e, TS_EFORMAT, "object: not a JSON object");
         return NULL;
     }
-    sbuf b = {0};
+    ts_sbuf b = {0};
     puts_(&b, "tessera-object-v1\n");
     if (emit(obj, "", true, &b, e)) {
-        free(b.buf);
+        free(b.p);
         return NULL;
     }
     if (b.oom) {
-        free(b.buf);
+        free(b.p);
         ts_fail(e, TS_ENOMEM, "out of memory");
         return NULL;
     }
-    return b.buf;
+    return b.p;
 }
 
 int node_obj_sign(cJSON *obj, const ts_keypair *kp, ts_err *e) {

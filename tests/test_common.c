@@ -1468,3 +1468,21 @@ TEST(log_json_lines) {
     CHECK(cJSON_GetObjectItem(o, "ts") != NULL);
     cJSON_Delete(o);
 }
+
+TEST(sbuf_grows_and_formats) {
+    ts_sbuf b = {0};
+    ts_sbuf_put(&b, "ab", 2);
+    for (int i = 0; i < 1000; i++) ts_sbuf_printf(&b, "%d,", i);
+    ts_sbuf_put(&b, "", 0);
+    REQUIRE(!b.oom && b.p);
+    CHECK(strncmp(b.p, "ab0,1,2,", 8) == 0);
+    CHECK(b.len == strlen(b.p));
+    /* 2 + 10*2 + 90*3 + 900*4 bytes */
+    CHECK_EQ_INT(b.len, 2 + 20 + 270 + 3600);
+    CHECK(strcmp(b.p + b.len - 4, "999,") == 0);
+    free(b.p);
+    ts_sbuf o = {.oom = true};
+    ts_sbuf_printf(&o, "x");
+    ts_sbuf_put(&o, "y", 1);
+    CHECK(o.p == NULL && o.len == 0);
+}

@@ -918,48 +918,15 @@ int yuma_input_from_json(const void *json, yuma_params *p, yuma_input *in, ts_er
 }
 
 /* Text with exact integers (a u64 past 2^53 printed in full). */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *s, const char *fmt, ...) {
-    if (s->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            s->oom = true;
-            return;
-        }
-        if ((size_t)k < s->cap - s->len) {
-            s->len += (size_t)k;
-            return;
-        }
-        size_t nc = (s->cap + (size_t)k + 1) * 2;
-        char *np = realloc(s->p, nc);
-        if (!np) {
-            s->oom = true;
-            return;
-        }
-        s->p = np;
-        s->cap = nc;
-    }
-}
-
 char *yuma_output_to_json(const yuma_output *o) {
     if (!o) return NULL;
-    sbuf s = {malloc(4096), 0, 4096, false};
+    ts_sbuf s = {malloc(4096), 0, 4096, false};
     if (!s.p) return NULL;
     s.p[0] = 0;
-    sb_printf(&s, "{\"neurons\": [");
+    ts_sbuf_printf(&s, "{\"neurons\": [");
     for (uint32_t i = 0; i < o->n; i++) {
-        sb_printf(&s,
-                  "%s\n  {\"uid\": %u, \"active\": %s, \"validator_permit\": %s, \"rank\": %u, \"trust\": %u, "
+        ts_sbuf_printf(&s,
+             "%s\n  {\"uid\": %u, \"active\": %s, \"validator_permit\": %s, \"rank\": %u, \"trust\": %u, "
                   "\"consensus\": %u, \"incentive\": %u, \"dividends\": %u, \"validator_trust\": %u, "
                   "\"pruning_score\": %u, \"emission\": %" PRIu64 ", \"server_emission\": %" PRIu64
                   ", \"validator_emission\": %" PRIu64 ", \"bonds\": [",
@@ -967,10 +934,10 @@ char *yuma_output_to_json(const yuma_output *o) {
                   o->rank[i], o->trust[i], o->consensus[i], o->incentive[i], o->dividends[i], o->validator_trust[i],
                   o->pruning_score[i], o->emission[i], o->server_emission[i], o->validator_emission[i]);
         for (uint32_t t = 0; t < o->bonds[i].n; t++)
-            sb_printf(&s, "%s[%u, %u]", t ? ", " : "", o->bonds[i].e[t].uid, o->bonds[i].e[t].value);
-        sb_printf(&s, "]}");
+            ts_sbuf_printf(&s, "%s[%u, %u]", t ? ", " : "", o->bonds[i].e[t].uid, o->bonds[i].e[t].value);
+        ts_sbuf_printf(&s, "]}");
     }
-    sb_printf(&s, "\n]}\n");
+    ts_sbuf_printf(&s, "\n]}\n");
     if (s.oom) {
         free(s.p);
         return NULL;
