@@ -43,8 +43,9 @@
  * upload whose body is overwritten with random bytes, which the decoder
  * refuses (diloco and ddp: a non-finite vector, which the finiteness check
  * refuses); off-data miners train on pages other than their own; the last
- * miner joins late, at round late_join, from the global model of that round
- * with a fresh optimizer and error feedback.
+ * miner sits out the first late_join rounds, then starts from the global
+ * model of that time with a fresh optimizer and error feedback (and the
+ * run's place in the learning-rate schedule).
  *
  * The loss-spike guard (an option of the outer step, off in the protocol):
  * after the outer step of sparseloco or diloco, a round whose update raises
@@ -80,7 +81,7 @@ typedef struct lab_faults {
     double silent;  /* fraction of miners that send nothing */
     double garbage; /* fraction whose upload is garbage */
     double offdata; /* fraction that train on other pages */
-    int late_join;  /* the last miner joins at this round (0: from the start) */
+    int late_join;  /* the last miner sits out the first late_join rounds (0: none) */
 } lab_faults;
 
 typedef struct lab_config {

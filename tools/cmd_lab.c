@@ -58,7 +58,7 @@ static int cmd_run(int argc, char **argv) {
         {"faults.silent", TS_OPT_F64, &silent, "0", "fraction of miners that send nothing", TS_OPT_NOENV, 0},
         {"faults.garbage", TS_OPT_F64, &garbage, "0", "fraction of miners that send garbage", TS_OPT_NOENV, 0},
         {"faults.offdata", TS_OPT_F64, &offdata, "0", "fraction of miners that train on other pages", TS_OPT_NOENV, 0},
-        {"faults.late_join", TS_OPT_INT, &late_join, "0", "the last miner joins at this round (0: at the start)", TS_OPT_NOENV, 0},
+        {"faults.late_join", TS_OPT_INT, &late_join, "0", "the last miner sits out the first J rounds, then starts from the current model (0: none)", TS_OPT_NOENV, 0},
         {"dense_check", TS_OPT_BOOL, &dense, "false", "sparseloco: check the aggregate against the dense mean and the quantizer's bound", TS_OPT_NOENV, 0},
         {"out", TS_OPT_STR, &out, NULL, "write the JSON lines here (default: standard output)", TS_OPT_NOENV, 'o'},
         {"append", TS_OPT_BOOL, &append, "false", "append to --out instead of replacing it", TS_OPT_NOENV, 0},
