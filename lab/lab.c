@@ -383,6 +383,26 @@ static int miner_round(lab *L, int i, int r, double *loss_sum, ts_err *e) {
     return TS_OK;
 }
 
+/* Miner i's part of round r in the methods with inner loops: nothing while
+ * it waits to join; else it trains (delta holds its pseudo-gradient) and is
+ * counted.  *sends: it has something to send (it is not silent). */
+static int miner_turn(lab *L, int i, int r, lab_point *pt, double *loss_sum, int *steps, bool *sends, ts_err *e) {
+    miner_st *q = &L->mi[i];
+    *sends = false;
+    if (r < q->join) {
+        pt->waiting++;
+        return TS_OK;
+    }
+    if (r == q->join && q->join > 0) q->steps = (int64_t)r * L->c->inner_steps; /* the run's schedule */
+    if (miner_pool(L, i, r, e) || miner_round(L, i, r, loss_sum, e)) return e->code;
+    *steps += L->c->inner_steps;
+    pt->trained++;
+    if (q->fault == F_OFFDATA) pt->offdata++;
+    if (q->fault == F_SILENT) pt->silent++;
+    *sends = q->fault != F_SILENT;
+    return TS_OK;
+}
+
 static int cmp_double_desc(const void *a, const void *b) {
     const double *x = a, *y = b; /* {score, uid} pairs */
     if (x[0] != y[0]) return x[0] > y[0] ? -1 : 1;
@@ -478,19 +498,9 @@ static int round_sparseloco(lab *L, int r, lab_point *pt, double *loss_sum, int 
     for (int i = 0; i < N; i++) {
         miner_st *q = &L->mi[i];
         q->wlen = 0;
-        if (r < q->join) {
-            pt->waiting++;
-            continue;
-        }
-        if (r == q->join && q->join > 0) q->steps = (int64_t)r * c->inner_steps; /* the run's schedule */
-        if (miner_pool(L, i, r, e) || miner_round(L, i, r, loss_sum, e)) return e->code;
-        *steps += c->inner_steps;
-        pt->trained++;
-        if (q->fault == F_OFFDATA) pt->offdata++;
-        if (q->fault == F_SILENT) {
-            pt->silent++;
-            continue;
-        }
+        bool sends;
+        if (miner_turn(L, i, r, pt, loss_sum, steps, &sends, e)) return e->code;
+        if (!sends) continue;
         /* what the codec compresses: fl(fl(beta * ef) + fl(alpha * delta)) */
         for (size_t k = 0; k < L->P; k++) L->xbuf[k] = beta * q->ef[k] + alpha * L->delta[k];
         spl_meta meta = {0};
@@ -610,19 +620,9 @@ static int round_diloco(lab *L, int r, lab_point *pt, double *loss_sum, int *ste
     int n = 0;
     for (int i = 0; i < N; i++) {
         miner_st *q = &L->mi[i];
-        if (r < q->join) {
-            pt->waiting++;
-            continue;
-        }
-        if (r == q->join && q->join > 0) q->steps = (int64_t)r * c->inner_steps;
-        if (miner_pool(L, i, r, e) || miner_round(L, i, r, loss_sum, e)) return e->code;
-        *steps += c->inner_steps;
-        pt->trained++;
-        if (q->fault == F_OFFDATA) pt->offdata++;
-        if (q->fault == F_SILENT) {
-            pt->silent++;
-            continue;
-        }
+        bool sends;
+        if (miner_turn(L, i, r, pt, loss_sum, steps, &sends, e)) return e->code;
+        if (!sends) continue;
         double sent = 4.0 * (double)L->P;
         q->bytes += sent;
         pt->sent++;
