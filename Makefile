@@ -42,7 +42,7 @@ CFLAGS_BASE := -std=gnu11 -O2 -g -fPIC -fopenmp -D_GNU_SOURCE $(WARN) -I. -I/usr
 # Numerics that must agree bit for bit across nodes of one backend (codec,
 # aggregation, scoring) are built without floating-point contraction.
 CFLAGS_BASE += -ffp-contract=off
-LDLIBS := -lsodium -lcurl -lcjson -lzstd -lopenblas -lm -lpthread -ldl
+LDLIBS := -lsodium -lcurl -lcjson -lzstd -lonig -lopenblas -lm -lpthread -ldl
 LDFLAGS := -fopenmp $(EXTRA_LDFLAGS)
 
 ifeq ($(SANITIZE),1)

@@ -6,10 +6,13 @@
  *
  *   shard     an llm.c-layout file: 256 int32 header (magic 20240520, version,
  *             token count, ...), then the tokens, uint16 (version 1, llm.c's
- *             own GPT-2 shards) or uint32 (version 2).  Memory-mapped; the
- *             header and the file size are checked before any token is read.
- *   dataset   an ordered list of shards: one file, a directory's *.bin files,
- *             or a glob pattern, sorted byte-wise by path.
+ *             own GPT-2 shards) or uint32 (version 2); or a NumPy .npy file
+ *             of a 1-D '<u2' or '<u4' array (the shards Templar's miners
+ *             download).  The first bytes tell the format (a file named
+ *             *.npy must be a .npy file).  Memory-mapped; the header and the
+ *             file size are checked before any token is read.
+ *   dataset   an ordered list of shards: one file, a directory's *.bin and
+ *             *.npy files, or a glob pattern, sorted byte-wise by path.
  *   sample    seq_len + 1 consecutive tokens of one shard; the samples of a
  *             shard start at token offsets 0, seq_len, 2*seq_len, ... and never
  *             cross a shard boundary.  A dataset numbers its samples shard
@@ -55,23 +58,62 @@ extern "C" {
 #define DATA_HEADER_BYTES (DATA_HEADER_INTS * 4)
 #define DATA_MAX_SHARD_TOKENS 2147483647u /* the count is an int32 */
 
+/* NumPy .npy shards (docs/FORMATS.md 5.1.1): "\x93NUMPY", version 1.0, 2.0 or
+ * 3.0, the dict's length (uint16 LE for 1.0, else uint32 LE), the dict
+ * {'descr': '<u4', 'fortran_order': False, 'shape': (N,), } padded with
+ * spaces and ending in '\n', then N tokens.  Only '<u2' and '<u4' are read
+ * ('=' and '|' forms are refused: numpy writes '<' for them); the tokens may
+ * start at any offset (numpy aligns it to 64 bytes, older numpy to 16). */
+#define DATA_NPY_MAGIC "\x93NUMPY"
+#define DATA_NPY_MAGIC_BYTES 6
+#define DATA_NPY_MAX_HEADER 65536u     /* longest dict read (numpy's own cap is 10,000) */
+
+/* data_shard_info.format */
+enum { DATA_FMT_LLMC = 0, DATA_FMT_NPY = 1 };
+
 /* Tokenizer ids recorded in header[4] (0: not recorded, e.g. llm.c's files). */
-enum { DATA_TOK_UNKNOWN = 0, DATA_TOK_BYTE = 1, DATA_TOK_GPT2 = 2 };
+/* DATA_TOK_JSON: a tokenizer.json; the corpus's prep.json names it and its
+ * hash. */
+enum { DATA_TOK_UNKNOWN = 0, DATA_TOK_BYTE = 1, DATA_TOK_GPT2 = 2, DATA_TOK_JSON = 3 };
 
 typedef struct data_shard_info {
     const char *path;
-    int version;          /* 1, 2 or 7 (llm.c Llama 3) */
+    int format;           /* DATA_FMT_LLMC or DATA_FMT_NPY */
+    int version;          /* llm.c: 1, 2 or 7 (Llama 3); .npy: 1, 2 or 3 */
     int width;            /* bytes per token: 2 or 4 */
     uint64_t ntokens;
-    uint32_t vocab_size;  /* header[3]; 0 when not recorded */
-    uint32_t tokenizer;   /* header[4]; DATA_TOK_* */
+    uint32_t vocab_size;  /* header[3]; 0 when not recorded (always for .npy) */
+    uint32_t tokenizer;   /* header[4]; DATA_TOK_* (.npy: DATA_TOK_UNKNOWN) */
+    uint64_t data_offset; /* bytes before the first token: 1024, or the .npy header's */
     uint64_t file_bytes;
 } data_shard_info;
 
-/* Validates a 1024-byte header against the file length; fills info (path
- * left NULL).  TS_EFORMAT with a message saying what is wrong. */
+/* Validates a 1024-byte llm.c header against the file length; fills info
+ * (path left NULL).  TS_EFORMAT with a message saying what is wrong. */
 int data_shard_check(const uint8_t *header, uint64_t file_bytes, data_shard_info *info,
                      ts_err *e);
+
+/* The length of a .npy file's header (magic to the first token), from the
+ * file's first n bytes (n >= 12, or the whole file when shorter): checks the
+ * magic, the version, and that the length is within DATA_NPY_MAX_HEADER and
+ * the file - so a caller may then read that many bytes.  TS_EFORMAT. */
+int data_npy_header_bytes(const uint8_t *buf, size_t n, uint64_t file_bytes, size_t *hbytes,
+                          ts_err *e);
+/* Validates a whole .npy header (buf: the file's first n bytes, n at least
+ * data_npy_header_bytes) against the file length: the dict parsed strictly
+ * (exactly the keys descr, fortran_order, shape, once each, any order), dtype
+ * '<u2' or '<u4', fortran_order False, shape (N,) with N <=
+ * DATA_MAX_SHARD_TOKENS, and a file of exactly offset + N * width bytes.
+ * Fills info (path NULL).  TS_EFORMAT with a message saying what is wrong. */
+int data_npy_check(const uint8_t *buf, size_t n, uint64_t file_bytes, data_shard_info *info,
+                   ts_err *e);
+
+/* The file size a shard's token count implies (data_offset + n * width),
+ * refused when shorter (truncated) or longer (trailing bytes); kind ("" or
+ * ".npy ") and says ("header", "shape") word the message.  For shard.c and
+ * npy.c. */
+int data_shard_check_size(const data_shard_info *info, uint64_t data_offset, uint64_t file_bytes,
+                          const char *kind, const char *says, ts_err *e);
 
 /* Writes a whole shard atomically (version 1 when vocab_size <= 65536, else
  * 2).  Every token must be < vocab_size. */
@@ -98,10 +140,12 @@ int data_writer_shards(const data_writer *w);
 
 typedef struct data_dataset data_dataset;
 
-/* path: a shard file; a directory (every regular *.bin file in it, not
- * recursive, hidden files skipped); or a glob pattern ("dir/train_*.bin").
- * Shards are ordered by strcmp of their paths.  TS_ENOTFOUND when nothing
- * matches; TS_EUNSUPPORTED for a URL. */
+/* path: a shard file; a directory (every regular *.bin and *.npy file in it,
+ * not recursive, hidden files skipped); or a glob pattern ("dir/train_*.bin",
+ * "dir/train_*.npy").  Shards are ordered by strcmp of their paths; each
+ * file's first bytes say whether it is an llm.c or a .npy shard (a file named
+ * *.npy without the .npy magic is refused as a bad .npy file).  TS_ENOTFOUND
+ * when nothing matches; TS_EUNSUPPORTED for a URL. */
 int data_dataset_open(const char *path, data_dataset **out, ts_err *e);
 /* An explicit list of shard files, kept in the given order. */
 int data_dataset_open_files(const char *const *paths, int n, data_dataset **out, ts_err *e);
@@ -137,6 +181,11 @@ int data_prefetch(const data_dataset *ds, uint32_t seq_len, const uint64_t *indi
 /* Copies n raw tokens of shard `shard` starting at `offset`. */
 int data_read_tokens(const data_dataset *ds, int shard, uint64_t offset, uint64_t n,
                      uint32_t *tokens, ts_err *e);
+/* The dataset's hash (digest.c): BLAKE2b-256 of "tessera-dataset-v1" 0x00,
+ * u32le shard count, then per shard u64le token count and its tokens as
+ * u32 LE: what sample assignment depends on, whatever the shards' layout
+ * (docs/FORMATS.md 5.2).  Reads every token. */
+int data_dataset_hash(const data_dataset *ds, uint8_t out[TS_HASH_BYTES], ts_err *e);
 
 /* ------------------------------------------------------------ sample pools */
 
@@ -179,19 +228,42 @@ int data_pool_digest(const data_dataset *ds, uint32_t seq_len, const uint64_t *i
 
 /* -------------------------------------------------------------- tokenizers
  *
- * A tokenizer turns a document's bytes into tokens.  The byte-level tokenizer
- * maps byte b to token b and has one special token, end-of-document (256):
- * vocabulary 257.  Another tokenizer (BPE) plugs in by filling this table. */
+ * A tokenizer turns a document's bytes into tokens.  Two kinds:
+ *   "byte"   byte b is token b; one special token, end-of-document (256):
+ *            vocabulary 257.
+ *   a Hugging Face tokenizer.json (data_tokenizer_load, bpe.c): byte-level
+ *            BPE (GPT-2, Llama 3) and SentencePiece-style BPE with byte
+ *            fallback (Llama 2, Gemma), encoding as the `tokenizers` library
+ *            does; docs/FORMATS.md 5.9 says what it accepts. */
+
+/* The longest token a tokenizer.json may hold, in bytes (decoded). */
+#define DATA_MAX_TOKEN_BYTES 1024
+
+/* A growing token list: encoders append to it. */
+typedef struct data_tokens {
+    uint32_t *v;
+    size_t n, cap;
+} data_tokens;
+int data_tokens_push(data_tokens *t, uint32_t x, ts_err *e);
+void data_tokens_free(data_tokens *t);
+
+/* Encoding flags.  Without DATA_ENC_SPECIAL a special token's text in the
+ * input ("<|endoftext|>") is encoded as ordinary text, as tiktoken's
+ * encode_ordinary does: prep never lets a document forge a document end. */
+#define DATA_ENC_SPECIAL 1u
+
 typedef struct data_tokenizer data_tokenizer;
 struct data_tokenizer {
-    const char *name;     /* "byte" */
+    const char *name;     /* "byte", or the tokenizer.json's file name */
     uint32_t id;          /* DATA_TOK_*, recorded in shard headers */
     uint32_t vocab_size;
     uint32_t eot;         /* the end-of-document token prep appends */
-    /* Encodes n bytes into out[], which holds at least n tokens (no tokenizer
-     * makes more tokens than bytes); *nout receives the count. */
-    int (*encode)(const data_tokenizer *t, const uint8_t *text, size_t n, uint32_t *out,
-                  size_t *nout, ts_err *e);
+    int strip_leading;    /* spaces a decoder removes from the start of a text */
+    uint8_t hash[TS_HASH_BYTES]; /* BLAKE2b-256 of the tokenizer.json (zero for byte) */
+    /* Appends the tokens of n bytes (any bytes: invalid UTF-8 is replaced
+     * as the library does) to out.  Thread-safe. */
+    int (*encode)(const data_tokenizer *t, const uint8_t *text, size_t n, unsigned flags,
+                  data_tokens *out, ts_err *e);
     /* The bytes of one token (at most cap); -1 for a special or unknown
      * token, which has no bytes. */
     int (*decode)(const data_tokenizer *t, uint32_t token, uint8_t *out, size_t cap);
@@ -199,11 +271,26 @@ struct data_tokenizer {
     void *impl;
 };
 
-/* "byte" (the only one so far). */
+/* "byte", or the path of a tokenizer.json. */
 int data_tokenizer_open(const char *name, data_tokenizer **out, ts_err *e);
+/* A tokenizer.json; eot names the end-of-document token (NULL: the first of
+ * <|endoftext|>, <|end_of_text|>, </s>, <eos>, <|end|> the tokenizer has). */
+int data_tokenizer_load(const char *path, const char *eot, data_tokenizer **out, ts_err *e);
 /* The tokenizer a shard header names, or NULL when none is known. */
 int data_tokenizer_for_id(uint32_t id, data_tokenizer **out, ts_err *e);
 void data_tokenizer_close(data_tokenizer *t);
+/* Text of n tokens: each token's bytes; special tokens as their text when
+ * specials, else left out; the decoder's leading-space strip applied.  *out
+ * is malloc'd. */
+int data_detokenize(const data_tokenizer *t, const uint32_t *tok, size_t n, bool specials,
+                    uint8_t **out, size_t *len, ts_err *e);
+/* Invalid UTF-8 replaced: each maximal ill-formed subsequence becomes
+ * U+FFFD (Unicode's best practice; Rust's from_utf8_lossy, Python's
+ * errors="replace").  *out is malloc'd. */
+int data_utf8_lossy(const uint8_t *s, size_t n, uint8_t **out, size_t *nout, ts_err *e);
+/* A tokenizer.json's special token's text (at most cap bytes); -1 when the
+ * token is not special. */
+int data_tokenizer_special_text(const data_tokenizer *t, uint32_t token, uint8_t *out, size_t cap);
 
 /* ------------------------------------------------------------- preparation */
 
@@ -211,7 +298,14 @@ typedef struct data_prep_opts {
     const char *const *inputs;  /* files and directories (walked recursively) */
     int ninputs;
     const char *out_dir;        /* writes OUT/train/train_NNNNNN.bin, OUT/val/val_NNNNNN.bin */
-    const char *tokenizer;      /* "byte" */
+    const char *tokenizer;      /* "byte", or the path of a tokenizer.json */
+    const char *eot;            /* the end-of-document token's text (NULL: the
+                                   tokenizer's own; data_tokenizer_load) */
+    const char *jsonl_field;    /* NULL: plain text; else every input file is
+                                   JSON Lines and this string field of each
+                                   line is a document */
+    int threads;                /* encoding threads (0: all cores); the shards
+                                   do not depend on it */
     uint64_t shard_tokens;      /* tokens per shard (<= DATA_MAX_SHARD_TOKENS) */
     double val_fraction;        /* [0, 1): share of documents held out */
     const char *doc_sep;        /* NULL: one document per file; else a line
@@ -230,7 +324,9 @@ typedef struct data_prep_stats {
 
 /* Text files to shards.  Directory walks follow no symbolic links and skip
  * hidden entries; files whose first 8 KiB hold a NUL byte are skipped as
- * binary.  Documents are split train/val by their content hash (see
+ * binary.  With jsonl_field, a line that is not a JSON object, or lacks the
+ * field, stops prep with the file and line named (a null field is an empty
+ * document, dropped).  Documents are split train/val by their content hash (see
  * docs/FORMATS.md 5.6) and written to OUT/prep.json with the statistics. */
 int data_prep(const data_prep_opts *o, data_prep_stats *st, ts_err *e);
 

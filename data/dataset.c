@@ -5,7 +5,11 @@
  * token k*T (consecutive samples share one token, as in llm.c's loader:
  * every token but the first of a shard is a target exactly once).  Dataset
  * index g is sample g - (s_0 + ... + s_{i-1}) of the shard i where it falls.
- * No sample crosses a shard boundary. */
+ * No sample crosses a shard boundary.
+ *
+ * A shard is an llm.c file (tokens after a 1024-byte header) or a NumPy .npy
+ * file (tokens after a header of any length, so possibly unaligned); its
+ * data_offset says where the tokens start. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +49,55 @@ struct data_dataset {
     uint64_t *cum;
 };
 
+static bool ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+/* Reads bytes [from, to) of fd into buf (the part of buf before `from` is
+ * kept); *got becomes `to` or less at the end of the file. */
+static int read_head(int fd, uint8_t *buf, size_t from, size_t to, size_t *got, const char *path,
+                     ts_err *e) {
+    *got = from;
+    while (*got < to) {
+        ssize_t r = pread(fd, buf + *got, to - *got, (off_t)*got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return ts_fail(e, TS_EIO, "%s: %s", path, strerror(errno));
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return TS_OK;
+}
+
+/* Checks the header of an open shard file: an llm.c header, or a .npy one
+ * (told by its magic, or by a .npy name).  A .npy header longer than the
+ * first 1024 bytes is read once its length has been checked against the cap
+ * and the file. */
+static int check_header(int fd, uint64_t file_bytes, const char *path, data_shard_info *info,
+                        ts_err *e) {
+    uint8_t h[DATA_HEADER_BYTES];
+    memset(h, 0, sizeof h);
+    size_t want = file_bytes < sizeof h ? (size_t)file_bytes : sizeof h, got;
+    int rc = read_head(fd, h, 0, want, &got, path, e);
+    if (rc) return rc;
+    bool npy = (got >= DATA_NPY_MAGIC_BYTES && !memcmp(h, DATA_NPY_MAGIC, DATA_NPY_MAGIC_BYTES)) ||
+               ends_with(path, ".npy");
+    if (!npy) return data_shard_check(h, file_bytes, info, e);
+    size_t hbytes;
+    rc = data_npy_header_bytes(h, got, file_bytes, &hbytes, e);
+    if (rc) return rc;
+    if (hbytes <= got) return data_npy_check(h, got, file_bytes, info, e);
+    uint8_t *big = malloc(hbytes); /* at most DATA_NPY_MAX_HEADER + 12, within the file */
+    if (!big) return ts_fail(e, TS_ENOMEM, "out of memory");
+    memcpy(big, h, got);
+    rc = read_head(fd, big, got, hbytes, &got, path, e);
+    if (!rc && got < hbytes)
+        rc = ts_fail(e, TS_EIO, "%s: the file shrank while being read", path);
+    if (!rc) rc = data_npy_check(big, hbytes, file_bytes, info, e);
+    free(big);
+    return rc;
+}
+
 static int open_shard(shard *sh, const char *path, ts_err *e) {
     memset(sh, 0, sizeof *sh);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -55,24 +108,10 @@ static int open_shard(shard *sh, const char *path, ts_err *e) {
         close(fd);
         return ts_fail(e, TS_EIO, "%s: not a regular file", path);
     }
-    uint8_t h[DATA_HEADER_BYTES];
-    memset(h, 0, sizeof h);
-    size_t got = 0;
-    while (got < sizeof h && (uint64_t)got < (uint64_t)st.st_size) {
-        ssize_t r = pread(fd, h + got, sizeof h - got, (off_t)got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) {
-            int err = errno;
-            close(fd);
-            return ts_fail(e, TS_EIO, "%s: %s", path, strerror(err));
-        }
-        if (r == 0) break;
-        got += (size_t)r;
-    }
-    int rc = data_shard_check(h, (uint64_t)st.st_size, &sh->info, e);
+    int rc = check_header(fd, (uint64_t)st.st_size, path, &sh->info, e);
     if (rc) {
         close(fd);
-        return ts_wrap(e, "%s", path);
+        return rc == TS_EFORMAT && e ? ts_wrap(e, "%s", path) : rc; /* I/O errors name it */
     }
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     int err = errno;
@@ -175,11 +214,6 @@ static void sl_free(strlist *l) {
     free(l->v);
 }
 
-static bool ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 static bool is_regular(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
@@ -191,7 +225,8 @@ static int list_dir(const char *dir, strlist *l, ts_err *e) {
     struct dirent *de;
     int rc = TS_OK;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.' || !ends_with(de->d_name, ".bin")) continue;
+        if (de->d_name[0] == '.' || !(ends_with(de->d_name, ".bin") || ends_with(de->d_name, ".npy")))
+            continue;
         char *p = ts_path_join(dir, de->d_name);
         if (!p) {
             rc = ts_fail(e, TS_ENOMEM, "out of memory");
@@ -224,7 +259,7 @@ int data_dataset_open(const char *path, data_dataset **out, ts_err *e) {
         if (S_ISDIR(st.st_mode)) {
             rc = list_dir(path, &l, e);
             if (!rc && l.n == 0)
-                rc = ts_fail(e, TS_ENOTFOUND, "%s: no *.bin shards in this directory", path);
+                rc = ts_fail(e, TS_ENOTFOUND, "%s: no *.bin or *.npy shards in this directory", path);
         } else if (S_ISREG(st.st_mode)) {
             if (sl_push(&l, strdup(path))) rc = ts_fail(e, TS_ENOMEM, "out of memory");
         } else {
@@ -321,7 +356,7 @@ int data_read_tokens(const data_dataset *ds, int si, uint64_t offset, uint64_t n
         return ts_fail(e, TS_EINVAL, "tokens [%llu, %llu) out of range of %s (%llu tokens)",
                        (unsigned long long)offset, (unsigned long long)(offset + n), sh->path,
                        (unsigned long long)sh->info.ntokens);
-    const uint8_t *base = sh->map + DATA_HEADER_BYTES;
+    const uint8_t *base = sh->map + sh->info.data_offset;
     uint32_t vocab = sh->info.vocab_size;
     if (n) {
         /* ask the kernel to read the whole range at once (page-aligned) */
@@ -331,12 +366,18 @@ int data_read_tokens(const data_dataset *ds, int si, uint64_t offset, uint64_t n
         a &= ~(pg - 1);
         madvise((void *)a, b - a, MADV_WILLNEED);
     }
+    /* a .npy shard's tokens may start at any offset: read them unaligned
+     * (memcpy compiles to plain loads) */
     uint32_t bad = 0;
+    const uint8_t *t = base + offset * (uint64_t)sh->info.width;
     if (sh->info.width == 2) {
-        const uint16_t *t = (const uint16_t *)base + offset;
-        for (uint64_t i = 0; i < n; i++) out[i] = t[i];
+        for (uint64_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, t + 2 * i, sizeof v);
+            out[i] = v;
+        }
     } else {
-        memcpy(out, (const uint32_t *)base + offset, n * sizeof *out);
+        memcpy(out, t, n * sizeof *out);
     }
     if (vocab) {
         for (uint64_t i = 0; i < n; i++) bad |= out[i] >= vocab;
@@ -359,7 +400,7 @@ int data_prefetch(const data_dataset *ds, uint32_t seq_len, const uint64_t *indi
         int rc = data_sample_locate(ds, seq_len, indices[i], &si, &off, e);
         if (rc) return rc;
         const shard *sh = &ds->s[si];
-        uintptr_t a = (uintptr_t)(sh->map + DATA_HEADER_BYTES + off * (uint64_t)sh->info.width);
+        uintptr_t a = (uintptr_t)(sh->map + sh->info.data_offset + off * (uint64_t)sh->info.width);
         uintptr_t b = a + ((uint64_t)seq_len + 1) * (uint64_t)sh->info.width;
         a &= ~(uintptr_t)4095;
         madvise((void *)a, b - a, MADV_WILLNEED);

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include <cjson/cJSON.h>
+#include <omp.h>
 
 #include "data.h"
 
@@ -29,12 +30,24 @@ static const char *const split_name[2] = {"train", "val"};
 
 /* ------------------------------------------------------- the shared sink */
 
+/* Documents are gathered into a batch, encoded on all threads (each
+ * document on its own), then written in their input order: the shards are
+ * the same whatever the thread count. */
+#define BATCH_BYTES (8u << 20)
+#define BATCH_DOCS 4096
+
 typedef struct sink {
     data_tokenizer *tok;
     data_writer *w[2];
     uint64_t val_threshold;   /* documents with hash < this go to val */
-    uint32_t *tokens;
-    size_t tokens_cap;
+    int threads;              /* 0: OpenMP's default */
+    /* the batch: texts back to back */
+    uint8_t *text;
+    size_t text_n, text_cap;
+    size_t *off, *len;
+    bool *eot;
+    data_tokens *toks;
+    int ndocs, docs_cap;
     uint64_t docs[2], ntok[2];
 } sink;
 
@@ -45,8 +58,9 @@ static uint64_t val_threshold(double f) {
 
 static bool split_dirs_clean(const char *out, bool force, bool del, ts_err *e);
 
-static int sink_open(sink *s, const char *out, const char *tokenizer, uint64_t shard_tokens,
-                     double val_fraction, bool force, const char *stamp, ts_err *e) {
+static int sink_open(sink *s, const char *out, const char *tokenizer, const char *eot,
+                     uint64_t shard_tokens, double val_fraction, bool force, const char *stamp,
+                     ts_err *e) {
     memset(s, 0, sizeof *s);
     if (!out || !*out) return ts_fail(e, TS_EINVAL, "no output directory given");
     if (shard_tokens < 2 || shard_tokens > DATA_MAX_SHARD_TOKENS)
@@ -54,7 +68,11 @@ static int sink_open(sink *s, const char *out, const char *tokenizer, uint64_t s
                        (unsigned long long)shard_tokens, DATA_MAX_SHARD_TOKENS);
     if (!(val_fraction >= 0 && val_fraction < 1))
         return ts_fail(e, TS_EINVAL, "held-out fraction %g out of range [0, 1)", val_fraction);
-    int rc = data_tokenizer_open(tokenizer ? tokenizer : "byte", &s->tok, e);
+    int rc;
+    size_t tl = tokenizer ? strlen(tokenizer) : 0;
+    if (tl > 5 && !strcmp(tokenizer + tl - 5, ".json")) rc = data_tokenizer_load(tokenizer, eot, &s->tok, e);
+    else if (eot) rc = ts_fail(e, TS_EINVAL, "--eot needs a tokenizer.json");
+    else rc = data_tokenizer_open(tokenizer ? tokenizer : "byte", &s->tok, e);
     if (rc) return rc;
     if ((rc = ts_mkdirs(out, 0755, e))) return rc;
     /* an earlier run's stamp goes first, so an interrupted rewrite never
@@ -92,12 +110,62 @@ static int sink_open(sink *s, const char *out, const char *tokenizer, uint64_t s
 static void sink_abort(sink *s) {
     for (int k = 0; k < 2; k++) data_writer_abort(s->w[k]);
     data_tokenizer_close(s->tok);
-    free(s->tokens);
+    for (int i = 0; i < s->docs_cap; i++) data_tokens_free(&s->toks[i]);
+    free(s->toks);
+    free(s->text);
+    free(s->off);
+    free(s->len);
+    free(s->eot);
     memset(s, 0, sizeof *s);
 }
 
+/* Encodes the batch (in parallel) and writes it (in order). */
+static int sink_flush(sink *s, ts_err *e) {
+    int n = s->ndocs, rc = TS_OK;
+    if (!n) return TS_OK;
+    int *rcs = calloc((size_t)n, sizeof *rcs);
+    ts_err *errs = calloc((size_t)n, sizeof *errs);
+    if (!rcs || !errs) {
+        free(rcs);
+        free(errs);
+        return ts_fail(e, TS_ENOMEM, "out of memory");
+    }
+    int nt = s->threads > 0 ? s->threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (n > 1 && nt > 1)
+    for (int i = 0; i < n; i++) {
+        data_tokens *t = &s->toks[i];
+        t->n = 0;
+        rcs[i] = s->tok->encode(s->tok, s->text + s->off[i], s->len[i], 0, t, &errs[i]);
+        if (!rcs[i] && s->eot[i]) rcs[i] = data_tokens_push(t, s->tok->eot, &errs[i]);
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        if (rcs[i]) {
+            if (e) *e = errs[i];
+            rc = rcs[i];
+            break;
+        }
+        int k = 0;
+        if (s->val_threshold) {
+            uint8_t h[8];
+            ts_blake2b(h, 8, s->text + s->off[i], s->len[i]);
+            k = ts_get_u64(h) < s->val_threshold;
+        }
+        rc = data_writer_put(s->w[k], s->toks[i].v, s->toks[i].n, e);
+        if (rc) break;
+        s->docs[k]++;
+        s->ntok[k] += s->toks[i].n;
+        /* a long document's buffer is not kept */
+        if (s->toks[i].cap > (1u << 20)) data_tokens_free(&s->toks[i]);
+    }
+    free(rcs);
+    free(errs);
+    s->ndocs = 0;
+    s->text_n = 0;
+    return rc;
+}
+
 static int sink_close(sink *s, int shards[2], ts_err *e) {
-    int rc = TS_OK;
+    int rc = sink_flush(s, e);
     for (int k = 0; k < 2; k++) {
         data_writer *w = s->w[k];
         s->w[k] = NULL;
@@ -116,31 +184,40 @@ static bool all_space(const uint8_t *p, size_t n) {
     return true;
 }
 
-/* Tokens of text (+ the end-of-document token when eot) to the split the
- * text's hash picks. */
+/* A document (+ the end-of-document token when eot) into the batch; the
+ * split is picked by the text's hash when the batch is written. */
 static int sink_put(sink *s, const uint8_t *text, size_t n, bool eot, ts_err *e) {
-    if (n + 1 > s->tokens_cap) {
-        size_t cap = s->tokens_cap ? s->tokens_cap : 4096;
-        while (cap < n + 1) cap *= 2;
-        uint32_t *t = realloc(s->tokens, cap * sizeof *t);
-        if (!t) return ts_fail(e, TS_ENOMEM, "out of memory for a document of %zu bytes", n);
-        s->tokens = t;
-        s->tokens_cap = cap;
+    if (s->ndocs == s->docs_cap) {
+        int c = s->docs_cap ? 2 * s->docs_cap : 256;
+        size_t *o = realloc(s->off, (size_t)c * sizeof *o);
+        if (o) s->off = o;
+        size_t *l = realloc(s->len, (size_t)c * sizeof *l);
+        if (l) s->len = l;
+        bool *b = realloc(s->eot, (size_t)c * sizeof *b);
+        if (b) s->eot = b;
+        data_tokens *t = realloc(s->toks, (size_t)c * sizeof *t);
+        if (t) {
+            memset(t + s->docs_cap, 0, (size_t)(c - s->docs_cap) * sizeof *t);
+            s->toks = t;
+        }
+        if (!o || !l || !b || !t) return ts_fail(e, TS_ENOMEM, "out of memory");
+        s->docs_cap = c;
     }
-    size_t nt = 0;
-    int rc = s->tok->encode(s->tok, text, n, s->tokens, &nt, e);
-    if (rc) return rc;
-    if (eot) s->tokens[nt++] = s->tok->eot;
-    int k = 0;
-    if (s->val_threshold) {
-        uint8_t h[8];
-        ts_blake2b(h, 8, text, n);
-        k = ts_get_u64(h) < s->val_threshold;
+    if (s->text_n + n > s->text_cap) {
+        size_t c = s->text_cap ? s->text_cap : BATCH_BYTES;
+        while (c < s->text_n + n) c *= 2;
+        uint8_t *p = realloc(s->text, c);
+        if (!p) return ts_fail(e, TS_ENOMEM, "out of memory for a batch of %zu bytes", c);
+        s->text = p;
+        s->text_cap = c;
     }
-    rc = data_writer_put(s->w[k], s->tokens, nt, e);
-    if (rc) return rc;
-    s->docs[k]++;
-    s->ntok[k] += nt;
+    memcpy(s->text + s->text_n, text, n);
+    s->off[s->ndocs] = s->text_n;
+    s->len[s->ndocs] = n;
+    s->eot[s->ndocs] = eot;
+    s->ndocs++;
+    s->text_n += n;
+    if (s->text_n >= BATCH_BYTES || s->ndocs >= BATCH_DOCS) return sink_flush(s, e);
     return TS_OK;
 }
 
@@ -301,7 +378,7 @@ static int collect_inputs(const data_prep_opts *o, flist *l, ts_err *e) {
 typedef struct prog {
     bool on;
     double last, t0;
-    uint64_t done, total;
+    uint64_t done, total, docs;
 } prog;
 
 static void prog_show(prog *p, const sink *s, bool force) {
@@ -314,12 +391,18 @@ static void prog_show(prog *p, const sink *s, bool force) {
     int fill = (int)(f * 30);
     for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
     bar[30] = 0;
-    char a[32], b[32];
+    char a[32], b[32], left[32] = "";
     ts_fmt_bytes(a, sizeof a, (double)p->done);
     ts_fmt_bytes(b, sizeof b, (double)p->total);
-    ts_progress("prep [%s] %3.0f%%  %s / %s  %llu documents  %llu tokens", bar, 100 * f, a, b,
-                (unsigned long long)(s->docs[0] + s->docs[1]),
-                (unsigned long long)(s->ntok[0] + s->ntok[1]));
+    double dt = now - p->t0;
+    uint64_t tok = s->ntok[0] + s->ntok[1];
+    if (dt > 1 && p->done > 0 && p->done < p->total) {
+        ts_fmt_duration(left, sizeof left, dt * (double)(p->total - p->done) / (double)p->done);
+        strcat(left, " left");
+    }
+    ts_progress("prep [%s] %3.0f%%  %s / %s  %llu documents  %.2f M tokens/s  %s", bar, 100 * f, a, b,
+                (unsigned long long)(p->docs ? p->docs : s->docs[0] + s->docs[1]),
+                dt > 0 ? (double)tok / dt / 1e6 : 0.0, left);
 }
 
 typedef struct buf {
@@ -351,6 +434,205 @@ static bool line_is_sep(const char *line, size_t n, const char *sep) {
     return n == strlen(sep) && !memcmp(line, sep, n);
 }
 
+/* ------------------------------------------------------------ JSON Lines */
+
+static size_t jl_ws(const uint8_t *p, size_t n, size_t i) {
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')) i++;
+    return i;
+}
+
+static int jl_hex4(const uint8_t *p, size_t n, size_t i, uint32_t *v) {
+    if (i + 4 > n) return -1;
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+        uint8_t c = p[i + k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        *v = *v << 4 | (uint32_t)d;
+    }
+    return 0;
+}
+
+static void jl_put_cp(buf *b, uint32_t cp, bool *oom) {
+    uint8_t u[4];
+    size_t n;
+    if (cp < 0x80) u[0] = (uint8_t)cp, n = 1;
+    else if (cp < 0x800) u[0] = (uint8_t)(0xC0 | cp >> 6), u[1] = (uint8_t)(0x80 | (cp & 0x3F)), n = 2;
+    else if (cp < 0x10000)
+        u[0] = (uint8_t)(0xE0 | cp >> 12), u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)),
+        u[2] = (uint8_t)(0x80 | (cp & 0x3F)), n = 3;
+    else
+        u[0] = (uint8_t)(0xF0 | cp >> 18), u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F)),
+        u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (uint8_t)(0x80 | (cp & 0x3F)), n = 4;
+    if (b->n + n > b->cap) {
+        size_t c = b->cap ? 2 * b->cap : 4096;
+        while (c < b->n + n) c *= 2;
+        uint8_t *q = realloc(b->p, c);
+        if (!q) {
+            *oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->n, u, n);
+    b->n += n;
+}
+
+/* A JSON string at p[i] (the opening quote): decoded into out (when not
+ * NULL; \u0000 kept as a NUL byte, a lone surrogate as U+FFFD); returns the
+ * index after the closing quote, 0 when malformed. */
+static size_t jl_string(const uint8_t *p, size_t n, size_t i, buf *out, bool *oom) {
+    if (i >= n || p[i] != '"') return 0;
+    i++;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c == '"') return i + 1;
+        if (c != '\\') {
+            size_t j = i;
+            while (j < n && p[j] != '"' && p[j] != '\\') j++;
+            if (out) {
+                if (out->n + (j - i) > out->cap) {
+                    size_t cap = out->cap ? 2 * out->cap : 4096;
+                    while (cap < out->n + (j - i)) cap *= 2;
+                    uint8_t *q = realloc(out->p, cap);
+                    if (!q) {
+                        *oom = true;
+                        return 0;
+                    }
+                    out->p = q;
+                    out->cap = cap;
+                }
+                memcpy(out->p + out->n, p + i, j - i);
+                out->n += j - i;
+            }
+            i = j;
+            continue;
+        }
+        if (++i >= n) return 0;
+        uint32_t cp;
+        switch (p[i]) {
+        case '"': cp = '"'; break;
+        case '\\': cp = '\\'; break;
+        case '/': cp = '/'; break;
+        case 'b': cp = '\b'; break;
+        case 'f': cp = '\f'; break;
+        case 'n': cp = '\n'; break;
+        case 'r': cp = '\r'; break;
+        case 't': cp = '\t'; break;
+        case 'u':
+            if (jl_hex4(p, n, i + 1, &cp)) return 0;
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                uint32_t lo;
+                if (i + 2 < n && p[i + 1] == '\\' && p[i + 2] == 'u' && !jl_hex4(p, n, i + 3, &lo) &&
+                    lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    i += 6;
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                cp = 0xFFFD;
+            }
+            break;
+        default: return 0;
+        }
+        if (out) jl_put_cp(out, cp, oom);
+        if (*oom) return 0;
+        i++;
+    }
+    return 0;
+}
+
+/* Skips one JSON value; returns the index after it, 0 when malformed. */
+static size_t jl_skip(const uint8_t *p, size_t n, size_t i) {
+    bool oom = false;
+    if (i >= n) return 0;
+    if (p[i] == '"') return jl_string(p, n, i, NULL, &oom);
+    if (p[i] == '{' || p[i] == '[') {
+        int depth = 0;
+        while (i < n) {
+            uint8_t c = p[i];
+            if (c == '"') {
+                i = jl_string(p, n, i, NULL, &oom);
+                if (!i) return 0;
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') {
+                if (--depth == 0) return i + 1;
+                if (depth < 0) return 0;
+            }
+            i++;
+        }
+        return 0;
+    }
+    size_t j = i;
+    while (j < n && p[j] != ',' && p[j] != '}' && p[j] != ']' && p[j] != ' ' && p[j] != '\t' &&
+           p[j] != '\r' && p[j] != '\n')
+        j++;
+    return j > i ? j : 0;
+}
+
+/* The string field `field` of the JSON object on one line: 1 found (in
+ * out), 2 null, 0 absent, -1 malformed, -2 not a string, -3 out of memory. */
+static int jl_field(const uint8_t *p, size_t n, const char *field, buf *out) {
+    size_t fl = strlen(field), i = jl_ws(p, n, 0);
+    bool oom = false, found = false, null = false;
+    buf key = {0};
+    int rc = -1;
+    if (i >= n || p[i] != '{') return -1;
+    i = jl_ws(p, n, i + 1);
+    if (i < n && p[i] == '}') {
+        i++;
+        rc = 0;
+        goto tail;
+    }
+    for (;;) {
+        key.n = 0;
+        i = jl_string(p, n, i, &key, &oom);
+        if (oom) goto out;
+        if (!i) goto out;
+        i = jl_ws(p, n, i);
+        if (i >= n || p[i] != ':') goto out;
+        i = jl_ws(p, n, i + 1);
+        if (!found && !null && key.n == fl && !memcmp(key.p, field, fl)) {
+            if (i < n && p[i] == '"') {
+                i = jl_string(p, n, i, out, &oom);
+                if (oom) goto out;
+                found = true;
+            } else if (i + 4 <= n && !memcmp(p + i, "null", 4)) {
+                i += 4;
+                null = true;
+            } else {
+                rc = -2;
+                goto out;
+            }
+        } else {
+            i = jl_skip(p, n, i);
+        }
+        if (!i) goto out;
+        i = jl_ws(p, n, i);
+        if (i < n && p[i] == ',') {
+            i = jl_ws(p, n, i + 1);
+            continue;
+        }
+        if (i < n && p[i] == '}') {
+            i++;
+            break;
+        }
+        goto out;
+    }
+    rc = found ? 1 : null ? 2 : 0;
+tail:
+    if (jl_ws(p, n, i) != n) rc = -1;
+out:
+    free(key.p);
+    return oom ? -3 : rc;
+}
+
 /* One input file: returns 1 when skipped as binary. */
 static int prep_file(const char *path, const data_prep_opts *o, sink *s, buf *doc, prog *pg,
                      ts_err *e) {
@@ -372,9 +654,30 @@ static int prep_file(const char *path, const data_prep_opts *o, sink *s, buf *do
     char *line = NULL;
     size_t lcap = 0;
     ssize_t len;
+    uint64_t lineno = 0;
     while (!rc && (len = getline(&line, &lcap, f)) > 0) {
         pg->done += (uint64_t)len;
-        if (o->doc_sep && line_is_sep(line, (size_t)len, o->doc_sep)) {
+        lineno++;
+        if (o->jsonl_field) {
+            if (all_space((const uint8_t *)line, (size_t)len)) continue;
+            doc->n = 0;
+            int r = jl_field((const uint8_t *)line, (size_t)len, o->jsonl_field, doc);
+            if (r == -3) rc = ts_fail(e, TS_ENOMEM, "out of memory");
+            else if (r == -1) rc = ts_fail(e, TS_EFORMAT, "%s:%llu: not a JSON object", path, (unsigned long long)lineno);
+            else if (r == -2)
+                rc = ts_fail(e, TS_EFORMAT, "%s:%llu: field \"%s\" is not a string", path, (unsigned long long)lineno, o->jsonl_field);
+            else if (r == 0)
+                rc = ts_fail(e, TS_EFORMAT, "%s:%llu: no field \"%s\" (--jsonl-field names the text)", path,
+                             (unsigned long long)lineno, o->jsonl_field);
+            else if (r == 1 && doc->n > MAX_DOC_BYTES)
+                rc = ts_fail(e, TS_ETOOBIG, "%s:%llu: a document over %u MiB", path, (unsigned long long)lineno, MAX_DOC_BYTES >> 20);
+            else if (r == 1) {
+                pg->docs++;
+                rc = sink_doc(s, doc->p, doc->n, e);
+            }
+            doc->n = 0;
+        } else if (o->doc_sep && line_is_sep(line, (size_t)len, o->doc_sep)) {
+            pg->docs++;
             rc = sink_doc(s, doc->p, doc->n, e);
             doc->n = 0;
         } else {
@@ -383,7 +686,10 @@ static int prep_file(const char *path, const data_prep_opts *o, sink *s, buf *do
         prog_show(pg, s, false);
     }
     if (!rc && ferror(f)) rc = ts_fail(e, TS_EIO, "%s: read error", path);
-    if (!rc) rc = sink_doc(s, doc->p, doc->n, e);
+    if (!rc && !o->jsonl_field) {
+        pg->docs++;
+        rc = sink_doc(s, doc->p, doc->n, e);
+    }
     free(line);
     fclose(f);
     return rc;
@@ -417,13 +723,14 @@ int data_prep(const data_prep_opts *o, data_prep_stats *st, ts_err *e) {
         return rc;
     }
     sink s;
-    rc = sink_open(&s, o->out_dir, o->tokenizer, o->shard_tokens, o->val_fraction, o->force,
+    rc = sink_open(&s, o->out_dir, o->tokenizer, o->eot, o->shard_tokens, o->val_fraction, o->force,
                    "prep.json", e);
     if (rc) {
         sink_abort(&s);
         fl_free(&fl);
         return rc;
     }
+    s.threads = o->threads;
     prog pg = {.on = o->progress, .t0 = t0};
     for (int i = 0; i < fl.n; i++) pg.total += fl.size[i];
     buf doc = {0};
@@ -458,12 +765,19 @@ int data_prep(const data_prep_opts *o, data_prep_stats *st, ts_err *e) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "format", "tessera-prep-v1");
     cJSON_AddStringToObject(root, "tokenizer", s.tok->name);
+    if (s.tok->id == DATA_TOK_JSON) {
+        char hex[2 * TS_HASH_BYTES + 1];
+        ts_hex(hex, s.tok->hash, TS_HASH_BYTES);
+        cJSON_AddStringToObject(root, "tokenizer_path", o->tokenizer);
+        cJSON_AddStringToObject(root, "tokenizer_blake2b", hex);
+    }
     cJSON_AddNumberToObject(root, "vocab_size", s.tok->vocab_size);
     cJSON_AddNumberToObject(root, "eot", s.tok->eot);
     cJSON_AddNumberToObject(root, "shard_tokens", (double)o->shard_tokens);
     cJSON_AddNumberToObject(root, "val_fraction", o->val_fraction);
     if (o->doc_sep) cJSON_AddStringToObject(root, "doc_sep", o->doc_sep);
     else cJSON_AddNullToObject(root, "doc_sep");
+    if (o->jsonl_field) cJSON_AddStringToObject(root, "jsonl_field", o->jsonl_field);
     cJSON_AddNumberToObject(root, "files", (double)st->files);
     cJSON_AddNumberToObject(root, "skipped_binary", (double)st->skipped_binary);
     cJSON_AddNumberToObject(root, "bytes", (double)st->bytes_in);
@@ -508,7 +822,7 @@ int data_synth(const data_synth_opts *o, data_synth_stats *st, ts_err *e) {
     memset(st, 0, sizeof *st);
     if (o->tokens < 2) return ts_fail(e, TS_EINVAL, "a synthetic corpus needs at least 2 tokens");
     sink s;
-    int rc = sink_open(&s, o->out_dir, "byte", o->shard_tokens, o->val_fraction, o->force,
+    int rc = sink_open(&s, o->out_dir, "byte", NULL, o->shard_tokens, o->val_fraction, o->force,
                        "synth.json", e);
     if (rc) {
         sink_abort(&s);

@@ -8,7 +8,8 @@
  * in [3] and [4]; its Llama 3 shards (magic 20240801, version 7, uint32) are
  * read too.  A reader trusts nothing: magic, version, a non-negative count,
  * a vocabulary that fits the token width, and a file size equal to
- * 1024 + count * width are all checked before a token is touched. */
+ * 1024 + count * width are all checked before a token is touched.  NumPy
+ * .npy shards are parsed in npy.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -24,6 +25,8 @@ static int32_t hdr_i32(const uint8_t *h, int i) { return (int32_t)ts_get_u32(h +
 
 int data_shard_check(const uint8_t *h, uint64_t file_bytes, data_shard_info *info, ts_err *e) {
     memset(info, 0, sizeof *info);
+    info->format = DATA_FMT_LLMC;
+    info->data_offset = DATA_HEADER_BYTES;
     info->file_bytes = file_bytes;
     if (file_bytes < DATA_HEADER_BYTES)
         return ts_fail(e, TS_EFORMAT,
@@ -56,17 +59,23 @@ int data_shard_check(const uint8_t *h, uint64_t file_bytes, data_shard_info *inf
     info->ntokens = (uint64_t)count;
     info->vocab_size = (uint32_t)vocab;
     info->tokenizer = (uint32_t)tok;
-    uint64_t want = DATA_HEADER_BYTES + info->ntokens * (uint64_t)info->width;
+    return data_shard_check_size(info, DATA_HEADER_BYTES, file_bytes, "", "header", e);
+}
+
+int data_shard_check_size(const data_shard_info *info, uint64_t data_offset, uint64_t file_bytes,
+                          const char *kind, const char *says, ts_err *e) {
+    uint64_t want = data_offset + info->ntokens * (uint64_t)info->width;
     if (file_bytes < want)
         return ts_fail(e, TS_EFORMAT,
-                       "truncated shard: header says %llu tokens (%llu bytes) but the file has %llu bytes",
-                       (unsigned long long)info->ntokens, (unsigned long long)want,
+                       "truncated %sshard: %s says %llu tokens (%llu bytes) but the file has %llu bytes", kind,
+                       says, (unsigned long long)info->ntokens, (unsigned long long)want,
                        (unsigned long long)file_bytes);
     if (file_bytes > want)
         return ts_fail(e, TS_EFORMAT,
-                       "shard has %llu bytes after its %llu tokens (file %llu bytes, expected %llu)",
-                       (unsigned long long)(file_bytes - want), (unsigned long long)info->ntokens,
-                       (unsigned long long)file_bytes, (unsigned long long)want);
+                       "%sshard has %llu bytes after its %llu tokens (file %llu bytes, expected %llu)",
+                       *kind ? kind : "", (unsigned long long)(file_bytes - want),
+                       (unsigned long long)info->ntokens, (unsigned long long)file_bytes,
+                       (unsigned long long)want);
     return TS_OK;
 }
 

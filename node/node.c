@@ -21,11 +21,31 @@
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+static int check_data_hash(const data_dataset *ds, const char *path, const char *what,
+                           const uint8_t want[TS_HASH_BYTES], ts_err *e) {
+    uint8_t got[TS_HASH_BYTES];
+    if (data_dataset_hash(ds, got, e)) return ts_wrap(e, "%s data %s", what, path);
+    if (memcmp(got, want, TS_HASH_BYTES)) {
+        char a[2 * TS_HASH_BYTES + 1], b[2 * TS_HASH_BYTES + 1];
+        ts_hex(a, got, TS_HASH_BYTES);
+        ts_hex(b, want, TS_HASH_BYTES);
+        return ts_fail(e, TS_ECONFIG,
+                       "%s data %s has dataset hash %.16s..., the run names %.16s... (other or changed shards; "
+                       "tessera data hash %s)", what, path, a, b, path);
+    }
+    ts_log(TS_LOG_INFO, "%s data %s: dataset hash matches the run's", what, path);
+    return TS_OK;
+}
+
 static int load_data(node *n, ts_err *e) {
     const char *path = n->opts.data && *n->opts.data ? n->opts.data : n->run.data;
     if (!path || !*path)
         return ts_fail(e, TS_ECONFIG, "no training data: the run parameters name none; pass --data DIR");
     if (data_dataset_open(path, &n->ds, e)) return ts_wrap(e, "training data");
+    /* invariant: every node of a run trains and evaluates on the same
+     * tokens; a dataset hash the run names is checked before any pool is
+     * drawn from the data */
+    if (n->run.has_data_hash && check_data_hash(n->ds, path, "training", n->run.data_hash, e)) return e->code;
     uint64_t samples = data_num_samples(n->ds, (uint32_t)n->run.seq_len);
     if (samples < node_run_pool_size(&n->run))
         return ts_fail(e, TS_EINVAL, "training data %s holds %llu samples of %d tokens, fewer than a window's pool of %llu",
@@ -38,6 +58,8 @@ static int load_data(node *n, ts_err *e) {
     const char *val = n->opts.val_data && *n->opts.val_data ? n->opts.val_data : n->run.val_data;
     if (val && *val && n->run.val_samples > 0) {
         if (data_dataset_open(val, &n->val, e)) return ts_wrap(e, "held-out data");
+        if (n->run.has_val_data_hash && check_data_hash(n->val, val, "held-out", n->run.val_data_hash, e))
+            return e->code;
         if (data_num_samples(n->val, (uint32_t)n->run.seq_len) < (uint64_t)n->run.val_samples)
             return ts_fail(e, TS_EINVAL, "held-out data %s holds fewer than %d samples", val, n->run.val_samples);
     }

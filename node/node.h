@@ -55,6 +55,9 @@ typedef struct node_run {
     spl_params codec;             /* codec.alpha is also the outer learning rate */
     char data[1024];              /* training shards (path) */
     char val_data[1024];          /* held-out shards for the global loss ("" none) */
+    bool has_data_hash, has_val_data_hash;
+    uint8_t data_hash[TS_HASH_BYTES];     /* data_dataset_hash every node checks, */
+    uint8_t val_data_hash[TS_HASH_BYTES]; /* when the run names one */
     int val_samples;              /* held-out samples per measurement */
     double upload_grace_s;        /* accepted: LastModified in [T(w+1), T(w+1) + grace] */
     double upload_delay_s;        /* miners upload this long after T(w+1) (clock skew) */

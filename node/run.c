@@ -39,7 +39,7 @@ void node_run_default(node_run *r, const char *run_id) {
 
 /* Options of the flat part of the run parameters. */
 typedef struct {
-    char *data, *val_data, *init, *init_hash;
+    char *data, *val_data, *init, *init_hash, *data_hash, *val_data_hash;
     int64_t seed, seq_len, batch_size, inner_steps, warmup_steps, total_steps, val_samples;
     int64_t warmup_windows, retention_windows, checkpoint_interval, sync_values, leader_liveness_windows;
     int64_t k, bins, chunk;
@@ -54,6 +54,8 @@ typedef struct {
         {"val_data", TS_OPT_STR, &(f).val_data, NULL, "held-out shards", 0, 0},              \
         {"init", TS_OPT_STR, &(f).init, NULL, "initial weights", 0, 0},                      \
         {"init_hash", TS_OPT_STR, &(f).init_hash, NULL, "their BLAKE2b-256", 0, 0},          \
+        {"data_hash", TS_OPT_STR, &(f).data_hash, NULL, "the training data's dataset hash", 0, 0}, \
+        {"val_data_hash", TS_OPT_STR, &(f).val_data_hash, NULL, "the held-out data's", 0, 0}, \
         {"seed", TS_OPT_INT, &(f).seed, NULL, "model init seed", 0, 0},                      \
         {"seq_len", TS_OPT_INT, &(f).seq_len, NULL, "sequence length", 0, 0},                \
         {"batch_size", TS_OPT_INT, &(f).batch_size, NULL, "rows per inner step", 0, 0},      \
@@ -90,6 +92,10 @@ static void to_flat(const node_run *r, flat *f) {
     char h[2 * TS_HASH_BYTES + 1];
     ts_hex(h, r->init_hash, TS_HASH_BYTES);
     f->init_hash = r->init[0] ? strdup(h) : NULL; /* a hash must come with its path */
+    ts_hex(h, r->data_hash, TS_HASH_BYTES);
+    f->data_hash = r->has_data_hash ? strdup(h) : NULL;
+    ts_hex(h, r->val_data_hash, TS_HASH_BYTES);
+    f->val_data_hash = r->has_val_data_hash ? strdup(h) : NULL;
     f->seed = (int64_t)r->seed;
     f->seq_len = r->seq_len;
     f->batch_size = r->batch_size;
@@ -186,9 +192,18 @@ int node_run_from_json(node_run *r, const char *run_id, const cJSON *params, ts_
     snprintf(r->val_data, sizeof r->val_data, "%s", f.val_data ? f.val_data : "");
     snprintf(r->init, sizeof r->init, "%s", f.init ? f.init : "");
     int bad_hash = r->init[0] && (!f.init_hash || ts_unhex(r->init_hash, TS_HASH_BYTES, f.init_hash));
+    r->has_data_hash = f.data_hash != NULL;
+    r->has_val_data_hash = f.val_data_hash != NULL;
+    int bad_data = (f.data_hash && (strlen(f.data_hash) != 2 * TS_HASH_BYTES ||
+                                    ts_unhex(r->data_hash, TS_HASH_BYTES, f.data_hash))) ? 1
+                   : (f.val_data_hash && (strlen(f.val_data_hash) != 2 * TS_HASH_BYTES ||
+                                          ts_unhex(r->val_data_hash, TS_HASH_BYTES, f.val_data_hash))) ? 2 : 0;
     ts_opts_free(opts, nopts);
     if (bad_hash)
         return ts_fail(e, TS_ECONFIG, "run parameter 'init_hash': the BLAKE2b-256 of 'init' (64 hex digits) is required");
+    if (bad_data)
+        return ts_fail(e, TS_ECONFIG, "run parameter '%s': a dataset hash is 64 hex digits (tessera data hash PATH)",
+                       bad_data == 1 ? "data_hash" : "val_data_hash");
     r->seed = (uint64_t)f.seed;
     r->seq_len = (int)f.seq_len;
     r->batch_size = (int)f.batch_size;
@@ -267,6 +282,17 @@ char *node_run_to_json(const node_run *r) {
     cJSON_AddNumberToObject(o, "seed", (double)r->seed);
     cJSON_AddStringToObject(o, "data", r->data);
     cJSON_AddStringToObject(o, "val_data", r->val_data);
+    if (r->has_data_hash || r->has_val_data_hash) {
+        char h[2 * TS_HASH_BYTES + 1];
+        if (r->has_data_hash) {
+            ts_hex(h, r->data_hash, TS_HASH_BYTES);
+            cJSON_AddStringToObject(o, "data_hash", h);
+        }
+        if (r->has_val_data_hash) {
+            ts_hex(h, r->val_data_hash, TS_HASH_BYTES);
+            cJSON_AddStringToObject(o, "val_data_hash", h);
+        }
+    }
     if (r->init[0]) {
         char h[2 * TS_HASH_BYTES + 1];
         ts_hex(h, r->init_hash, TS_HASH_BYTES);

@@ -5,7 +5,10 @@
 #   - a second process started with a running node's hotkey and another
 #     bucket re-publishes that hotkey's commitment: the first notices the
 #     commitment changed under it and stops with a clear error (else peers
-#     would gather a different upload for that uid than it used).
+#     would gather a different upload for that uid than it used);
+#   - a node whose shards are not the ones the run's data_hash names (here:
+#     the held-out split given as training data) refuses to start, naming
+#     both hashes; with the run's shards the node logs that they match.
 # No validator runs: the miners wait for the run's start, refreshing the
 # chain, which is all these checks need.
 set -u
@@ -79,5 +82,17 @@ if kill -0 "${SUBNET_PID[m1]}" 2>/dev/null && since | grep -q "run demo," && ! s
   ok lock_released_when_the_process_dies
 else
   fail lock_released_when_the_process_dies "$(tail -n 3 "$D/logs/m1.log")"
+fi
+
+# 4. the run's dataset hash: the right shards match, others are refused
+out=$(timeout 60 "$BIN/tessera-miner" "${M[@]}" --hotkey m2 --store-url "file://$D/stores/m2" \
+  --state-dir "$D/state/m2" --data "$BUILD/corpus/val" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && grep -q "training data .* has dataset hash .*, the run names" <<<"$out" &&
+  grep -q "training data .*: dataset hash matches the run's" "$D/logs/m1.log"; then
+  ok other_shards_than_the_runs_refused
+  echo "    $(grep -m1 "has dataset hash" <<<"$out" | cut -c1-220)"
+else
+  fail other_shards_than_the_runs_refused "exit $rc: $(tail -n 3 <<<"$out")" "m1: $(grep -m1 "dataset hash" "$D/logs/m1.log")"
 fi
 exit 0

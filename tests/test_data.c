@@ -39,6 +39,13 @@ static void write_raw(const char *path, int32_t magic, int32_t version, int32_t 
     fclose(f);
 }
 
+static void put_raw(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    if (n) fwrite(data, 1, n, f);
+    fclose(f);
+}
+
 static void expect_format_error(const char *path, const char *needle) {
     data_dataset *ds = NULL;
     ts_err e = {0};
@@ -287,6 +294,351 @@ TEST(llmc_uint16_shards_from_numpy_load_identically) {
     }
 }
 
+/* ------------------------------------------------------- NumPy .npy shards */
+
+/* A .npy header in buf: magic, version major.0, the dict's length (uint16 for
+ * 1.0, else uint32), then dict.  With align > 0 the dict is padded with
+ * spaces and a final '\n' so that the tokens start at a multiple of align
+ * (as numpy writes it, align 64); with align 0 it is used exactly as given.
+ * Returns the header's length (the tokens' offset). */
+static size_t npy_header(uint8_t *buf, size_t cap, int major, const char *dict, size_t align) {
+    size_t prefix = major == 1 ? 10 : 12, dl = strlen(dict);
+    size_t total = prefix + dl;
+    if (align) {
+        total += 1;
+        total = (total + align - 1) / align * align;
+    }
+    if (total > cap) abort();
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (uint8_t)major;
+    buf[7] = 0;
+    uint32_t len = (uint32_t)(total - prefix);
+    if (major == 1) ts_put_u16(buf + 8, (uint16_t)len);
+    else ts_put_u32(buf + 8, len);
+    memcpy(buf + prefix, dict, dl);
+    if (align) {
+        memset(buf + prefix + dl, ' ', total - prefix - dl - 1);
+        buf[total - 1] = '\n';
+    }
+    return total;
+}
+
+/* Writes a .npy file: header (as npy_header) then body. */
+static void npy_file(const char *path, int major, const char *dict, size_t align, const void *body,
+                     size_t body_len) {
+    static uint8_t h[70000];
+    size_t hl = npy_header(h, sizeof h, major, dict, align);
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    fwrite(h, 1, hl, f);
+    if (body_len) fwrite(body, 1, body_len, f);
+    fclose(f);
+}
+
+/* data_npy_check of buf[0..n) for a file of file_bytes must fail with
+ * TS_EFORMAT and a message holding needle. */
+static void expect_npy_refused_buf(const uint8_t *buf, size_t n, uint64_t file_bytes,
+                                   const char *needle, const char *what) {
+    data_shard_info in;
+    ts_err e = {0};
+    int rc = data_npy_check(buf, n, file_bytes, &in, &e);
+    CHECK_MSG(rc == TS_EFORMAT, "%s: rc %d (%s), expected TS_EFORMAT", what, rc, e.msg);
+    CHECK_MSG(strstr(e.msg, needle) != NULL, "%s: message '%s' lacks '%s'", what, e.msg, needle);
+}
+
+/* A header of dict (padded as numpy does) followed by body_bytes of tokens. */
+static void expect_npy_refused(int major, const char *dict, uint64_t body_bytes, const char *needle) {
+    uint8_t h[4096];
+    size_t hl = npy_header(h, sizeof h, major, dict, 64);
+    expect_npy_refused_buf(h, hl, hl + body_bytes, needle, dict);
+}
+
+TEST(npy_header_accepts_numpy_layouts) {
+    const struct {
+        int major;
+        const char *dict;
+        size_t align;
+        int width;
+        uint64_t n;
+    } ok[] = {
+        /* what numpy writes (keys sorted, trailing comma, padded to 64) */
+        {1, "{'descr': '<u4', 'fortran_order': False, 'shape': (123456,), }", 64, 4, 123456},
+        {1, "{'descr': '<u2', 'fortran_order': False, 'shape': (7,), }", 64, 2, 7},
+        {2, "{'descr': '<u4', 'fortran_order': False, 'shape': (5,), }", 64, 4, 5},
+        {2, "{'descr': '<u2', 'fortran_order': False, 'shape': (5,), }", 64, 2, 5},
+        {3, "{'descr': '<u4', 'fortran_order': False, 'shape': (9,), }", 64, 4, 9},
+        /* older numpy: 16-byte alignment; any order, no trailing comma,
+         * double quotes, other whitespace; an empty shard */
+        {1, "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }", 16, 2, 3},
+        {1, "{'shape': (11, ), 'descr': '<u4', 'fortran_order': False}", 64, 4, 11},
+        {1, "{\"fortran_order\":False,\"shape\":(0,),\"descr\":\"<u2\"}", 64, 2, 0},
+        {2, "\t{ 'descr' : '<u4' ,\n 'fortran_order' : False , 'shape' : ( 2147483647 , ) , } ", 64, 4,
+         2147483647},
+        /* no padding at all: the tokens start at an odd offset */
+        {1, "{'descr': '<u2', 'fortran_order': False, 'shape': (4,)}\n", 0, 2, 4},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        uint8_t h[4096];
+        size_t hl = npy_header(h, sizeof h, ok[i].major, ok[i].dict, ok[i].align);
+        data_shard_info in;
+        ts_err e = {0};
+        uint64_t file = hl + ok[i].n * (uint64_t)ok[i].width;
+        int rc = data_npy_check(h, hl, file, &in, &e);
+        CHECK_MSG(rc == TS_OK, "%s: %s", ok[i].dict, e.msg);
+        if (rc) continue;
+        CHECK_EQ_INT(in.format, DATA_FMT_NPY);
+        CHECK_EQ_INT(in.version, ok[i].major);
+        CHECK_EQ_INT(in.width, ok[i].width);
+        CHECK_EQ_INT(in.ntokens, ok[i].n);
+        CHECK_EQ_INT(in.data_offset, hl);
+        CHECK_EQ_INT(in.file_bytes, file);
+        CHECK_EQ_INT(in.vocab_size, 0);
+        CHECK_EQ_INT(in.tokenizer, DATA_TOK_UNKNOWN);
+        if (ok[i].align) CHECK_EQ_INT(hl % ok[i].align, 0);
+        size_t hb = 0;
+        CHECK_EQ_INT(data_npy_header_bytes(h, hl, file, &hb, &e), TS_OK);
+        CHECK_EQ_INT(hb, hl);
+    }
+    /* the llm.c check fills the new fields too */
+    uint8_t b[DATA_HEADER_BYTES] = {0};
+    ts_put_u32(b, DATA_SHARD_MAGIC);
+    ts_put_u32(b + 4, 1);
+    data_shard_info in;
+    ts_err e = {0};
+    CHECK_EQ_INT(data_shard_check(b, DATA_HEADER_BYTES, &in, &e), TS_OK);
+    CHECK_EQ_INT(in.format, DATA_FMT_LLMC);
+    CHECK_EQ_INT(in.data_offset, DATA_HEADER_BYTES);
+}
+
+TEST(npy_header_refuses_bad_prefix_and_length) {
+    uint8_t h[4096];
+    const char *d = "{'descr': '<u4', 'fortran_order': False, 'shape': (1,), }";
+    size_t hl = npy_header(h, sizeof h, 1, d, 64);
+    /* magic */
+    h[5] = 'Z';
+    expect_npy_refused_buf(h, hl, hl + 4, "not a .npy file: bad magic", "magic");
+    h[5] = 'Y';
+    h[0] = 0x92;
+    expect_npy_refused_buf(h, hl, hl + 4, "bad magic", "magic byte 0");
+    h[0] = 0x93;
+    /* version */
+    const uint8_t vers[][2] = {{4, 0}, {0, 0}, {1, 1}, {2, 1}, {255, 0}};
+    const char *vmsg[] = {"unsupported .npy version 4.0", "unsupported .npy version 0.0",
+                          "unsupported .npy version 1.1", "unsupported .npy version 2.1",
+                          "unsupported .npy version 255.0"};
+    for (int i = 0; i < 5; i++) {
+        h[6] = vers[i][0];
+        h[7] = vers[i][1];
+        expect_npy_refused_buf(h, hl, hl + 4, vmsg[i], "version");
+    }
+    h[6] = 1;
+    h[7] = 0;
+    /* a file shorter than the prefix */
+    expect_npy_refused_buf(h, 7, 7, "truncated .npy file: 7 bytes", "7 bytes");
+    expect_npy_refused_buf(h, 0, 0, "truncated .npy file: 0 bytes", "empty");
+    h[6] = 2;
+    expect_npy_refused_buf(h, 11, 11, "shorter than its 12-byte prefix", "v2 prefix");
+    h[6] = 1;
+    /* a header length past the end of the file: the file ends at the dict */
+    ts_put_u16(h + 8, 1000);
+    expect_npy_refused_buf(h, hl, hl, ".npy header length 1000 goes past the end of the file", "past end");
+    ts_put_u16(h + 8, 65535);
+    expect_npy_refused_buf(h, hl, hl, "header length 65535 goes past the end", "past end");
+    /* absurd lengths are refused before anything else, whatever the file */
+    size_t h2 = npy_header(h, sizeof h, 2, d, 64);
+    ts_put_u32(h + 8, 0xffffffffu);
+    expect_npy_refused_buf(h, h2, UINT64_MAX / 2, ".npy header length 4294967295 exceeds the limit of 65536",
+                           "absurd");
+    ts_put_u32(h + 8, DATA_NPY_MAX_HEADER + 1);
+    expect_npy_refused_buf(h, h2, UINT64_MAX / 2, "exceeds the limit", "cap + 1");
+    /* a header of exactly the cap is read (padding is spaces) */
+    static uint8_t big[DATA_NPY_MAX_HEADER + 12];
+    memcpy(big, h, 12);
+    ts_put_u32(big + 8, DATA_NPY_MAX_HEADER);
+    memset(big + 12, ' ', DATA_NPY_MAX_HEADER);
+    memcpy(big + 12, d, strlen(d));
+    big[sizeof big - 1] = '\n';
+    data_shard_info in;
+    ts_err e = {0};
+    CHECK_EQ_INT(data_npy_check(big, sizeof big, sizeof big + 4, &in, &e), TS_OK);
+    CHECK_EQ_INT(in.data_offset, sizeof big);
+    /* the caller must give the whole header */
+    CHECK_EQ_INT(data_npy_check(big, 1024, sizeof big + 4, &in, &e), TS_EINVAL);
+    /* an empty dict, and a dict that does not end in a newline */
+    hl = npy_header(h, sizeof h, 1, "", 0);
+    expect_npy_refused_buf(h, hl, hl, "does not end in a newline", "empty dict");
+    hl = npy_header(h, sizeof h, 1, "{'descr': '<u4', 'fortran_order': False, 'shape': (1,), }    ", 0);
+    expect_npy_refused_buf(h, hl, hl + 4, "does not end in a newline", "no newline");
+}
+
+TEST(npy_header_refuses_bad_dicts) {
+    const struct {
+        const char *dict, *needle;
+    } bad[] = {
+        /* missing, duplicate, unknown keys */
+        {"{'descr': '<u4', 'fortran_order': False, }", "missing key 'shape'"},
+        {"{'fortran_order': False, 'shape': (1,), }", "missing key 'descr'"},
+        {"{'descr': '<u4', 'shape': (1,), }", "missing key 'fortran_order'"},
+        {"{}", "missing key 'descr'"},
+        {"{'descr': '<u4', 'descr': '<u4', 'fortran_order': False, 'shape': (1,), }", "duplicate key 'descr'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,), 'shape': (1,), }", "duplicate key 'shape'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,), 'extra': 1, }", "unknown key 'extra'"},
+        {"{'Descr': '<u4', 'fortran_order': False, 'shape': (1,), }", "unknown key 'Descr'"},
+        /* dtypes: only little-endian uint16 and uint32 */
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", "dtype '<f4' is not a token type"},
+        {"{'descr': '>u4', 'fortran_order': False, 'shape': (1,), }", "dtype '>u4' is not a token type"},
+        {"{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", "dtype '<i8' is not a token type"},
+        {"{'descr': '<i4', 'fortran_order': False, 'shape': (1,), }", "dtype '<i4' is not a token type"},
+        {"{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }", "dtype '<u8' is not a token type"},
+        {"{'descr': '|u1', 'fortran_order': False, 'shape': (1,), }", "dtype '|u1' is not a token type"},
+        {"{'descr': '|u2', 'fortran_order': False, 'shape': (1,), }", "dtype '|u2' is not a token type"},
+        {"{'descr': '=u4', 'fortran_order': False, 'shape': (1,), }", "dtype '=u4' is not a token type"},
+        {"{'descr': '<u4 ', 'fortran_order': False, 'shape': (1,), }", "dtype '<u4 ' is not a token type"},
+        {"{'descr': \"'<u4'\", 'fortran_order': False, 'shape': (1,), }", "dtype ''<u4'' is not a token type"},
+        {"{'descr': [('a', '<u4')], 'fortran_order': False, 'shape': (1,), }", "the value of 'descr'"},
+        {"{'descr': '<u\\x34', 'fortran_order': False, 'shape': (1,), }", "escape sequences"},
+        /* order and shape */
+        {"{'descr': '<u4', 'fortran_order': True, 'shape': (1,), }", "Fortran order"},
+        {"{'descr': '<u4', 'fortran_order': 0, 'shape': (1,), }", "must be True or False"},
+        {"{'descr': '<u4', 'fortran_order': Falsey, 'shape': (1,), }", "must be True or False"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (3, 4), }", "shape (3, 4) is 2-D"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1, 1, 1), }", "shape (1, 1, 1) is 3-D"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (), }", "shape () is 0-D (a scalar)"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (5), }", "not a tuple"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': 5, }", "must be a tuple"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': [5], }", "must be a tuple"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (-5,), }", "expected a dimension"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (05,), }", "leading zero"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (5L,), }", "unexpected 'L'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1_0,), }", "unexpected '_'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (2147483648,), }",
+         "shape (2147483648,) exceeds the shard limit of 2147483647 tokens"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (99999999999999999999999999,), }",
+         "shape (N,) with N over 10^18 exceeds the shard limit"},
+        /* syntax a substring search would let through */
+        {"{'descr': '<u4' 'fortran_order': False, 'shape': (1,), }", "expected ',' or '}' after the value of 'descr'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,), }}", "unexpected '}' after the dict"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,), } # 'descr': '<f4'", "unexpected '#'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,),, }", "expected a key"},
+        {"{'descr' '<u4', 'fortran_order': False, 'shape': (1,), }", "expected ':' after a key"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,), ", "expected a key"},
+        {"{'descr': '<u4, 'fortran_order': False, 'shape': (1,), }", "expected ',' or '}'"},
+        {"{'descr': '<u4', 'fortran_order': False, 'shape': (1,)\x01}", "byte 0x01"},
+        {"{'descr': '<u4', 'fortran_order': False, 'sh\xc3\xa4pe': (1,)}", "byte 0xc3 inside a string"},
+        {"dict({'descr': '<u4', 'fortran_order': False, 'shape': (1,)})", "expected '{' at the start"},
+        {"{descr: '<u4', 'fortran_order': False, 'shape': (1,)}", "expected a key"},
+        {"{'descr': u'<u4', 'fortran_order': False, 'shape': (1,)}", "the value of 'descr'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expect_npy_refused(1, bad[i].dict, 4, bad[i].needle);
+    /* a long unknown key is cut short in the message */
+    expect_npy_refused(2, "{'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa': 1}", 0,
+                       "unknown key 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...'");
+    /* the file size: truncated, trailing bytes (uint16: 3 tokens are 6 bytes) */
+    const char *d3 = "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }";
+    expect_npy_refused(1, d3, 5, "truncated .npy shard: shape says 3 tokens");
+    expect_npy_refused(1, d3, 0, "truncated .npy shard: shape says 3 tokens");
+    expect_npy_refused(1, d3, 7, ".npy shard has 1 bytes after its 3 tokens");
+    expect_npy_refused(3, "{'descr': '<u4', 'fortran_order': False, 'shape': (2147483647,), }", 4,
+                       "truncated .npy shard: shape says 2147483647 tokens");
+}
+
+TEST(npy_shards_in_datasets) {
+    ts_err e = {0};
+    data_dataset *ds;
+    REQUIRE(ts_mkdirs(tpath("n"), 0755, &e) == TS_OK);
+    /* a: uint16, version 1, the tokens at an odd offset (no padding);
+     * b: llm.c uint16; c: uint32, version 2; d: uint32, version 3, a dict
+     * longer than the first 1024 bytes a reader looks at */
+    uint16_t a[50];
+    for (int i = 0; i < 50; i++) a[i] = (uint16_t)(60000 + i);
+    npy_file(tpath("n/a.npy"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (50,)}\n", 0, a,
+             sizeof a);
+    write_tokens(tpath("n/b.bin"), 30, 1000, 65536);
+    uint32_t c[40];
+    for (int i = 0; i < 40; i++) c[i] = 100000u + (uint32_t)i;
+    npy_file(tpath("n/c.npy"), 2, "{'descr': '<u4', 'fortran_order': False, 'shape': (40,), }", 64, c,
+             sizeof c);
+    char dict[3000];
+    snprintf(dict, sizeof dict, "{'descr': '<u4', 'fortran_order': False, 'shape': (20,), %2900s}", "");
+    npy_file(tpath("n/d.npy"), 3, dict, 64, c, 20 * 4);
+    REQUIRE(data_dataset_open(tpath("n"), &ds, &e) == TS_OK);
+    REQUIRE(data_num_shards(ds) == 4);
+    const char *names[4] = {"a.npy", "b.bin", "c.npy", "d.npy"};
+    const int fmt[4] = {DATA_FMT_NPY, DATA_FMT_LLMC, DATA_FMT_NPY, DATA_FMT_NPY};
+    const int ver[4] = {1, 1, 2, 3}, width[4] = {2, 2, 4, 4}, ntok[4] = {50, 30, 40, 20};
+    for (int i = 0; i < 4; i++) {
+        const data_shard_info *in = data_shard(ds, i);
+        CHECK_MSG(strstr(in->path, names[i]) != NULL, "shard %d is %s", i, in->path);
+        CHECK_EQ_INT(in->format, fmt[i]);
+        CHECK_EQ_INT(in->version, ver[i]);
+        CHECK_EQ_INT(in->width, width[i]);
+        CHECK_EQ_INT(in->ntokens, ntok[i]);
+    }
+    CHECK_EQ_INT(data_shard(ds, 0)->data_offset % 2, 1);
+    CHECK(data_shard(ds, 3)->data_offset > 2900);
+    CHECK_EQ_INT(data_shard(ds, 3)->data_offset % 64, 0);
+    CHECK_EQ_INT(data_num_tokens(ds), 140);
+    CHECK_EQ_INT(data_vocab_size(ds), 65536);
+    CHECK_EQ_INT(data_tokenizer_id(ds), DATA_TOK_UNKNOWN);
+    uint32_t t[50];
+    REQUIRE(data_read_tokens(ds, 0, 0, 50, t, &e) == TS_OK);
+    for (int i = 0; i < 50; i++) CHECK_EQ_INT(t[i], 60000 + i);
+    REQUIRE(data_read_tokens(ds, 0, 7, 3, t, &e) == TS_OK); /* unaligned inside too */
+    CHECK_EQ_INT(t[0], 60007);
+    CHECK_EQ_INT(t[2], 60009);
+    REQUIRE(data_read_tokens(ds, 1, 0, 30, t, &e) == TS_OK);
+    CHECK_EQ_INT(t[29], 1029);
+    REQUIRE(data_read_tokens(ds, 2, 0, 40, t, &e) == TS_OK);
+    CHECK(memcmp(t, c, sizeof c) == 0);
+    REQUIRE(data_read_tokens(ds, 3, 5, 15, t, &e) == TS_OK);
+    CHECK(memcmp(t, c + 5, 15 * 4) == 0);
+    /* samples at seq 9: 5 + 3 + 4 + 2; sample 8 is c's token 0 */
+    CHECK_EQ_INT(data_num_samples(ds, 9), 14);
+    REQUIRE(data_sample(ds, 9, 8, t, &e) == TS_OK);
+    CHECK_EQ_INT(t[0], 100000);
+    CHECK_EQ_INT(t[9], 100009);
+    REQUIRE(data_sample(ds, 9, 4, t, &e) == TS_OK);
+    CHECK_EQ_INT(t[0], 60036);
+    uint64_t idx[3] = {0, 8, 13};
+    REQUIRE(data_prefetch(ds, 9, idx, 3, &e) == TS_OK);
+    data_dataset_close(ds);
+    /* a glob of .npy files, and a single one */
+    REQUIRE(data_dataset_open(tpath("n/*.npy"), &ds, &e) == TS_OK);
+    CHECK_EQ_INT(data_num_shards(ds), 3);
+    data_dataset_close(ds);
+    REQUIRE(data_dataset_open(tpath("n/c.npy"), &ds, &e) == TS_OK);
+    CHECK_EQ_INT(data_num_tokens(ds), 40);
+    data_dataset_close(ds);
+    /* the content decides: .npy bytes under a .bin name are a .npy shard */
+    npy_file(tpath("n/e.bin"), 1, "{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", 64, a, 4);
+    REQUIRE(data_dataset_open(tpath("n/e.bin"), &ds, &e) == TS_OK);
+    CHECK_EQ_INT(data_shard(ds, 0)->format, DATA_FMT_NPY);
+    data_dataset_close(ds);
+    /* refusals name the file; a .npy name without the magic is a bad .npy */
+    write_tokens(tpath("n/llmc.npy"), 4, 0, 257);
+    expect_format_error(tpath("n/llmc.npy"), "not a .npy file: bad magic");
+    npy_file(tpath("n/tiny.npy"), 1, "", 0, NULL, 0);
+    expect_format_error(tpath("n/tiny.npy"), "does not end in a newline");
+    put_raw(tpath("n/three.npy"), "\x93NU", 3);
+    expect_format_error(tpath("n/three.npy"), "truncated .npy file: 3 bytes");
+    npy_file(tpath("n/f4.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 64, a, 8);
+    expect_format_error(tpath("n/f4.npy"), "dtype '<f4'");
+    npy_file(tpath("n/short.npy"), 1, "{'descr': '<u4', 'fortran_order': False, 'shape': (3,), }", 64, a, 8);
+    expect_format_error(tpath("n/short.npy"), "truncated .npy shard: shape says 3 tokens");
+    /* a long header past the end of a short file: nothing is read past it */
+    uint8_t h[12];
+    memcpy(h, "\x93NUMPY\x02\x00", 8);
+    ts_put_u32(h + 8, 60000);
+    put_raw(tpath("n/long.npy"), h, sizeof h);
+    expect_format_error(tpath("n/long.npy"), "header length 60000 goes past the end of the file (12 bytes)");
+    ts_put_u32(h + 8, 0x7fffffff);
+    put_raw(tpath("n/absurd.npy"), h, sizeof h);
+    expect_format_error(tpath("n/absurd.npy"), "exceeds the limit of 65536 bytes");
+    /* one bad .npy fails the directory */
+    CHECK_EQ_INT(data_dataset_open(tpath("n"), &ds, &e), TS_EFORMAT);
+}
+
 /* ------------------------------------------------------- dataset and samples */
 
 TEST(samples_per_shard) {
@@ -376,7 +728,7 @@ TEST(dataset_open_forms) {
     /* nothing there, missing, URL */
     REQUIRE(ts_mkdirs(tpath("empty"), 0755, &e) == TS_OK);
     CHECK_EQ_INT(data_dataset_open(tpath("empty"), &ds, &e), TS_ENOTFOUND);
-    CHECK(strstr(e.msg, "no *.bin shards") != NULL);
+    CHECK(strstr(e.msg, "no *.bin or *.npy shards") != NULL);
     CHECK_EQ_INT(data_dataset_open(tpath("missing"), &ds, &e), TS_ENOTFOUND);
     CHECK_EQ_INT(data_dataset_open("s3://bucket/shards", &ds, &e), TS_EUNSUPPORTED);
     CHECK_EQ_INT(data_dataset_open("", &ds, &e), TS_EINVAL);
@@ -744,10 +1096,10 @@ TEST(byte_tokenizer) {
     CHECK_EQ_INT(t->id, DATA_TOK_BYTE);
     uint8_t text[256];
     for (int i = 0; i < 256; i++) text[i] = (uint8_t)(255 - i);
-    uint32_t out[256];
-    size_t n = 0;
-    REQUIRE(t->encode(t, text, 256, out, &n, &e) == TS_OK);
-    CHECK_EQ_INT(n, 256);
+    data_tokens tk = {0};
+    REQUIRE(t->encode(t, text, 256, 0, &tk, &e) == TS_OK);
+    CHECK_EQ_INT(tk.n, 256);
+    uint32_t *out = tk.v;
     for (int i = 0; i < 256; i++) {
         CHECK_EQ_INT(out[i], 255 - i);
         uint8_t b;
@@ -757,6 +1109,7 @@ TEST(byte_tokenizer) {
     uint8_t b;
     CHECK_EQ_INT(t->decode(t, 256, &b, 1), -1);
     CHECK_EQ_INT(t->decode(t, 9999, &b, 1), -1);
+    data_tokens_free(&tk);
     data_tokenizer_close(t);
     CHECK_EQ_INT(data_tokenizer_open("bpe-42", &t, &e), TS_EUNSUPPORTED);
     CHECK_EQ_INT(data_tokenizer_for_id(DATA_TOK_GPT2, &t, &e), TS_EUNSUPPORTED);

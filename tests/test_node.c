@@ -244,6 +244,19 @@ TEST(run_parameters_parse_defaults_and_errors) {
     CHECK_EQ_INT(r2.inner_steps, 8);
     CHECK_NEAR(r2.upload_grace_s, 3, 0);
     CHECK_EQ_INT(r2.leader_liveness_windows, r.leader_liveness_windows);
+    /* dataset hashes parse and are written back */
+    cJSON *dh = cJSON_Parse("{\"data_hash\": \"956c461d9797c36bbe37be85dd07cfec15534b189841c105fa08418da4cf662e\"}");
+    REQUIRE(node_run_from_json(&r2, "demo", dh, &e) == TS_OK);
+    cJSON_Delete(dh);
+    CHECK(r2.has_data_hash && !r2.has_val_data_hash);
+    CHECK_EQ_INT(r2.data_hash[0], 0x95);
+    char *t2 = node_run_to_json(&r2);
+    cJSON *back = cJSON_Parse(t2);
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(back, "data_hash");
+    CHECK(cJSON_IsString(dv) && !strcmp(dv->valuestring, "956c461d9797c36bbe37be85dd07cfec15534b189841c105fa08418da4cf662e"));
+    CHECK(cJSON_GetObjectItemCaseSensitive(back, "val_data_hash") == NULL);
+    cJSON_Delete(back);
+    free(t2);
     /* the defaults pass their own check; the boundary 2 x interval + 1 is accepted */
     CHECK_EQ_INT(r.retention_windows, 24);
     CHECK_EQ_INT(r.leader_liveness_windows, 3);
@@ -268,6 +281,8 @@ TEST(run_parameters_parse_defaults_and_errors) {
         {"{\"retention_windows\": 20, \"checkpoint_interval\": 10}", "retention_windows"},
         {"{\"retention_windows\": 6}", "2 x checkpoint_interval"},
         {"{\"leader_liveness_windows\": -1}", "leader_liveness_windows"},
+        {"{\"data_hash\": \"abc\"}", "data_hash"},
+        {"{\"val_data_hash\": \"zz56c461d9797c36bbe37be85dd07cfec15534b189841c105fa08418da4cf662e\"}", "val_data_hash"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cJSON *b = cJSON_Parse(bad[i].json);

@@ -35,8 +35,8 @@ static int bad_arg(const char *prog, const char *msg) {
 /* ------------------------------------------------------------------ prep */
 
 static int cmd_prep(int argc, char **argv) {
-    char *in = NULL, *out = NULL, *sep = NULL, *tok = NULL;
-    int64_t shard_tokens = 0;
+    char *in = NULL, *out = NULL, *sep = NULL, *tok = NULL, *eot = NULL, *field = NULL;
+    int64_t shard_tokens = 0, threads = 0;
     double val = 0;
     bool force = false, quiet = false;
     const ts_opt opts[] = {
@@ -46,21 +46,30 @@ static int cmd_prep(int argc, char **argv) {
         {"val-fraction", TS_OPT_F64, &val, "0", "share of documents held out in val/ (by content hash)", 0, 0},
         {"doc-sep", TS_OPT_STR, &sep, NULL,
          "a line equal to this ends a document ('%' for fortune files, '' for blank lines); default: one document per file", 0, 0},
-        {"tokenizer", TS_OPT_STR, &tok, "byte", "tokenizer (byte: bytes 0-255, end-of-document 256)", 0, 0},
+        {"tokenizer", TS_OPT_STR, &tok, "byte",
+         "byte (bytes 0-255, end-of-document 256) or a Hugging Face tokenizer.json (BPE: GPT-2, Llama 3, Llama 2, Gemma)", 0, 't'},
+        {"eot", TS_OPT_STR, &eot, NULL,
+         "the end-of-document token's text (default: the first of <|endoftext|>, <|end_of_text|>, </s>, <eos>, <|end|> the tokenizer has)", 0, 0},
+        {"jsonl-field", TS_OPT_STR, &field, NULL,
+         "the inputs are JSON Lines: each line's string field of this name is a document (e.g. text)", 0, 0},
+        {"threads", TS_OPT_INT, &threads, "0", "encoding threads (0: all cores); the shards are the same for any count", 0, 'j'},
         {"force", TS_OPT_BOOL, &force, "false", "replace the shards of an earlier run in --out", 0, 0},
         {"quiet", TS_OPT_BOOL, &quiet, "false", "no progress line", 0, 'q'},
     };
     /* --val-fraction: data_prep checks [0, 1) itself (t_data_cli expects its message) */
     const ts_opt_range ranges[] = {
         {"shard-tokens", 2, DATA_MAX_SHARD_TOKENS, 0},
+        {"threads", 0, 1024, 0},
     };
     const ts_cmdline c = {
         .prog = "tessera data prep",
-        .usage = "--in TEXT_FILE_OR_DIR [MORE...] --out DIR [--shard-tokens N] [--val-fraction F] [--doc-sep LINE]",
+        .usage = "--in TEXT_FILE_OR_DIR [MORE...] --out DIR [--tokenizer tokenizer.json] [--jsonl-field text]\n"
+                 "       [--shard-tokens N] [--val-fraction F] [--doc-sep LINE] [--threads N]",
         .summary = "Turns text into token shards: OUT/train/train_NNNNNN.bin and OUT/val/val_NNNNNN.bin.\n"
                    "Directories are walked recursively in name order (no symbolic links, no hidden\n"
                    "entries); files whose first 8 KiB hold a NUL byte are skipped as binary.  Each\n"
-                   "document is followed by the end-of-document token.",
+                   "document is followed by the end-of-document token.  A special token's text\n"
+                   "inside a document (\"<|endoftext|>\") is encoded as plain text.",
         .opts = opts,
         .nopts = NOPTS(opts),
         .ranges = ranges,
@@ -81,7 +90,8 @@ static int cmd_prep(int argc, char **argv) {
         rc = bad_arg(c.prog, "--shard-tokens must be in 2..2147483647");
     if (!rc) {
         data_prep_opts o = {
-            .inputs = inputs, .ninputs = nin, .out_dir = out, .tokenizer = tok,
+            .inputs = inputs, .ninputs = nin, .out_dir = out, .tokenizer = tok, .eot = eot,
+            .jsonl_field = field, .threads = (int)threads,
             .shard_tokens = (uint64_t)shard_tokens, .val_fraction = val, .doc_sep = sep,
             .force = force, .progress = !quiet,
         };
@@ -188,20 +198,23 @@ static int cmd_synth(int argc, char **argv) {
 /* --------------------------------------------------------------- inspect */
 
 static const char *tok_name(uint32_t id) {
-    return id == DATA_TOK_BYTE ? "byte" : id == DATA_TOK_GPT2 ? "gpt2" : "-";
+    return id == DATA_TOK_BYTE ? "byte" : id == DATA_TOK_GPT2 ? "gpt2" : id == DATA_TOK_JSON ? "json" : "-";
 }
 
 /* Writes tokens as text: printable bytes as they are, newlines and tabs
- * kept, other bytes as \xNN, the end-of-document token as <|endoftext|>;
- * without a tokenizer, token ids. */
+ * kept, other bytes as \xNN, special tokens as their text (the byte
+ * tokenizer's end-of-document token as <|endoftext|>); without a tokenizer,
+ * token ids. */
 static void print_decoded(FILE *fp, data_tokenizer *t, const uint32_t *tok, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        uint8_t b[64];
+        uint8_t b[DATA_MAX_TOKEN_BYTES];
         int k = t ? t->decode(t, tok[i], b, sizeof b) : -1;
         if (!t) {
             fprintf(fp, "%s%u", i ? " " : "", tok[i]);
         } else if (k < 0) {
-            if (tok[i] == t->eot) fputs("<|endoftext|>", fp);
+            int m = data_tokenizer_special_text(t, tok[i], b, sizeof b);
+            if (m >= 0) fwrite(b, 1, (size_t)m, fp);
+            else if (tok[i] == t->eot) fputs("<|endoftext|>", fp);
             else fprintf(fp, "<|%u|>", tok[i]);
         } else {
             for (int j = 0; j < k; j++) {
@@ -215,9 +228,71 @@ static void print_decoded(FILE *fp, data_tokenizer *t, const uint32_t *tok, size
 }
 
 typedef struct inspect_args {
+    const char *tokenizer;       /* --tokenizer: decodes the sample */
     int64_t seq, sample, ntok;
     bool json, hash, scan;
+    bool tokens;                 /* --tokens START:COUNT given */
+    uint64_t tok_start, tok_count;
 } inspect_args;
+
+#define INSPECT_MAX_TOKENS (1u << 20)
+
+/* "START:COUNT", two decimal numbers, COUNT at most INSPECT_MAX_TOKENS. */
+static bool parse_token_range(const char *s, uint64_t *start, uint64_t *count) {
+    const char *colon = s ? strchr(s, ':') : NULL;
+    if (!colon || colon == s || !colon[1]) return false;
+    for (const char *c = s; *c; c++)
+        if (c != colon && !isdigit((unsigned char)*c)) return false;
+    if (colon - s > 19 || strlen(colon + 1) > 19) return false;
+    *start = strtoull(s, NULL, 10);
+    *count = strtoull(colon + 1, NULL, 10);
+    return *count <= INSPECT_MAX_TOKENS;
+}
+
+/* Token ids [start, start + count) of the dataset (its shards' tokens one
+ * after another; fewer at its end): 16 a line between dashes, or
+ * "token_start" and "token_ids" in jds. */
+static int print_tokens(const data_dataset *ds, uint64_t start, uint64_t count, cJSON *jds,
+                        ts_err *e) {
+    uint64_t total = data_num_tokens(ds);
+    if (start > total)
+        return ts_fail(e, TS_EINVAL, "--tokens: start %llu is past the end of the dataset (%llu tokens)",
+                       (unsigned long long)start, (unsigned long long)total);
+    if (count > total - start) count = total - start;
+    enum { CH = 1 << 16 };
+    uint32_t *buf = malloc(CH * sizeof *buf);
+    if (!buf) return ts_fail(e, TS_ENOMEM, "out of memory");
+    cJSON *arr = NULL;
+    if (jds) {
+        cJSON_AddNumberToObject(jds, "token_start", (double)start);
+        arr = cJSON_AddArrayToObject(jds, "token_ids");
+    } else {
+        char t[32];
+        fmt_count(t, sizeof t, total);
+        printf("  tokens %llu..%llu (%llu of %s):\n--------\n", (unsigned long long)start,
+               (unsigned long long)(start + count) - (count > 0), (unsigned long long)count, t);
+    }
+    int rc = TS_OK;
+    uint64_t first = 0, printed = 0; /* first: the dataset offset of shard i's first token */
+    for (int i = 0; i < data_num_shards(ds) && printed < count && !rc; i++) {
+        uint64_t n = data_shard(ds, i)->ntokens;
+        while (start < first + n && printed < count && !rc) {
+            uint64_t off = start - first, k = n - off;
+            if (k > count - printed) k = count - printed;
+            if (k > CH) k = CH;
+            rc = data_read_tokens(ds, i, off, k, buf, e);
+            for (uint64_t j = 0; j < k && !rc; j++, printed++) {
+                if (arr) cJSON_AddItemToArray(arr, cJSON_CreateNumber(buf[j]));
+                else printf("%s%u", printed % 16 == 0 ? (printed ? "\n" : "") : " ", buf[j]);
+            }
+            start += k;
+        }
+        first += n;
+    }
+    if (!jds && !rc) printf("%s--------\n", printed ? "\n" : "");
+    free(buf);
+    return rc;
+}
 
 static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_err *e) {
     data_dataset *ds;
@@ -233,7 +308,7 @@ static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_
         cJSON_AddItemToArray(jout, jds);
     } else {
         printf("%s\n", path);
-        printf("  %-44s %-8s %15s %10s %7s %-5s%s\n", "shard", "version", "tokens", "size", "vocab",
+        printf("  %-44s %-10s %15s %10s %7s %-5s%s\n", "shard", "version", "tokens", "size", "vocab",
                "tok", a->hash ? "  blake2b-256" : "");
     }
     uint64_t docs_total = 0;
@@ -260,7 +335,8 @@ static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_
              * unknown otherwise (nothing counted) */
             uint64_t eot = s->tokenizer == DATA_TOK_BYTE ? 256
                            : s->tokenizer == DATA_TOK_GPT2 ||
-                                     (s->tokenizer == DATA_TOK_UNKNOWN && s->version == 1)
+                                     (s->tokenizer == DATA_TOK_UNKNOWN &&
+                                      s->format == DATA_FMT_LLMC && s->version == 1)
                                ? 50256
                                : UINT64_MAX;
             for (uint64_t off = 0; off < s->ntokens && !rc; off += CH) {
@@ -281,7 +357,9 @@ static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_
         if (jout) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "path", s->path);
+            cJSON_AddStringToObject(o, "format", s->format == DATA_FMT_NPY ? "npy" : "llmc");
             cJSON_AddNumberToObject(o, "version", s->version);
+            cJSON_AddNumberToObject(o, "data_offset", (double)s->data_offset);
             cJSON_AddNumberToObject(o, "token_bytes", s->width);
             cJSON_AddNumberToObject(o, "tokens", (double)s->ntokens);
             cJSON_AddNumberToObject(o, "file_bytes", (double)s->file_bytes);
@@ -297,8 +375,9 @@ static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_
             ts_fmt_bytes(b, sizeof b, (double)s->file_bytes);
             if (s->vocab_size) snprintf(v, sizeof v, "%u", s->vocab_size);
             else snprintf(v, sizeof v, "-");
-            snprintf(ver, sizeof ver, "%d (u%d)", s->version, 8 * s->width);
-            printf("  %-44s %-8s %15s %10s %7s %-5s%s%s\n", s->path, ver, t, b, v, tok_name(s->tokenizer),
+            snprintf(ver, sizeof ver, "%s%d (u%d)", s->format == DATA_FMT_NPY ? "npy" : "",
+                     s->version, 8 * s->width);
+            printf("  %-44s %-10s %15s %10s %7s %-5s%s%s\n", s->path, ver, t, b, v, tok_name(s->tokenizer),
                    a->hash ? "  " : "", hex);
         }
     }
@@ -328,21 +407,35 @@ static int inspect_one(const char *path, const inspect_args *a, cJSON *jout, ts_
             printf("  scan: %s end-of-document tokens, largest token %u\n", d, max_tok);
         }
     }
-    /* a decoded sample */
-    if (ns > 0 && (uint64_t)a->sample < ns && !jout) {
+    if (a->tokens) {
+        rc = print_tokens(ds, a->tok_start, a->tok_count, jds, e);
+    } else if (ns > 0 && (uint64_t)a->sample < ns && !jout) {
+        /* a decoded sample */
         uint32_t *tok = malloc(((size_t)seq + 1) * sizeof *tok);
         if (!tok) rc = ts_fail(e, TS_ENOMEM, "out of memory");
         else rc = data_sample(ds, seq, (uint64_t)a->sample, tok, e);
         if (!rc) {
             data_tokenizer *t = NULL;
             ts_err e2 = {0};
-            if (data_tokenizer_id(ds)) data_tokenizer_for_id(data_tokenizer_id(ds), &t, &e2);
+            if (a->tokenizer) {
+                rc = data_tokenizer_open(a->tokenizer, &t, e);
+                if (!rc && t->vocab_size < data_vocab_size(ds))
+                    rc = ts_fail(e, TS_EINVAL, "%s has %u tokens, the shards declare a vocabulary of %u",
+                                 a->tokenizer, t->vocab_size, data_vocab_size(ds));
+                if (!rc && data_tokenizer_id(ds) && data_tokenizer_id(ds) != t->id)
+                    rc = ts_fail(e, TS_EINVAL, "the shards were made with another kind of tokenizer (id %u)",
+                                 data_tokenizer_id(ds));
+            } else if (data_tokenizer_id(ds)) {
+                data_tokenizer_for_id(data_tokenizer_id(ds), &t, &e2);
+            }
             size_t show = (size_t)seq + 1;
             if (a->ntok > 0 && (uint64_t)a->ntok < show) show = (size_t)a->ntok;
             printf("  sample %lld (first %zu of %u tokens):\n", (long long)a->sample, show, seq + 1);
             printf("--------\n");
-            print_decoded(stdout, t, tok, show);
-            printf("\n--------\n");
+            if (!rc) {
+                print_decoded(stdout, t, tok, show);
+                printf("\n--------\n");
+            }
             data_tokenizer_close(t);
         }
         free(tok);
@@ -363,10 +456,16 @@ static bool has_shard_dir(const char *dir, const char *sub) {
 
 static int cmd_inspect(int argc, char **argv) {
     inspect_args a = {0};
+    char *tokens = NULL, *tokenizer = NULL;
     const ts_opt opts[] = {
+        {"tokenizer", TS_OPT_STR, &tokenizer, NULL,
+         "decode the sample with this tokenizer.json (shards made by prep with one name only its hash)", 0, 't'},
         {"seq", TS_OPT_INT, &a.seq, "1024", "sequence length for sample counts and the decoded sample", 0, 0},
         {"sample", TS_OPT_INT, &a.sample, "0", "which sample to decode", 0, 0},
         {"show", TS_OPT_INT, &a.ntok, "400", "tokens of the sample to print (0: all)", 0, 0},
+        {"tokens", TS_OPT_STR, &tokens, NULL,
+         "START:COUNT: print COUNT token ids from token START of the dataset (its shards in order; "
+         "COUNT <= 1048576) instead of a sample", 0, 0},
         {"hash", TS_OPT_BOOL, &a.hash, "false", "print each shard's BLAKE2b-256", 0, 0},
         {"scan", TS_OPT_BOOL, &a.scan, "false", "read every token: count documents, find the largest token", 0, 0},
         {"json", TS_OPT_BOOL, &a.json, "false", "print JSON", 0, 0},
@@ -378,10 +477,11 @@ static int cmd_inspect(int argc, char **argv) {
     };
     const ts_cmdline c = {
         .prog = "tessera data inspect",
-        .usage = "PATH [--seq T] [--sample I] [--hash] [--scan] [--json]",
-        .summary = "Prints the shards of a dataset (a shard file, a directory of *.bin, a glob\n"
-                   "pattern, or a directory written by prep with train/ and val/), their token\n"
-                   "counts and sizes, and a decoded sample.",
+        .usage = "PATH [--seq T] [--sample I] [--tokens START:COUNT] [--hash] [--scan] [--json]",
+        .summary = "Prints the shards of a dataset (an llm.c .bin or NumPy .npy shard file, a\n"
+                   "directory of *.bin and *.npy shards, a glob pattern, or a directory written by\n"
+                   "prep with train/ and val/), their token counts and sizes, and a decoded sample\n"
+                   "(or, with --tokens, raw token ids).",
         .opts = opts,
         .nopts = NOPTS(opts),
         .ranges = ranges,
@@ -393,8 +493,11 @@ static int cmd_inspect(int argc, char **argv) {
     int npos = 0;
     int rc = tool_parse(&c, argc, argv, &pos, &npos);
     if (rc) return rc < 0 ? 0 : rc;
+    a.tokenizer = tokenizer;
     if (a.seq < 1 || a.seq > DATA_MAX_SEQ_LEN) rc = bad_arg(c.prog, "--seq out of range 1..16777216");
     else if (a.sample < 0) rc = bad_arg(c.prog, "--sample must be >= 0");
+    else if (tokens && !(a.tokens = parse_token_range(tokens, &a.tok_start, &a.tok_count)))
+        rc = bad_arg(c.prog, "--tokens takes START:COUNT (e.g. 0:100), COUNT at most 1048576");
     if (!rc) {
         const char *path = pos[0];
         cJSON *jout = a.json ? cJSON_CreateArray() : NULL;
@@ -449,7 +552,7 @@ static int cmd_pages(int argc, char **argv) {
     int64_t uid = -1, window = -1, count = -1, seq = 0;
     bool random_uid = false, json = false, ids = false;
     const ts_opt opts[] = {
-        {"data", TS_OPT_STR, &data, NULL, "dataset: shard file, directory of *.bin, or glob", TS_OPT_REQUIRED, 'd'},
+        {"data", TS_OPT_STR, &data, NULL, "dataset: shard file (.bin or .npy), directory of them, or glob", TS_OPT_REQUIRED, 'd'},
         {"run", TS_OPT_STR, &run, NULL, "run id (1..64 of [A-Za-z0-9._-])", TS_OPT_REQUIRED, 'r'},
         {"uid", TS_OPT_INT, &uid, "-1", "miner uid (0..4294967294)", 0, 'u'},
         {"random", TS_OPT_BOOL, &random_uid, "false", "the validators' random pool (pseudo-uid 4294967295)", 0, 0},
@@ -562,12 +665,252 @@ static int cmd_pages(int argc, char **argv) {
     return rc;
 }
 
+/* ------------------------------------------------------------------ hash */
+
+static int cmd_hash(int argc, char **argv) {
+    bool json = false;
+    const ts_opt opts[] = {
+        {"json", TS_OPT_BOOL, &json, "false", "print JSON", 0, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera data hash",
+        .usage = "PATH",
+        .summary = "Prints a dataset's hash: BLAKE2b-256 of its tokens shard by shard (docs/FORMATS.md\n"
+                   "5.2), the same for .bin and .npy shards holding the same tokens.  A run names it\n"
+                   "as data_hash / val_data_hash, and every node checks its shards against it.",
+        .opts = opts,
+        .nopts = NOPTS(opts),
+        .min_pos = 1,
+        .max_pos = 1,
+    };
+    char **pos = NULL;
+    int npos = 0;
+    int rc = tool_parse(&c, argc, argv, &pos, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    ts_err e = {0};
+    data_dataset *ds = NULL;
+    uint8_t h[TS_HASH_BYTES];
+    rc = data_dataset_open(pos[0], &ds, &e);
+    if (!rc) rc = data_dataset_hash(ds, h, &e);
+    if (rc) {
+        rc = tool_error(&e);
+    } else {
+        char hex[2 * TS_HASH_BYTES + 1];
+        ts_hex(hex, h, TS_HASH_BYTES);
+        if (json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "path", pos[0]);
+            cJSON_AddNumberToObject(o, "shards", data_num_shards(ds));
+            cJSON_AddNumberToObject(o, "tokens", (double)data_num_tokens(ds));
+            cJSON_AddStringToObject(o, "dataset_hash", hex);
+            char *t = cJSON_PrintUnformatted(o);
+            printf("%s\n", t ? t : "{}");
+            free(t);
+            cJSON_Delete(o);
+        } else
+            printf("%s  %s (%d shards, %llu tokens)\n", hex, pos[0], data_num_shards(ds),
+                   (unsigned long long)data_num_tokens(ds));
+    }
+    data_dataset_close(ds);
+    free(pos);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc;
+}
+
+/* ------------------------------------------------------ tokenize, detokenize */
+
+/* Prints one token's text for --pieces: printable ASCII as is, the rest as
+ * \xNN (and \n, \t), so a line holds one token. */
+static void print_piece(const uint8_t *b, int n) {
+    for (int j = 0; j < n; j++) {
+        if (b[j] == '\n') fputs("\\n", stdout);
+        else if (b[j] == '\t') fputs("\\t", stdout);
+        else if (b[j] == '\\') fputs("\\\\", stdout);
+        else if (b[j] >= 0x20 && b[j] < 0x7f) putchar(b[j]);
+        else printf("\\x%02x", b[j]);
+    }
+}
+
+static int cmd_tokenize(int argc, char **argv) {
+    char *tok = NULL, *eot = NULL;
+    bool files = false, special = false, json = false, pieces = false, count = false;
+    const ts_opt opts[] = {
+        {"tokenizer", TS_OPT_STR, &tok, NULL, "a tokenizer.json, or byte", TS_OPT_REQUIRED, 't'},
+        {"files", TS_OPT_BOOL, &files, "false", "the arguments are files ('-': standard input): one line of tokens per file", 0, 'f'},
+        {"special", TS_OPT_BOOL, &special, "false",
+         "match special tokens written in the text (\"<|endoftext|>\"); prep never does", 0, 0},
+        {"json", TS_OPT_BOOL, &json, "false", "print each list as a JSON array", 0, 0},
+        {"pieces", TS_OPT_BOOL, &pieces, "false", "print one token a line: its id and its bytes", 0, 0},
+        {"count", TS_OPT_BOOL, &count, "false", "print only the number of tokens", 0, 0},
+        {"eot", TS_OPT_STR, &eot, NULL, "the end-of-document token's text (checked only; prep uses it)", 0, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera data tokenize",
+        .usage = "--tokenizer tokenizer.json [--special] [--json|--pieces|--count] TEXT... | --files FILE...",
+        .summary = "Encodes text with a tokenizer and prints the token ids (the arguments joined\n"
+                   "by spaces, or each file with --files).  Invalid UTF-8 is replaced by U+FFFD\n"
+                   "first, as Hugging Face's tokenizers library needs.",
+        .opts = opts,
+        .nopts = NOPTS(opts),
+        .min_pos = 1,
+        .max_pos = -1,
+    };
+    char **pos = NULL;
+    int npos = 0;
+    int rc = tool_parse(&c, argc, argv, &pos, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    ts_err e = {0};
+    data_tokenizer *t = NULL;
+    size_t tl = strlen(tok);
+    if (tl > 5 && !strcmp(tok + tl - 5, ".json")) rc = data_tokenizer_load(tok, eot, &t, &e);
+    else rc = data_tokenizer_open(tok, &t, &e);
+    int nin = files ? npos : 1;
+    for (int i = 0; i < nin && !rc; i++) {
+        uint8_t *text = NULL;
+        size_t n = 0;
+        if (!files) {
+            size_t cap = 1;
+            for (int k = 0; k < npos; k++) cap += strlen(pos[k]) + 1;
+            text = malloc(cap);
+            if (!text) rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+            for (int k = 0; k < npos && !rc; k++) {
+                size_t l = strlen(pos[k]);
+                if (k) text[n++] = ' ';
+                memcpy(text + n, pos[k], l);
+                n += l;
+            }
+        } else if (!strcmp(pos[i], "-")) {
+            size_t cap = 0;
+            for (;;) {
+                if (n + 65536 > cap) {
+                    cap = cap ? cap * 2 : 1 << 20;
+                    uint8_t *q = realloc(text, cap);
+                    if (!q) {
+                        rc = ts_fail(&e, TS_ENOMEM, "out of memory");
+                        break;
+                    }
+                    text = q;
+                }
+                size_t got = fread(text + n, 1, cap - n, stdin);
+                n += got;
+                if (got == 0) break;
+            }
+        } else {
+            rc = ts_read_file(pos[i], (size_t)1 << 32, &text, &n, &e);
+        }
+        data_tokens out = {0};
+        if (!rc) rc = t->encode(t, text, n, special ? DATA_ENC_SPECIAL : 0, &out, &e);
+        if (!rc) {
+            if (count) {
+                printf("%zu\n", out.n);
+            } else if (pieces) {
+                for (size_t k = 0; k < out.n; k++) {
+                    uint8_t b[DATA_MAX_TOKEN_BYTES];
+                    int m = t->decode(t, out.v[k], b, sizeof b);
+                    if (m < 0 && t->id == DATA_TOK_JSON) {
+                        m = data_tokenizer_special_text(t, out.v[k], b, sizeof b);
+                        printf("%u\t[special] ", out.v[k]);
+                    } else {
+                        printf("%u\t", out.v[k]);
+                    }
+                    if (m > 0) print_piece(b, m);
+                    putchar('\n');
+                }
+            } else {
+                fputs(json ? "[" : "", stdout);
+                for (size_t k = 0; k < out.n; k++) printf(json ? "%s%u" : "%s%u", k ? (json ? "," : " ") : "", out.v[k]);
+                fputs(json ? "]\n" : "\n", stdout);
+            }
+        }
+        data_tokens_free(&out);
+        free(text);
+    }
+    if (rc) rc = tool_error(&e);
+    data_tokenizer_close(t);
+    free(pos);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc;
+}
+
+static int cmd_detokenize(int argc, char **argv) {
+    char *tok = NULL;
+    bool specials = false;
+    const ts_opt opts[] = {
+        {"tokenizer", TS_OPT_STR, &tok, NULL, "a tokenizer.json, or byte", TS_OPT_REQUIRED, 't'},
+        {"specials", TS_OPT_BOOL, &specials, "false", "write special tokens as their text (else leave them out)", 0, 0},
+    };
+    const ts_cmdline c = {
+        .prog = "tessera data detokenize",
+        .usage = "--tokenizer tokenizer.json [--specials] [ID...]",
+        .summary = "Writes the text of token ids (the arguments, or standard input: ids separated by\n"
+                   "spaces, commas or brackets, as `tokenize` and `--json` print them).",
+        .opts = opts,
+        .nopts = NOPTS(opts),
+        .max_pos = -1,
+    };
+    char **pos = NULL;
+    int npos = 0;
+    int rc = tool_parse(&c, argc, argv, &pos, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    ts_err e = {0};
+    data_tokenizer *t = NULL;
+    rc = data_tokenizer_open(tok, &t, &e);
+    data_tokens ids = {0};
+    /* ids from the arguments or stdin: digits runs; anything else but
+     * separators is an error */
+    FILE *in = npos ? NULL : stdin;
+    int ai = 0;
+    const char *ap = npos ? pos[0] : NULL;
+    uint64_t v = 0;
+    bool inid = false;
+    while (!rc) {
+        int ch;
+        if (in) ch = fgetc(in);
+        else if (ai >= npos) ch = EOF;
+        else if (!*ap) {
+            ch = ' ';
+            if (++ai < npos) ap = pos[ai];
+        } else ch = (unsigned char)*ap++;
+        if (ch >= '0' && ch <= '9') {
+            v = v * 10 + (uint64_t)(ch - '0');
+            if (v > UINT32_MAX) rc = ts_fail(&e, TS_EINVAL, "a token id beyond 2^32");
+            inid = true;
+            continue;
+        }
+        if (inid) {
+            if (v >= t->vocab_size) rc = ts_fail(&e, TS_EINVAL, "token %llu is not in the vocabulary (%u ids)", (unsigned long long)v, t->vocab_size);
+            else rc = data_tokens_push(&ids, (uint32_t)v, &e);
+            v = 0;
+            inid = false;
+        }
+        if (ch == EOF) break;
+        if (!rc && !(ch == ' ' || ch == ',' || ch == '[' || ch == ']' || ch == '\n' || ch == '\t' || ch == '\r'))
+            rc = ts_fail(&e, TS_EINVAL, "'%c' in the token ids", ch);
+    }
+    if (!rc) {
+        uint8_t *txt = NULL;
+        size_t n = 0;
+        rc = data_detokenize(t, ids.v, ids.n, specials, &txt, &n, &e);
+        if (!rc) fwrite(txt, 1, n, stdout);
+        free(txt);
+    }
+    if (rc) rc = tool_error(&e);
+    data_tokens_free(&ids);
+    data_tokenizer_close(t);
+    free(pos);
+    ts_opts_free(opts, NOPTS(opts));
+    return rc;
+}
+
 static int cmd_data(int argc, char **argv) {
     static const tool_verb verbs[] = {
         {"prep", "turn text files into token shards", cmd_prep},
         {"synth", "write a deterministic synthetic corpus", cmd_synth},
         {"inspect", "shards, token counts and a decoded sample", cmd_inspect},
         {"pages", "the sample pool of (run, uid, window) and its digest", cmd_pages},
+        {"hash", "a dataset's hash, which a run's data_hash names", cmd_hash},
+        {"tokenize", "text to token ids with a tokenizer", cmd_tokenize},
+        {"detokenize", "token ids back to text", cmd_detokenize},
     };
     return tool_dispatch("tessera data", "Token shards, corpora and sample pools.", verbs, NOPTS(verbs),
                          argc, argv);

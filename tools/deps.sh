@@ -9,6 +9,8 @@ PACKAGES=(
   gcc make pkg-config
   # libraries
   libsodium-dev libcurl4-openssl-dev libcjson-dev libzstd-dev libopenblas-openmp-dev
+  # the tokenizer: Oniguruma, the regex engine Hugging Face's tokenizers runs
+  libonig-dev
   # tests: PyTorch/NumPy/PyNaCl references, the S3 server and an S3 client
   python3 python3-torch python3-numpy python3-nacl python3-swift s3cmd
   # the demo corpus is built from text these packages install

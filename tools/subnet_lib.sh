@@ -94,6 +94,11 @@ subnet_setup() { # dir model names...
   fi
   local init_hash
   init_hash=$(b2sum -l 256 "$init/model.safetensors" | cut -d' ' -f1)
+  # the dataset hashes every node checks its shards against (tessera data hash)
+  local data_hash val_hash
+  data_hash=$("$SUBNET_BIN/tessera" data hash "$corpus/train" | cut -d' ' -f1) &&
+    val_hash=$("$SUBNET_BIN/tessera" data hash "$corpus/val" | cut -d' ' -f1) ||
+    { echo "demo: hashing the corpus failed" >&2; return 1; }
 
   rm -rf "$SUBNET_DIR"
   mkdir -p "$SUBNET_DIR"/{logs,state,stores}
@@ -121,6 +126,8 @@ subnet_setup() { # dir model names...
   "model": {"preset": "$SUBNET_MODEL"},
   "data": "$corpus/train",
   "val_data": "$corpus/val",
+  "data_hash": "$data_hash",
+  "val_data_hash": "$val_hash",
   "init": "$init/model.safetensors",
   "init_hash": "$init_hash",
   "seq_len": 64,
