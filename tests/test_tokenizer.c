@@ -338,3 +338,53 @@ TEST(prep_threads_same_shards) {
     free(tok[0]);
     free(tok[1]);
 }
+
+TEST(hostile_inputs_refused_without_a_fault) {
+    /* the hand-built tokenizer.json cut at every 7th byte, whole, and with
+     * one byte flipped (300 times): each load fails cleanly or succeeds
+     * (under the sanitizers, with no fault); what loads encodes random
+     * bytes into ids inside its vocabulary */
+    const char *path = write_bytelevel();
+    uint8_t *raw;
+    size_t len;
+    ts_err e = {0};
+    REQUIRE(ts_read_file(path, 1 << 20, &raw, &len, &e) == TS_OK);
+    const char *cut = tpath("cut.json");
+    int loaded = 0, refused = 0, encoded = 0;
+    uint64_t x = 11;
+    uint8_t junk[512];
+    for (size_t at = 0; at < len + 7 * 300; at += 7) {
+        uint8_t *m = malloc(len);
+        memcpy(m, raw, len);
+        size_t n = at < len ? at : len;
+        if (at >= len + 7) { /* the whole file once, then a byte flipped */
+            x = x * 6364136223846793005ull + 1;
+            m[(x >> 33) % len] ^= (uint8_t)(1 + (x >> 20) % 255);
+        }
+        FILE *f = fopen(cut, "wb");
+        fwrite(m, 1, n, f);
+        fclose(f);
+        free(m);
+        data_tokenizer *t;
+        ts_err e2 = {0};
+        if (data_tokenizer_load(cut, NULL, &t, &e2) == TS_OK) {
+            loaded++;
+            for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)((x = x * 6364136223846793005ull + 1) >> 56);
+            data_tokens tk = {0};
+            /* a flip that drops the ByteLevel pre-tokenizer leaves a
+             * vocabulary that cannot spell every character: a clean error */
+            if (t->encode(t, junk, sizeof junk, DATA_ENC_SPECIAL, &tk, &e2)) CHECK(strstr(e2.msg, "not in the vocabulary") != NULL);
+            else encoded++;
+            for (size_t i = 0; i < tk.n; i++) CHECK(tk.v[i] < t->vocab_size);
+            data_tokens_free(&tk);
+            data_tokenizer_close(t);
+        } else {
+            refused++;
+            CHECK(e2.msg[0] != 0);
+        }
+    }
+    free(raw);
+    CHECK(refused > 100);
+    CHECK(loaded > 10); /* the whole file, and flips inside strings */
+    CHECK(encoded > 5);
+}
